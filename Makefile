@@ -1,0 +1,48 @@
+# entropy-lab: `make reproduce` runs the paper's protocol, `make test` runs every check.
+# Both create .venv (Python 3.11) and install the project into it when needed.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+export MPLBACKEND ?= Agg
+
+.PHONY: setup reproduce test lint lab sweep bench bench-quick data info clean-runs
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+reproduce: setup
+	$(PY) -m entropylab reproduce
+
+test: setup lint
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check lib tests notebooks
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+sweep: setup
+	$(PY) -m entropylab sweep $(PARAMS)
+
+bench: setup
+	$(PY) -m entropylab bench
+
+bench-quick: setup
+	$(PY) -m entropylab bench --quick
+
+data: setup
+	$(PY) -m pip install -q -e ".[download]"
+	$(PY) -m entropylab data
+
+info: setup
+	$(PY) -m entropylab info

@@ -1,0 +1,150 @@
+"""Per-epoch metrics on the validation split, in one batched pass (DESIGN.md §6).
+
+The paper's (means over the validation examples, ``c = clip(o, eps, 1)``):
+
+* ``paper_entropy``: mean ``H_paper(o) = -sum_j c_j log c_j``;
+* ``paper_kl``: mean ``KL_paper(t, o) = -log c_t + eps sum_{j != t} (log eps - log c_j)``;
+* ``val_loss``: mean of the training objective (``loss`` is Keras' running mean over the training epoch).
+
+Ours, on the normalised distribution ``p`` (``softmax(z)`` for the softmax head, ``c / sum_j c_j`` for the
+linear head):
+
+* ``val_cross_entropy``: mean ``-log p_t`` in nats; ``val_perplexity = exp(val_cross_entropy)``;
+* ``val_accuracy``: mean ``[argmax_j o_j = t]``;
+* ``val_entropy``: mean ``H(p) = -sum_j p_j log p_j``;
+* synthetic corpus only, with the exact next-word law ``q``: ``true_kl`` = mean ``sum_j q_j log(q_j / p_j)``
+  and ``entropy_floor`` = mean ``H(q)``, the cross-entropy floor (``val_cross_entropy >= entropy_floor``
+  in expectation, with equality only for ``p = q``).
+
+Only one batch of ``B x V`` values exists at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from .losses import EPSILON, EntropyLabLoss, paper_entropy, paper_kl
+
+EVAL_BATCH_SIZE = 512
+_SUM_KEYS = ("paper_entropy", "paper_kl", "val_loss", "val_cross_entropy", "val_accuracy", "val_entropy")
+
+
+def log_distribution(outputs: Any, head: str) -> Any:
+    """``log p`` of the normalised distribution of a batch of outputs."""
+    if head == "softmax":
+        return ops.log_softmax(outputs, axis=-1)
+    log_c = ops.log(ops.clip(outputs, EPSILON, 1.0))
+    return log_c - ops.logsumexp(log_c, axis=-1, keepdims=True)
+
+
+def batch_sums(outputs: Any, labels: Any, loss: EntropyLabLoss, head: str, true_probs: Any = None) -> dict:
+    """Sums over one batch of every per-example metric (see the module docstring)."""
+    labels = ops.cast(labels, "int32")
+    log_p = log_distribution(outputs, head)
+    log_p_t = ops.squeeze(ops.take_along_axis(log_p, ops.expand_dims(labels, -1), axis=-1), -1)
+    probs = ops.exp(log_p)
+    sums = {
+        "paper_entropy": ops.sum(paper_entropy(outputs)),
+        "paper_kl": ops.sum(paper_kl(labels, outputs)),
+        "val_loss": ops.sum(loss.per_example(labels, outputs)),
+        "val_cross_entropy": ops.sum(-log_p_t),
+        "val_accuracy": ops.sum(ops.cast(ops.equal(ops.argmax(outputs, axis=-1), labels), "float32")),
+        "val_entropy": ops.sum(-ops.sum(probs * log_p, axis=-1)),
+    }
+    if true_probs is not None:
+        q = true_probs
+        log_q = ops.log(ops.maximum(q, 1e-30))
+        sums["true_kl"] = ops.sum(ops.sum(ops.where(q > 0, q * (log_q - log_p), 0.0), axis=-1))
+        sums["entropy_floor"] = ops.sum(-ops.sum(ops.where(q > 0, q * log_q, 0.0), axis=-1))
+    return sums
+
+
+class ValidationEvaluator:
+    """Computes every per-epoch metric of a model on fixed validation arrays, batch by batch."""
+
+    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, loss: EntropyLabLoss, head: str,
+                 true_next: Callable[[np.ndarray], np.ndarray] | None = None,
+                 batch_size: int = EVAL_BATCH_SIZE) -> None:
+        self.x_val, self.y_val = x_val, y_val
+        self.loss, self.head, self.true_next = loss, head, true_next
+        self.batch_size = batch_size
+        self._compiled: dict[int, Callable] = {}
+
+    def _function(self, model: keras.Model) -> Callable:
+        key = id(model)
+        if key not in self._compiled:
+            def evaluate_batch(x: Any, y: Any, q: Any = None) -> dict:
+                return batch_sums(model(x, training=False), y, self.loss, self.head, q)
+
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                evaluate_batch = tf.function(evaluate_batch, reduce_retracing=True)
+            self._compiled = {key: evaluate_batch}
+        return self._compiled[key]
+
+    def evaluate(self, model: keras.Model) -> dict[str, float]:
+        function = self._function(model)
+        totals: dict[str, float] = {}
+        n = len(self.y_val)
+        for start in range(0, n, self.batch_size):
+            x = self.x_val[start:start + self.batch_size]
+            y = self.y_val[start:start + self.batch_size]
+            q = None if self.true_next is None else self.true_next(x)
+            for key, value in function(x, y, q).items():
+                totals[key] = totals.get(key, 0.0) + float(ops.convert_to_numpy(value))
+        means = {key: value / n for key, value in totals.items()}
+        means["val_perplexity"] = math.exp(min(means["val_cross_entropy"], 700.0))
+        return means
+
+
+class EpochMetrics(keras.callbacks.Callback):
+    """Adds the validation metrics to each epoch's logs and keeps every epoch's row."""
+
+    def __init__(self, evaluator: ValidationEvaluator) -> None:
+        super().__init__()
+        self.evaluator = evaluator
+        self.rows: list[dict[str, float]] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        values = self.evaluator.evaluate(self.model)
+        logs.update(values)
+        row = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)), **values}
+        self.rows.append(row)
+
+
+def ngram_references(y_train: np.ndarray, x_train: np.ndarray, y_val: np.ndarray, x_val: np.ndarray,
+                     vocab_size: int, interpolation: float = 0.6) -> dict[str, float]:
+    """Validation cross-entropy (nats) of two count models fitted on the training split.
+
+    * unigram with add-one smoothing: ``p(v) = (n(v) + 1) / (N + V - 1)`` over the ``V - 1`` words;
+    * bigram on the context's last word ``u``, interpolated with that unigram:
+      ``p(v | u) = lam * n(u, v) / n(u) + (1 - lam) p(v)`` (``lam`` fixed at 0.6, not tuned on validation).
+    """
+    words = vocab_size - 1
+    unigram_counts = np.bincount(y_train, minlength=vocab_size).astype(np.float64)
+    unigram = (unigram_counts + 1.0) / (len(y_train) + words)
+    unigram[0] = 0.0
+    uni_ce = float(-np.mean(np.log(unigram[y_val])))
+
+    prev_train, prev_val = x_train[:, -1].astype(np.int64), x_val[:, -1].astype(np.int64)
+    pair_train = prev_train * vocab_size + y_train
+    pairs, counts = np.unique(pair_train, return_counts=True)
+    context_counts = np.bincount(prev_train, minlength=vocab_size).astype(np.float64)
+    pair_val = prev_val * vocab_size + y_val
+    position = np.searchsorted(pairs, pair_val)
+    position = np.minimum(position, len(pairs) - 1)
+    pair_count = np.where(pairs[position] == pair_val, counts[position], 0).astype(np.float64)
+    seen = context_counts[prev_val] > 0
+    ml = np.divide(pair_count, context_counts[prev_val], out=np.zeros_like(pair_count), where=seen)
+    prob = np.where(seen, interpolation * ml + (1 - interpolation) * unigram[y_val], unigram[y_val])
+    bi_ce = float(-np.mean(np.log(prob)))
+    return {"unigram_cross_entropy": uni_ce, "unigram_perplexity": math.exp(uni_ce),
+            "bigram_cross_entropy": bi_ce, "bigram_perplexity": math.exp(bi_ce)}

@@ -1,0 +1,116 @@
+"""Run folders on disk: atomic writes, a completion marker written last, and reading runs back.
+
+A run folder holds ``config.json``, ``history.csv``, ``metrics.json``, ``model.weights.h5`` and, written
+last, ``COMPLETE`` (or ``FAILED`` with the reason). A folder without ``COMPLETE`` is never a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+COMPLETE = "COMPLETE"
+FAILED = "FAILED"
+CONFIG = "config.json"
+HISTORY = "history.csv"
+METRICS = "metrics.json"
+WEIGHTS = "model.weights.h5"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf8"))
+
+
+def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+def is_complete(run_dir: str | os.PathLike) -> bool:
+    return (Path(run_dir) / COMPLETE).is_file()
+
+
+def is_failed(run_dir: str | os.PathLike) -> bool:
+    return (Path(run_dir) / FAILED).is_file()
+
+
+def clear_markers(run_dir: str | os.PathLike) -> None:
+    for name in (COMPLETE, FAILED):
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+def mark_complete(run_dir: str | os.PathLike, info: dict[str, Any] | None = None) -> None:
+    (Path(run_dir) / FAILED).unlink(missing_ok=True)
+    write_json(Path(run_dir) / COMPLETE, info or {})
+
+
+def mark_failed(run_dir: str | os.PathLike, reason: str) -> None:
+    (Path(run_dir) / COMPLETE).unlink(missing_ok=True)
+    write_json(Path(run_dir) / FAILED, {"reason": reason})
+
+
+def failure_reason(run_dir: str | os.PathLike) -> str | None:
+    path = Path(run_dir) / FAILED
+    return read_json(path).get("reason") if path.is_file() else None
+
+
+@dataclass
+class RunRecord:
+    """A run read back from its folder."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+    status: str  # "complete", "failed" or "incomplete"
+
+    @property
+    def label(self) -> str:
+        return self.run_dir.name
+
+
+def load_run(run_dir: str | os.PathLike) -> RunRecord:
+    run_dir = Path(run_dir)
+    status = "complete" if is_complete(run_dir) else "failed" if is_failed(run_dir) else "incomplete"
+    config = read_json(run_dir / CONFIG) if (run_dir / CONFIG).is_file() else {}
+    history = pd.read_csv(run_dir / HISTORY) if (run_dir / HISTORY).is_file() else pd.DataFrame()
+    metrics = read_json(run_dir / METRICS) if (run_dir / METRICS).is_file() else {}
+    return RunRecord(run_dir, config, history, metrics, status)
+
+
+def iter_run_dirs(root: str | os.PathLike) -> Iterator[Path]:
+    """Every folder under ``root`` that holds a ``config.json`` (at any depth), sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    yield from sorted(p.parent for p in root.rglob(CONFIG))
+
+
+def completed_runs(root: str | os.PathLike) -> list[RunRecord]:
+    return [load_run(d) for d in iter_run_dirs(root) if is_complete(d)]

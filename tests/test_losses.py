@@ -1,0 +1,153 @@
+"""Each objective against a plain NumPy reference written from its formula (DESIGN.md §5)."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from entropylab import losses
+
+EPS = 1e-7
+
+
+def onehot(labels, width):
+    out = np.zeros((len(labels), width))
+    out[np.arange(len(labels)), labels] = 1.0
+    return out
+
+
+def ref_mse(t, o):
+    return np.mean((onehot(t, o.shape[1]) - o) ** 2, axis=1)
+
+
+def ref_entropy(o):
+    c = np.clip(o, EPS, 1)
+    return -np.sum(c * np.log(c), axis=1)
+
+
+def ref_kl(t, o):
+    d = np.clip(onehot(t, o.shape[1]), EPS, 1)
+    c = np.clip(o, EPS, 1)
+    return np.sum(d * np.log(d / c), axis=1)
+
+
+def ref_ce(t, z):
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -logp[np.arange(len(t)), t]
+
+
+def ref_softmax_entropy(z):
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return -np.sum(p * np.log(p), axis=1)
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    width = 37
+    o = rng.normal(0.3, 0.6, size=(16, width))
+    o[0, :5] = [0.0, -0.5, 1.0, 1.7, EPS / 10]  # at 0, negative, at 1, above 1, below eps
+    o[1, :] = 0.0  # a row that is all zeros
+    t = rng.integers(1, width, size=16)
+    t[0] = 1  # the label sits on a negative output
+    return t.astype(np.int32), o.astype(np.float32)
+
+
+REFERENCES = {
+    "mse": lambda t, o, w: ref_mse(t, o),
+    "entropy_regularized": lambda t, o, w: ref_mse(t, o) + w * ref_entropy(o),
+    "kl_regularized": lambda t, o, w: ref_mse(t, o) + w * ref_kl(t, o),
+    "cross_entropy": lambda t, z, w: ref_ce(t, z),
+    "confidence_penalty": lambda t, z, w: ref_ce(t, z) - w * ref_softmax_entropy(z),
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+@pytest.mark.parametrize("weight", [0.0, 1e-7, 10.0])
+def test_loss_matches_numpy_reference(name, weight, batch):
+    t, o = batch
+    cls = losses.loss_class(name)
+    loss = losses.get(name, weight=weight if cls.takes_weight else None)
+    used_weight = weight if cls.takes_weight else 0.0
+    expected = REFERENCES[name](t, o.astype(np.float64), used_weight)
+    per_example = keras.ops.convert_to_numpy(loss.per_example(t, o))
+    np.testing.assert_allclose(per_example, expected, rtol=2e-5, atol=2e-6)
+    batch_mean = float(keras.ops.convert_to_numpy(loss(t, o)))
+    assert batch_mean == pytest.approx(expected.mean(), rel=2e-5, abs=2e-6)
+    # labels may also come as a column (B, 1), as Keras sometimes passes them
+    assert float(keras.ops.convert_to_numpy(loss(t[:, None], o))) == pytest.approx(batch_mean, rel=1e-6)
+
+
+def test_kl_without_one_hot_equals_the_closed_form(batch):
+    t, o = batch
+    c = np.clip(o.astype(np.float64), EPS, 1)
+    closed = -np.log(c[np.arange(len(t)), t]) + EPS * (
+        (o.shape[1] - 1) * math.log(EPS) - (np.log(c).sum(axis=1) - np.log(c[np.arange(len(t)), t])))
+    np.testing.assert_allclose(closed, ref_kl(t, o.astype(np.float64)), rtol=1e-10)
+
+
+def _gradient_direction(name, weight, logits_or_outputs, label):
+    import tensorflow as tf
+
+    x = tf.constant(logits_or_outputs[None, :])
+    loss = losses.get(name, weight=weight)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = loss(np.array([label]), x)
+    return tape.gradient(value, x).numpy()[0]
+
+
+def test_entropy_penalty_pushes_probabilities_toward_peaked():
+    """A positive weight on H_paper penalises spread: descent lowers the entropy of mid-range outputs."""
+    o = np.full(20, 0.2, dtype=np.float32)
+    o[3] = 0.6
+    grad_pen = _gradient_direction("entropy_regularized", 1.0, o, 3) - _gradient_direction(
+        "entropy_regularized", 0.0, o, 3)
+    step = o - 0.01 * grad_pen
+    assert ref_entropy(step[None].astype(np.float64))[0] < ref_entropy(o[None].astype(np.float64))[0]
+
+
+def test_kl_penalty_raises_the_target_output():
+    o = np.full(20, 0.05, dtype=np.float32)
+    grad = _gradient_direction("kl_regularized", 10.0, o, 4) - _gradient_direction("kl_regularized", 0.0, o, 4)
+    assert grad[4] < 0  # descent increases o_t
+    assert np.all(grad[np.arange(20) != 4] < 0)  # and (by eps) the others, toward clip(1)
+
+
+def test_confidence_penalty_flattens_the_softmax():
+    z = np.zeros(10, dtype=np.float32)
+    z[2] = 4.0
+    grad = _gradient_direction("confidence_penalty", 1.0, z, 2) - _gradient_direction(
+        "confidence_penalty", 0.0, z, 2)
+    step = z - 0.1 * grad
+    assert ref_softmax_entropy(step[None].astype(np.float64))[0] > ref_softmax_entropy(z[None].astype(np.float64))[0]
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "ten"])
+def test_bad_weights_are_refused(bad):
+    with pytest.raises(ValueError, match="weight"):
+        losses.get("kl_regularized", weight=bad)
+
+
+def test_unknown_name_lists_the_allowed_ones():
+    with pytest.raises(ValueError, match="mse, entropy_regularized, kl_regularized, cross_entropy"):
+        losses.get("hinge")
+
+
+def test_weight_on_an_unweighted_loss_is_refused():
+    with pytest.raises(ValueError, match="no penalty weight"):
+        losses.get("mse", weight=3)
+    with pytest.raises(ValueError, match="no parameter"):
+        losses.get("mse", alpha=2)
+
+
+@pytest.mark.parametrize("name", losses.names())
+def test_losses_serialise_and_come_back(name):
+    cls = losses.loss_class(name)
+    loss = losses.get(name, weight=2.5 if cls.takes_weight else None)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert type(restored) is cls
+    assert restored.weight == loss.weight
