@@ -12,10 +12,11 @@ QUICK = {"dataset": "synthetic", "epochs": 2, "max_sequences": 600, "lstm_units"
          "synthetic": {"n_headlines": 300, "n_words": 60, "branching": 5, "seed": 3}}
 
 
-def test_same_config_and_seed_give_identical_histories():
-    a = run(RunConfig(**QUICK, loss="kl_regularized", weight=10, seed=7))
-    b = run(RunConfig(**QUICK, loss="kl_regularized", weight=10, seed=7))
-    c = run(RunConfig(**QUICK, loss="kl_regularized", weight=10, seed=8))
+@pytest.mark.parametrize("jit", [True, False])
+def test_same_config_and_seed_give_identical_histories(jit):
+    a = run(RunConfig(**QUICK, loss="kl_regularized", weight=10, seed=7, jit_compile=jit))
+    b = run(RunConfig(**QUICK, loss="kl_regularized", weight=10, seed=7, jit_compile=jit))
+    c = run(RunConfig(**QUICK, loss="kl_regularized", weight=10, seed=8, jit_compile=jit))
     cols = [col for col in a.history.columns if col != "seconds"]
     pd.testing.assert_frame_equal(a.history[cols], b.history[cols], check_exact=True)
     assert not np.allclose(a.history["loss"], c.history["loss"])
