@@ -318,6 +318,20 @@ def corpus_from_headlines(name: str, headlines: list[str], source: str = "",
     return Corpus(name, headlines, word_index, max_len, X, y, owner, source=source, true_next=true_next)
 
 
+def resolve_dataset(name: str = "auto", data_dir: str | os.PathLike | None = None) -> str:
+    """``"auto"`` becomes ``"nyt"`` when the NYT files are found, else ``"synthetic"`` (said in one line)."""
+    if name != "auto":
+        if name not in ("nyt", "synthetic"):
+            raise ValueError(f"unknown corpus {name!r}; use 'nyt', 'synthetic' or 'auto'")
+        return name
+    if data_dir is not None or find_nyt_dir(None) is not None:
+        return "nyt"
+    notice = missing_data_message() + " Using the project's SYNTHETIC corpus instead."
+    log.warning(notice)
+    print(notice)
+    return "synthetic"
+
+
 def load_nyt(data_dir: str | os.PathLike | None = None) -> Corpus:
     """The paper's corpus from the NYT ``Articles*.csv`` files (see :func:`find_nyt_dir`)."""
     folder = find_nyt_dir(data_dir)
@@ -337,10 +351,7 @@ def load_corpus(name: str = "nyt", data_dir: str | os.PathLike | None = None, *,
     if name == "nyt":
         if options:
             raise TypeError(f"the nyt corpus takes no options, got {sorted(options)}")
-        if data_dir is None and fallback and find_nyt_dir(None) is None:
-            notice = missing_data_message() + " Using the project's SYNTHETIC corpus instead."
-            log.warning(notice)
-            print(notice)
+        if fallback and resolve_dataset("auto", data_dir) == "synthetic":
             from .synthetic import make_synthetic_corpus
 
             return make_synthetic_corpus()

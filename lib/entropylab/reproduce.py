@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data import find_nyt_dir, missing_data_message
+from .data import resolve_dataset
 from .train import RunConfig, run
 
 PAPER_RUNS = (("mse", 0.0), ("kl_regularized", 10.0))
 
 
 def main(output_root: str | Path = "outputs") -> int:
-    dataset = "nyt"
-    if find_nyt_dir(None) is None:
-        print(missing_data_message() + " Running on the project's SYNTHETIC corpus instead.")
-        dataset = "synthetic"
+    dataset = resolve_dataset("auto")
     failed = 0
     for loss, weight in PAPER_RUNS:
         config = RunConfig(dataset=dataset, loss=loss, weight=weight)

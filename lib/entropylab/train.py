@@ -172,7 +172,7 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
 
 def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = None, *,
         corpus: Corpus | None = None, force: bool = False, verbose: int = 0,
-        callbacks: list[Any] | None = None, fallback_to_synthetic: bool = False) -> RunResult:
+        callbacks: list[Any] | None = None) -> RunResult:
     """Train one run and, when ``run_dir`` is given, save it there (reusing it if already finished).
 
     A NaN or infinite training loss stops the run; it is saved with a ``FAILED`` marker and its reason, and
@@ -192,7 +192,7 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
 
     started = time.perf_counter()
     if corpus is None:
-        corpus = load_corpus(config.dataset, config.data_dir, fallback=fallback_to_synthetic,
+        corpus = load_corpus(config.dataset, config.data_dir,
                              **(config.synthetic if config.dataset == "synthetic" else {}))
     data = corpus.subset(config.max_sequences).split(config.split, config.val_fraction, config.seed)
     seed_everything(config.seed, op_determinism=not config.jit_compile)
