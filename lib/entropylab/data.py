@@ -281,7 +281,7 @@ class Corpus:
         else:
             rng = np.random.default_rng(seed)
             n_headlines = int(self.headline_index.max()) + 1 if n else 0
-            chosen = rng.permutation(n_headlines)[: int(round(n_headlines * fraction))]
+            chosen = rng.permutation(n_headlines)[: round(n_headlines * fraction)]
             is_val = np.isin(self.headline_index, chosen)
             train, val = np.flatnonzero(~is_val), np.flatnonzero(is_val)
         if len(train) == 0 or len(val) == 0:
