@@ -56,20 +56,42 @@ def batch():
     return t.astype(np.int32), o.astype(np.float32)
 
 
+def ref_logp(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def ref_pt(t, z):
+    return np.exp(ref_logp(z)[np.arange(len(t)), t])
+
+
 REFERENCES = {
     "mse": lambda t, o, w: ref_mse(t, o),
     "entropy_regularized": lambda t, o, w: ref_mse(t, o) + w * ref_entropy(o),
     "kl_regularized": lambda t, o, w: ref_mse(t, o) + w * ref_kl(t, o),
     "cross_entropy": lambda t, z, w: ref_ce(t, z),
     "confidence_penalty": lambda t, z, w: ref_ce(t, z) - w * ref_softmax_entropy(z),
+    "entropy_minimization": lambda t, z, w: ref_ce(t, z) + w * ref_softmax_entropy(z),
+    "label_smoothing": lambda t, z, w: -np.sum(
+        ((1 - w) * onehot(t, z.shape[1]) + w / z.shape[1]) * ref_logp(z), axis=1),
+    "alpha_divergence": lambda t, z, w: (1 - ref_pt(t, z) ** (1 - w)) / (w * (1 - w)),
+    "beta_divergence": lambda t, z, w: -(ref_pt(t, z) ** (w - 1) / (w - 1)
+                                         - np.sum(np.exp(ref_logp(z)) ** w, axis=1) / w - 1 / (w * (w - 1))),
+    "gamma_divergence": lambda t, z, w: ref_ce(t, z) + np.log(np.sum(np.exp(ref_logp(z)) ** w, axis=1)) / w,
+    "generalized_cross_entropy": lambda t, z, w: (1 - ref_pt(t, z) ** w) / w,
 }
+EXPONENT_LOSSES = ("alpha_divergence", "beta_divergence", "gamma_divergence", "generalized_cross_entropy")
 
 
 @pytest.mark.parametrize("name", list(REFERENCES))
-@pytest.mark.parametrize("weight", [0.0, 1e-7, 10.0])
+@pytest.mark.parametrize("weight", [0.0, 1e-7, 0.5, 10.0])
 def test_loss_matches_numpy_reference(name, weight, batch):
     t, o = batch
     cls = losses.loss_class(name)
+    if name in EXPONENT_LOSSES and weight in (0.0, 1e-7):
+        pytest.skip("exponents must be > 0 (tested below) and 1e-7 is numerically the CE limit")
+    if name == "label_smoothing" and weight >= 1:
+        pytest.skip("smoothing must be < 1 (tested below)")
     loss = losses.get(name, weight=weight if cls.takes_weight else None)
     used_weight = weight if cls.takes_weight else 0.0
     expected = REFERENCES[name](t, o.astype(np.float64), used_weight)
@@ -147,7 +169,40 @@ def test_weight_on_an_unweighted_loss_is_refused():
 @pytest.mark.parametrize("name", losses.names())
 def test_losses_serialise_and_come_back(name):
     cls = losses.loss_class(name)
-    loss = losses.get(name, weight=2.5 if cls.takes_weight else None)
+    loss = losses.get(name, weight=0.25 if cls.takes_weight else None)
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(restored) is cls
     assert restored.weight == loss.weight
+
+
+@pytest.mark.parametrize("name", ["alpha_divergence", "beta_divergence", "gamma_divergence"])
+def test_power_divergences_equal_cross_entropy_at_one(name, batch):
+    t, z = batch
+    at_one = keras.ops.convert_to_numpy(losses.get(name, weight=1.0).per_example(t, z))
+    near_one = keras.ops.convert_to_numpy(losses.get(name, weight=1.0 + 1e-3).per_example(t, z))
+    np.testing.assert_allclose(at_one, ref_ce(t, z.astype(np.float64)), rtol=1e-5)
+    np.testing.assert_allclose(near_one, at_one, rtol=2e-2, atol=1e-2)
+
+
+def test_generalized_cross_entropy_limits(batch):
+    t, z = batch
+    small_q = keras.ops.convert_to_numpy(losses.get("generalized_cross_entropy", weight=1e-3).per_example(t, z))
+    np.testing.assert_allclose(small_q, ref_ce(t, z.astype(np.float64)), rtol=2e-2)
+    mae = keras.ops.convert_to_numpy(losses.get("generalized_cross_entropy", weight=1.0).per_example(t, z))
+    np.testing.assert_allclose(mae, 1 - ref_pt(t, z.astype(np.float64)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name, bad", [("alpha_divergence", 0.0), ("gamma_divergence", 0.0),
+                                       ("label_smoothing", 1.0)])
+def test_parameter_ranges(name, bad):
+    with pytest.raises(ValueError, match=r"> 0|\[0, 1\)"):
+        losses.get(name, weight=bad)
+
+
+def test_entropy_minimization_sharpens_the_softmax():
+    z = np.zeros(10, dtype=np.float32)
+    z[2] = 1.0
+    grad = _gradient_direction("entropy_minimization", 1.0, z, 2) - _gradient_direction(
+        "entropy_minimization", 0.0, z, 2)
+    step = z - 0.1 * grad
+    assert ref_softmax_entropy(step[None].astype(np.float64))[0] < ref_softmax_entropy(z[None].astype(np.float64))[0]

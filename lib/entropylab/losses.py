@@ -13,7 +13,17 @@ The paper's objectives (linear head; exactly what its Keras code computes, DESIG
 Beyond the paper (softmax head):
 
 * ``cross_entropy``: ``-log p_t = logsumexp(z) - z_t`` (Bansal's baseline, the paper's §6 suggestion);
-* ``confidence_penalty``: ``-log p_t - w * H(p)`` (Pereyra et al. 2017: rewards flatter predictions).
+* ``confidence_penalty``: ``-log p_t - w * H(p)`` (Pereyra et al. 2017: rewards flatter predictions);
+* ``entropy_minimization``: ``-log p_t + w * H(p)`` (the opposite sign: rewards peaked predictions);
+* ``label_smoothing``: ``-(1 - w) log p_t - (w / V) sum_j log p_j`` (smoothing ``w`` toward uniform);
+* power divergences on the target token (Labeau & Cohen 2019), each equal to cross-entropy at 1, with ``w``
+  their exponent: ``alpha_divergence`` ``(1 - p_t^(1-w)) / (w (1 - w))``; ``beta_divergence``
+  ``-[p_t^(w-1) / (w-1) - sum_j p_j^w / w - 1 / (w (w-1))]``; ``gamma_divergence``
+  ``-log p_t + (1/w) log sum_j p_j^w``;
+* ``generalized_cross_entropy``: ``(1 - p_t^w) / w`` (Zhang & Sabuncu 2018: ``w -> 0`` is CE, 1 is MAE).
+
+For every loss the single number ``weight`` is its parameter: a penalty weight, a smoothing amount or an
+exponent (``parameter`` on each class names which).
 
 Every loss returns the batch mean of its per-example value (Keras' default reduction).
 """
@@ -100,6 +110,7 @@ class EntropyLabLoss(keras.losses.Loss):
     head: ClassVar[str] = "linear"
     takes_weight: ClassVar[bool] = False
     loss_name: ClassVar[str] = ""
+    parameter: ClassVar[str] = "weight"
 
     def __init__(self, weight: float = 0.0, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(name=name or self.loss_name, **kwargs)
@@ -173,8 +184,113 @@ class ConfidencePenalty(EntropyLabLoss):
         return softmax_cross_entropy(labels, outputs) - self.weight * softmax_entropy(outputs)
 
 
+@keras.saving.register_keras_serializable(package="entropylab")
+class EntropyMinimization(EntropyLabLoss):
+    """``-log p_t + w * H(p)``: a positive ``w`` pushes ``p`` toward peaked (the reverse of the confidence penalty)."""
+
+    loss_name = "entropy_minimization"
+    head = "softmax"
+    takes_weight = True
+
+    def per_example(self, labels: Any, outputs: Any) -> Any:
+        return softmax_cross_entropy(labels, outputs) + self.weight * softmax_entropy(outputs)
+
+
+@keras.saving.register_keras_serializable(package="entropylab")
+class LabelSmoothing(EntropyLabLoss):
+    """Cross-entropy against ``(1 - w) onehot(t) + w / V``: ``-(1 - w) log p_t - (w / V) sum_j log p_j``."""
+
+    loss_name = "label_smoothing"
+    head = "softmax"
+    takes_weight = True
+    parameter = "smoothing"
+
+    def __init__(self, weight: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(weight=weight, **kwargs)
+        if not self.weight < 1.0:
+            raise ValueError(f"label smoothing must be in [0, 1), got {self.weight}")
+
+    def per_example(self, labels: Any, outputs: Any) -> Any:
+        log_p = ops.log_softmax(outputs, axis=-1)
+        log_p_t = _pick(log_p, labels)
+        return -(1.0 - self.weight) * log_p_t - self.weight * ops.mean(log_p, axis=-1)
+
+
+class _ExponentLoss(EntropyLabLoss):
+    """A loss whose ``weight`` is an exponent that must be > 0; at the cross-entropy point it is exactly CE."""
+
+    head = "softmax"
+    takes_weight = True
+    parameter = "exponent"
+    ce_point = 1.0
+
+    def __init__(self, weight: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(weight=weight, **kwargs)
+        if self.weight <= 0.0:
+            raise ValueError(f"{self.loss_name} needs an exponent > 0, got {self.weight}")
+
+    def at_ce_point(self) -> bool:
+        return abs(self.weight - self.ce_point) < 1e-6
+
+
+@keras.saving.register_keras_serializable(package="entropylab")
+class AlphaDivergence(_ExponentLoss):
+    """``(1 - p_t^(1-a)) / (a (1 - a))`` with ``a = weight``; cross-entropy at ``a = 1``."""
+
+    loss_name = "alpha_divergence"
+
+    def per_example(self, labels: Any, outputs: Any) -> Any:
+        if self.at_ce_point():
+            return softmax_cross_entropy(labels, outputs)
+        a = self.weight
+        log_p_t = -softmax_cross_entropy(labels, outputs)
+        return (1.0 - ops.exp((1.0 - a) * log_p_t)) / (a * (1.0 - a))
+
+
+@keras.saving.register_keras_serializable(package="entropylab")
+class BetaDivergence(_ExponentLoss):
+    """``-[p_t^(b-1)/(b-1) - sum_j p_j^b / b - 1/(b (b-1))]`` with ``b = weight``; cross-entropy at ``b = 1``."""
+
+    loss_name = "beta_divergence"
+
+    def per_example(self, labels: Any, outputs: Any) -> Any:
+        if self.at_ce_point():
+            return softmax_cross_entropy(labels, outputs)
+        b = self.weight
+        log_p = ops.log_softmax(outputs, axis=-1)
+        p_t_term = ops.exp((b - 1.0) * _pick(log_p, labels)) / (b - 1.0)
+        mass = ops.sum(ops.exp(b * log_p), axis=-1) / b
+        return -(p_t_term - mass - 1.0 / (b * (b - 1.0)))
+
+
+@keras.saving.register_keras_serializable(package="entropylab")
+class GammaDivergence(_ExponentLoss):
+    """``-log p_t + (1/g) log sum_j p_j^g`` with ``g = weight``; cross-entropy at ``g = 1``."""
+
+    loss_name = "gamma_divergence"
+
+    def per_example(self, labels: Any, outputs: Any) -> Any:
+        g = self.weight
+        log_p = ops.log_softmax(outputs, axis=-1)
+        return -_pick(log_p, labels) + ops.logsumexp(g * log_p, axis=-1) / g
+
+
+@keras.saving.register_keras_serializable(package="entropylab")
+class GeneralizedCrossEntropy(_ExponentLoss):
+    """``(1 - p_t^q) / q`` with ``q = weight`` in (0, 1]; ``q -> 0`` is cross-entropy, ``q = 1`` is MAE."""
+
+    loss_name = "generalized_cross_entropy"
+    ce_point = 0.0
+
+    def per_example(self, labels: Any, outputs: Any) -> Any:
+        q = self.weight
+        return (1.0 - ops.exp(-q * softmax_cross_entropy(labels, outputs))) / q
+
+
 LOSSES: dict[str, type[EntropyLabLoss]] = {
-    cls.loss_name: cls for cls in (PaperMSE, EntropyRegularized, KLRegularized, CrossEntropy, ConfidencePenalty)
+    cls.loss_name: cls
+    for cls in (PaperMSE, EntropyRegularized, KLRegularized, CrossEntropy, ConfidencePenalty, EntropyMinimization,
+                LabelSmoothing, AlphaDivergence, BetaDivergence, GammaDivergence, GeneralizedCrossEntropy)
 }
 PAPER_LOSSES = ("mse", "entropy_regularized", "kl_regularized")
 
@@ -200,7 +316,7 @@ def get(name: str, weight: float | None = None, **params: Any) -> EntropyLabLoss
         raise ValueError(f"loss {name!r} takes no parameter(s) {', '.join(sorted(params))}; "
                          f"allowed: {'weight' if cls.takes_weight else 'none'}")
     if cls.takes_weight:
-        return cls(weight=0.0 if weight is None else weight)
+        return cls() if weight is None else cls(weight=weight)
     if weight is not None and check_weight(weight) != 0.0:
         raise ValueError(f"loss {name!r} has no penalty weight (got {weight}); weighted losses: "
                          f"{', '.join(n for n, c in LOSSES.items() if c.takes_weight)}")

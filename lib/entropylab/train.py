@@ -51,6 +51,7 @@ class RunConfig:
         if not cls.takes_weight and self.weight != 0.0:
             raise ValueError(f"loss {self.loss!r} takes no weight (got {self.weight}); weighted losses: "
                              f"{', '.join(n for n, c in losses_module.LOSSES.items() if c.takes_weight)}")
+        losses_module.get(self.loss, weight=self.weight if cls.takes_weight else None)  # checks its range
         self.head = check_head(self.head or cls.head)
         if self.head != cls.head:
             raise ValueError(f"loss {self.loss!r} works on the {cls.head!r} head, not {self.head!r}")
