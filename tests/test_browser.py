@@ -1,0 +1,301 @@
+"""The explorer in a real browser: JupyterLab (headless, loopback, token) driven by Debian's Chromium.
+
+It trains a few tiny runs on the synthetic corpus into a temporary outputs folder, starts JupyterLab from
+this environment with ``ENTROPYLAB_OUTPUTS`` pointing there (the kernel inherits it), opens a copy of
+``notebooks/05_explorer.ipynb``, runs all cells from the command palette, moves the weight slider and the
+seed slider with the keyboard, and checks that the header, the numbers and the greedy words shown are
+those of the selected run (recomputed here from its folder). A seed without a run offers **Train**; the test
+presses it and waits for the new run. Screenshots go to ``outputs/screenshots/``.
+
+Skipped (with the reason) when Chromium or Playwright is missing; ``.ci/install-browser.sh`` installs
+Chromium with apt-get so CI runs it. ``ENTROPYLAB_CHROMIUM`` overrides the browser path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "05_explorer.ipynb"
+SCREENSHOTS = ROOT / "outputs" / "screenshots"
+CHROMIUM = Path(os.environ.get("ENTROPYLAB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+SYNTHETIC = {"n_headlines": 300, "n_words": 60, "branching": 5, "seed": 3}
+# (loss, weight, seed) of the runs the test trains; the slider starts on w=1 and moves to w=100.
+TINY_RUNS = (("mse", 0.0, 0), ("mse", 0.0, 1), ("kl_regularized", 1.0, 0), ("kl_regularized", 100.0, 0),
+             ("kl_regularized", 100.0, 1))
+EXPERIMENT = "browser"
+TIMEOUT_MS = 90_000
+
+
+def tiny_config(loss: str, weight: float, seed: int):
+    from entropylab.train import RunConfig
+
+    return RunConfig(dataset="synthetic", loss=loss, weight=weight, seed=seed, epochs=2, lstm_units=8,
+                     jit_compile=False, synthetic=dict(SYNTHETIC))
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (.ci/install-browser.sh) "
+                    f"or set ENTROPYLAB_CHROMIUM")
+    pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed (pip install -e .[test])")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def tiny_outputs(chromium, tmp_path_factory) -> Path:
+    """An outputs folder holding the finished tiny runs (1-2 seconds each)."""
+    from entropylab.train import run
+
+    outputs = tmp_path_factory.mktemp("explorer-outputs")
+    for loss, weight, seed in TINY_RUNS:
+        config = tiny_config(loss, weight, seed)
+        assert run(config, outputs / "runs" / EXPERIMENT / config.slug).status == "complete"
+    return outputs
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _write_lab_settings(settings_dir: Path) -> None:
+    """No news or update checks (there is no network) and no extension manager."""
+    notification = settings_dir / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True, exist_ok=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+
+
+@pytest.fixture(scope="module")
+def lab(tiny_outputs, tmp_path_factory) -> Iterator[dict]:
+    """JupyterLab on a loopback port with a token, serving a folder with a copy of the explorer notebook."""
+    home = tmp_path_factory.mktemp("jupyterlab")
+    notebooks = home / "notebooks"
+    notebooks.mkdir()
+    shutil.copy(NOTEBOOK, notebooks / NOTEBOOK.name)  # a copy: the committed notebook stays unexecuted
+    _write_lab_settings(home / "settings")
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, ENTROPYLAB_OUTPUTS=str(tiny_outputs), TF_CPP_MIN_LOG_LEVEL="2",
+               JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               JUPYTER_DATA_DIR=str(home / "data"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+               PYTHONHASHSEED="0")
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               "--port-retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
+               "--LabApp.expose_app_in_browser=True", "--allow-root"]
+    log_path = home / "server.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebooks)
+    base = f"http://127.0.0.1:{port}"
+    info = {"base": base, "token": token, "outputs": tiny_outputs, "log": log_path}
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"JupyterLab exited ({server.returncode}):\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not answer in 90 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield info
+    finally:
+        try:
+            request = urllib.request.Request(f"{base}/api/shutdown", method="POST",
+                                             headers={"Authorization": f"token {token}"})
+            urllib.request.urlopen(request, timeout=10).close()
+            server.wait(timeout=30)
+        except Exception:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=15)
+
+
+def expected_view(outputs: Path, loss: str, weight: float, seed: int, seed_text: str) -> dict:
+    """What the explorer must show for one run, recomputed here from the run's folder."""
+    import pandas as pd
+
+    from entropylab import train
+    from entropylab.generate import continue_text
+
+    config = tiny_config(loss, weight, seed)
+    run_dir = outputs / "runs" / EXPERIMENT / config.slug
+    history = pd.read_csv(run_dir / "history.csv")
+    model, corpus, stored = train.load_trained(run_dir)
+    words = continue_text(model, corpus, seed_text, 10, head=stored.head).words
+    return {"slug": config.slug, "label": f"{EXPERIMENT}/{config.slug}",
+            "val_loss": [f"{v:.4g}" for v in history["val_loss"]],
+            "paper_kl": [f"{v:.4g}" for v in history["paper_kl"]],
+            "val_perplexity": [f"{v:.4g}" for v in history["val_perplexity"]],
+            "words": "[" + " ".join(words) + "]"}
+
+
+def shown_view(page) -> dict:
+    """Header, the selected run's rows of the numbers table and its greedy words, as the page shows them."""
+    return page.evaluate("""() => {
+        const root = document.querySelector('.entropylab-explorer');
+        const header = root.querySelector('.entropylab-shown');
+        const rows = [...root.querySelectorAll("table.entropylab-numbers tr[data-role='selected']")]
+            .map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent.trim()));
+        const words = root.querySelector("table.entropylab-words tr[data-role='selected'] .entropylab-continuation");
+        const img = root.querySelector('.entropylab-curves');
+        const error = root.querySelector('.entropylab-error');
+        return {header: header ? header.textContent : '', exact: header ? header.dataset.exact : '',
+                rows, words: words ? words.textContent.trim() : '', image: img ? img.getAttribute('src') : '',
+                error: error ? error.textContent.trim() : ''};
+    }""")
+
+
+def mismatches(view: dict, expected: dict) -> list[str]:
+    """How the shown view differs from the expected run (empty when it is that run)."""
+    problems = []
+    if not view["header"].endswith(expected["label"]):
+        problems.append(f"header {view['header']!r} does not name {expected['label']!r}")
+    # numbers table columns: epoch, entropy, KL, training loss, validation loss, perplexity, accuracy
+    for column, index in (("paper_kl", 2), ("val_loss", 4), ("val_perplexity", 5)):
+        shown = [row[index] if len(row) > index else None for row in view["rows"]]
+        if shown != expected[column]:
+            problems.append(f"{column}: shown {shown}, run has {expected[column]}")
+    if view["words"] != expected["words"]:
+        problems.append(f"words: shown {view['words']!r}, run gives {expected['words']!r}")
+    if view["error"]:
+        problems.append(f"the widget shows an error: {view['error']}")
+    return problems
+
+
+def wait_for_view(page, expected: dict, timeout_s: float = TIMEOUT_MS / 1000) -> dict:
+    """Wait until the explorer shows exactly the expected run (header, numbers and words); fail with the diff."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        view = shown_view(page)
+        problems = mismatches(view, expected)
+        if not problems:
+            return view
+        if view["error"] or time.monotonic() > deadline:
+            raise AssertionError("the explorer does not show the selected run:\n" + "\n".join(problems))
+        page.wait_for_timeout(250)
+
+
+def press(page, selector: str, key: str, times: int = 1) -> None:
+    handle = page.locator(selector)
+    handle.focus()
+    for _ in range(times):
+        handle.press(key)
+        page.wait_for_timeout(150)
+
+
+def kernel_idle(page) -> bool:
+    return page.evaluate("""() => {
+        const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+        const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+        return !!k && k.status === 'idle';
+    }""")
+
+
+def test_explorer_in_jupyterlab(lab):
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    outputs = lab["outputs"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        try:
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{lab['base']}/lab/tree/{NOTEBOOK.name}?token={lab['token']}")
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
+            page.wait_for_function("() => !!window.jupyterapp")
+            deadline = time.monotonic() + TIMEOUT_MS / 1000
+            while not kernel_idle(page):
+                assert time.monotonic() < deadline, "the kernel did not become idle"
+                page.wait_for_timeout(250)
+
+            # Run all cells from the command palette.
+            page.locator(".jp-NotebookPanel .jp-Notebook").click()
+            page.keyboard.press("Control+Shift+C")
+            palette = page.locator(".jp-ModalCommandPalette input, .lm-CommandPalette-input").first
+            palette.wait_for(state="visible")
+            palette.fill("Run All Cells")
+            page.locator(".lm-CommandPalette-item:has-text('Run All Cells')").first.click()
+
+            # The widget renders with the run chosen by default (KL, w=1, seed 0) and its words.
+            page.wait_for_selector(".entropylab-explorer", state="visible")
+            seed_text = page.locator(".entropylab-seed-text input").input_value()
+            first = wait_for_view(page, expected_view(outputs, "kl_regularized", 1.0, 0, seed_text))
+            assert first["exact"] == "true"
+            page.screenshot(path=str(SCREENSHOTS / "explorer-1-start.png"))
+
+            # Weight slider: two steps of half a decade to the right, 1 -> 100.
+            press(page, ".entropylab-weight .noUi-handle", "ArrowRight", 4)
+            moved = wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 0, seed_text))
+            assert moved["image"] != first["image"], "the curves did not change with the weight"
+            assert moved["words"] != first["words"] or moved["rows"] != first["rows"]
+
+            # Seed slider: 0 -> 1.
+            press(page, ".entropylab-seed .noUi-handle", "ArrowRight")
+            reseeded = wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 1, seed_text))
+            assert reseeded["image"] != moved["image"], "the curves did not change with the seed"
+            page.screenshot(path=str(SCREENSHOTS / "explorer-2-weight-and-seed.png"))
+
+            # Seed 2 has no run: the explorer says so, keeps showing the nearest run and offers Train.
+            press(page, ".entropylab-seed .noUi-handle", "ArrowRight")
+            page.wait_for_function("""() => {
+                const h = document.querySelector('.entropylab-explorer .entropylab-shown');
+                return h && h.dataset.exact === 'false' && h.textContent.startsWith('No finished run');
+            }""")
+            assert "seed 2" in shown_view(page)["header"]
+            train_button = page.locator(".entropylab-train")
+            train_button.wait_for(state="visible")
+            assert re.search(r"Train KL w=100 seed 2", train_button.inner_text())
+            train_button.click()
+            page.locator(".entropylab-progress").wait_for(state="visible")
+            page.wait_for_function("""() => {
+                const l = document.querySelector('.entropylab-explorer .entropylab-progress-label');
+                return l && /epoch \\d+\\/\\d+, step \\d+\\/\\d+|finished/.test(l.textContent);
+            }""")
+            trained = outputs / "runs" / EXPERIMENT / "kl_regularized_w100_seed2"
+            page.wait_for_function("""(name) => {
+                const h = document.querySelector('.entropylab-explorer .entropylab-shown');
+                return h && h.textContent.endsWith(name);
+            }""", arg=f"{EXPERIMENT}/{trained.name}", timeout=120_000)
+            assert (trained / "COMPLETE").is_file()
+            wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 2, seed_text))
+            page.screenshot(path=str(SCREENSHOTS / "explorer-3-trained.png"))
+
+            tracebacks = [t for t in page.locator(".jp-OutputArea-output").all_inner_texts() if "Traceback" in t]
+            assert not tracebacks, tracebacks
+        except Exception:
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(SCREENSHOTS / "explorer-failure.png"))
+            print(Path(lab["log"]).read_text()[-4000:])
+            raise
+        finally:
+            browser.close()

@@ -1,0 +1,258 @@
+"""The explorer without a browser: which run a selection shows, its curves, numbers, words and Train."""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from entropylab import runs
+from entropylab.train import RunConfig
+from entropylab.widgets import (
+    EXPLORER_EXPERIMENT,
+    WEIGHT_STEP,
+    Explorer,
+    ExplorerWidget,
+    RunKey,
+    canonical_weight,
+)
+
+SYNTHETIC = {"n_headlines": 300, "n_words": 60, "branching": 5, "seed": 3}
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_explorer.ipynb"
+
+
+def fake_run(root: Path, experiment: str, status: str = "complete", epochs: int = 3, **values) -> Path:
+    """A run folder with a config and a random history (no weights): enough for the index and the curves."""
+    config = RunConfig(dataset="synthetic", epochs=epochs, lstm_units=8, synthetic=dict(SYNTHETIC), **values)
+    run_dir = root / "runs" / experiment / config.slug
+    run_dir.mkdir(parents=True)
+    runs.write_json(run_dir / runs.CONFIG, config.to_dict())
+    rng = np.random.default_rng(zlib.crc32(f"{experiment}/{config.slug}".encode()))
+    history = pd.DataFrame({"epoch": np.arange(1, epochs + 1)})
+    for column in ("loss", "val_loss", "paper_entropy", "paper_kl", "val_cross_entropy", "val_perplexity",
+                   "val_accuracy", "val_entropy", "seconds"):
+        history[column] = rng.uniform(0.1, 50.0, epochs)
+    runs.write_csv(run_dir / runs.HISTORY, history)
+    runs.write_json(run_dir / runs.METRICS, {"status": status})
+    if status == "complete":
+        runs.mark_complete(run_dir)
+    elif status == "failed":
+        runs.mark_failed(run_dir, "NaN")
+    return run_dir
+
+
+@pytest.fixture
+def fake_outputs(tmp_path) -> Path:
+    for seed in (0, 1):
+        fake_run(tmp_path, "paper", loss="mse", seed=seed)
+    for weight in (1.0, 100.0):
+        fake_run(tmp_path, "paper", loss="kl_regularized", weight=weight, seed=0)
+    fake_run(tmp_path, "seeds", loss="kl_regularized", weight=100.0, seed=1)
+    fake_run(tmp_path, "paper", loss="entropy_regularized", weight=1e-7, seed=0)
+    fake_run(tmp_path, "paper", loss="kl_regularized", weight=10.0, seed=0, status="failed")
+    fake_run(tmp_path, "paper", loss="kl_regularized", weight=1000.0, seed=0, status="incomplete")
+    return tmp_path
+
+
+def test_canonical_weight_rounds_to_three_digits_and_refuses_bad_values():
+    assert canonical_weight(10 ** 0.5) == 3.16
+    assert canonical_weight(1e-7) == 1e-7
+    assert canonical_weight(0) == 0.0
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="weight"):
+            canonical_weight(bad)
+
+
+def test_index_holds_only_finished_runs(fake_outputs):
+    explorer = Explorer(fake_outputs)
+    keys = {r.key for r in explorer.runs}
+    assert RunKey.of("synthetic", "kl_regularized", 10.0, 0) not in keys  # FAILED
+    assert RunKey.of("synthetic", "kl_regularized", 1000.0, 0) not in keys  # no marker
+    assert explorer.weights("synthetic", "kl_regularized") == [1.0, 100.0]
+    assert explorer.seeds("synthetic", "kl_regularized") == [0, 1]
+    assert explorer.datasets() == ["synthetic"]
+    assert explorer.objectives()[:4] == ["mse", "entropy_regularized", "kl_regularized", "cross_entropy"]
+
+
+def test_exact_selection_shows_that_run_and_its_control(fake_outputs):
+    explorer = Explorer(fake_outputs)
+    selection = explorer.select("synthetic", "kl_regularized", 100.0, 1)
+    assert selection.exact
+    assert selection.shown.label == "seeds/kl_regularized_w100_seed1"
+    assert selection.control.key == RunKey.of("synthetic", "mse", 0, 1)
+    assert selection.message.startswith("Showing") and selection.shown.label in selection.message
+
+
+@pytest.mark.parametrize(("weight", "expected"), [(3.0, 1.0), (30.0, 100.0), (1e-3, 1.0), (1e6, 100.0)])
+def test_missing_weight_shows_the_nearest_in_log_scale(fake_outputs, weight, expected):
+    selection = Explorer(fake_outputs).select("synthetic", "kl_regularized", weight, 0)
+    assert not selection.exact
+    assert selection.shown.key.weight == expected
+    assert selection.message.startswith("No finished run") and f"w={expected:g}" in selection.message
+
+
+def test_missing_seed_shows_a_run_of_another_seed_and_says_so(fake_outputs):
+    selection = Explorer(fake_outputs).select("synthetic", "entropy_regularized", 1e-7, 4)
+    assert not selection.exact
+    assert selection.shown.key == RunKey.of("synthetic", "entropy_regularized", 1e-7, 0)
+    assert "seed 4" in selection.message
+
+
+def test_no_runs_of_an_objective(fake_outputs):
+    selection = Explorer(fake_outputs).select("synthetic", "cross_entropy", 0.0, 0)
+    assert selection.shown is None and not selection.exact
+    assert "No finished run" in selection.message
+
+
+def test_duplicates_prefer_full_data_then_more_epochs(tmp_path):
+    fake_run(tmp_path, "quick", loss="mse", seed=0, epochs=1)
+    fake_run(tmp_path, "smoke", loss="mse", seed=0, epochs=5, max_sequences=100)
+    fake_run(tmp_path, "paper", loss="mse", seed=0, epochs=3)
+    assert Explorer(tmp_path).select("synthetic", "mse", 0, 0).shown.label == "paper/mse_seed0"
+
+
+def test_curve_data_are_the_histories_of_the_run_and_its_control(fake_outputs):
+    explorer = Explorer(fake_outputs)
+    selection = explorer.select("synthetic", "kl_regularized", 1.0, 0)
+    data = explorer.curve_data(selection)
+    assert set(data["run"]) == {"selected", "control"}
+    for role, run in (("selected", selection.shown), ("control", selection.control)):
+        for column in ("paper_entropy", "paper_kl", "loss", "val_loss", "val_perplexity"):
+            values = data[(data["run"] == role) & (data["metric"] == column)].sort_values("epoch")["value"]
+            np.testing.assert_allclose(values.to_numpy(), run.history[column].to_numpy())
+    control_only = explorer.curve_data(explorer.select("synthetic", "mse", 0, 0))
+    assert set(control_only["run"]) == {"selected"}
+
+
+def test_numbers_table_shows_the_selected_history(fake_outputs):
+    explorer = Explorer(fake_outputs)
+    selection = explorer.select("synthetic", "kl_regularized", 100.0, 0)
+    table = explorer.table_html(selection)
+    assert table.count("data-role='selected'") == len(selection.shown.history)
+    for value in selection.shown.history["val_perplexity"]:
+        assert f">{value:.4g}<" in table
+    assert explorer.figure_png(selection).startswith(b"\x89PNG")
+
+
+def test_train_plan_copies_the_shown_profile_into_its_experiment(fake_outputs):
+    explorer = Explorer(fake_outputs)
+    selection = explorer.select("synthetic", "kl_regularized", 10 ** 0.5, 0)
+    config, run_dir = explorer.train_plan(selection)
+    assert (config.loss, config.weight, config.seed) == ("kl_regularized", 3.16, 0)
+    assert (config.epochs, config.lstm_units, config.synthetic) == (3, 8, SYNTHETIC)
+    assert run_dir == fake_outputs / "runs" / "paper" / "kl_regularized_w3.16_seed0"
+
+
+def test_train_plan_avoids_a_folder_of_another_config(fake_outputs):
+    explorer = Explorer(fake_outputs)
+    # the FAILED w=10 folder holds the same config: it is retrained in place
+    _, run_dir = explorer.train_plan(explorer.select("synthetic", "kl_regularized", 10.0, 0))
+    assert run_dir == fake_outputs / "runs" / "paper" / "kl_regularized_w10_seed0"
+    # a folder of that name with another config: the run goes to the explorer's own folder
+    other = fake_outputs / "runs" / "paper" / "kl_regularized_w5_seed0"
+    other.mkdir()
+    runs.write_json(other / runs.CONFIG, RunConfig(dataset="synthetic", loss="kl_regularized", weight=5).to_dict())
+    _, run_dir = explorer.train_plan(explorer.select("synthetic", "kl_regularized", 5.0, 0))
+    assert run_dir == fake_outputs / "runs" / EXPLORER_EXPERIMENT / "synthetic" / "kl_regularized_w5_seed0"
+
+
+def test_train_plan_without_any_run_uses_the_defaults(tmp_path):
+    explorer = Explorer(tmp_path)
+    config, run_dir = explorer.train_plan(explorer.select("synthetic", "kl_regularized", 10.0, 2))
+    assert (config.dataset, config.epochs, config.seed) == ("synthetic", 5, 2)
+    assert run_dir == tmp_path / "runs" / EXPLORER_EXPERIMENT / "kl_regularized_w10_seed2"
+
+
+# ---- with real (tiny) trained runs ---------------------------------------------------------------------
+
+def tiny_config(loss: str, weight: float, seed: int) -> RunConfig:
+    return RunConfig(dataset="synthetic", loss=loss, weight=weight, seed=seed, epochs=1, lstm_units=8,
+                     jit_compile=False, synthetic=dict(SYNTHETIC))
+
+
+@pytest.fixture(scope="module")
+def trained_outputs(tmp_path_factory) -> Path:
+    from entropylab.train import run
+
+    root = tmp_path_factory.mktemp("explorer")
+    for loss, weight in (("mse", 0.0), ("kl_regularized", 1.0), ("kl_regularized", 100.0)):
+        config = tiny_config(loss, weight, 0)
+        assert run(config, root / "runs" / "tiny" / config.slug).status == "complete"
+    return root
+
+
+def test_words_are_the_greedy_continuation_of_the_shown_run(trained_outputs):
+    from entropylab.generate import continue_text
+    from entropylab.train import load_trained
+
+    explorer = Explorer(trained_outputs)
+    selection = explorer.select("synthetic", "kl_regularized", 100.0, 0)
+    seed_text = explorer.seed_texts("synthetic")[0]
+    words, note = explorer.continuation(selection.shown, seed_text)
+    model, corpus, config = load_trained(selection.shown.run_dir)
+    assert words == continue_text(model, corpus, seed_text, 10, head=config.head).words
+    assert note == ""
+    assert explorer.model_for(selection.shown) is explorer.model_for(selection.shown)  # cached
+    _, note = explorer.continuation(selection.shown, "zzzunknown " + seed_text)
+    assert "zzzunknown" in note
+
+
+def test_widget_follows_the_controls_and_trains_a_missing_seed(trained_outputs):
+    widget = ExplorerWidget(Explorer(trained_outputs))
+    assert widget.error.value == ""
+    assert "tiny/kl_regularized_w1_seed0" in widget.header.value
+    assert widget.train_button.layout.display == "none"
+    first_png, first_words = widget.curves.value, widget.words.value
+
+    widget.weight.value = 100.0
+    assert "tiny/kl_regularized_w100_seed0" in widget.header.value
+    assert widget.curves.value != first_png and widget.words.value != first_words
+
+    widget.weight.value = 100.0 * 10 ** (WEIGHT_STEP / 2 - 0.01)  # within half a step: snaps onto the run
+    assert widget.weight.value == 100.0
+
+    widget.objective.value = "mse"
+    assert widget.weight.disabled and "tiny/mse_seed0" in widget.header.value
+    widget.objective.value = "kl_regularized"
+
+    widget.seed.value = 1
+    assert "No finished run" in widget.header.value and "data-exact='false'" in widget.header.value
+    assert widget.train_button.layout.display is None
+    assert re.search(r"Train KL w=\S+ seed 1", widget.train_button.description)
+    thread = widget.start_training()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    assert widget.error.value == "", widget.error.value
+    assert widget.progress.value == widget.progress.max > 1
+    assert widget.progress_label.value.startswith("finished")
+    key = widget.current_key()
+    new_run = trained_outputs / "runs" / "tiny" / tiny_config("kl_regularized", key.weight, 1).slug
+    assert runs.is_complete(new_run)
+    assert "data-exact='true'" in widget.header.value and new_run.name in widget.header.value
+    assert widget.train_button.layout.display == "none"
+
+
+def test_errors_show_in_the_widget(trained_outputs, monkeypatch):
+    widget = ExplorerWidget(Explorer(trained_outputs))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model file is unreadable")
+
+    monkeypatch.setattr(widget.explorer, "continuation", broken)
+    widget.seed_text.value = "something else"  # no exception escapes the handler
+    assert "the model file is unreadable" in widget.error.value
+
+
+def test_notebook_runs_and_shows_the_widget(trained_outputs):
+    import papermill
+
+    executed = papermill.execute_notebook(str(NOTEBOOK), None, parameters={"output_root": str(trained_outputs)},
+                                          kernel_name="python3", progress_bar=False)
+    outputs = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
