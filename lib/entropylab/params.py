@@ -1,0 +1,379 @@
+"""Parameter files (``params/*.yaml``): loading, validation and expansion into grid points.
+
+A file names an experiment, optional defaults and a list of runs; each run names a notebook and a grid
+whose values are combined as a cartesian product (``params/README.md`` documents the format)::
+
+    experiment: paper
+    workers: 1
+    defaults: {epochs: 5, batch_size: 32, split: tail, seed: 0, dataset: auto}
+    runs:
+      - notebook: notebooks/03_kl_regularization.ipynb
+        grid: {weight: [0.1, 1.0, 10.0, 100.0]}
+
+A point's parameters are, by increasing priority: the notebook's own ``parameters`` cell, ``defaults``,
+the grid values. Every mistake is a :class:`ValueError` that names the file, the key and what is expected.
+This module imports TensorFlow only when a file is validated (through :mod:`entropylab.train`).
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import paths
+
+#: The names of the training notebooks' ``parameters`` cell, with what each must be.
+NOTEBOOK_PARAMETERS: dict[str, str] = {
+    "experiment": "a folder name (letters, digits, '_', '-', '.')",
+    "loss": "a loss name of entropylab.losses",
+    "weight": "a finite number >= 0",
+    "seed": "an integer >= 0",
+    "epochs": "an integer >= 1",
+    "batch_size": "an integer >= 1",
+    "split": "'tail' or 'headline'",
+    "val_fraction": "a number strictly between 0 and 1",
+    "max_sequences": "null or an integer >= 2",
+    "dataset": "'auto', 'nyt' or 'synthetic'",
+    "data_dir": "null or a folder path",
+    "output_root": "null or a folder path",
+    "jit_compile": "true or false",
+}
+#: Set by the sweep itself (top-level ``experiment``, ``--output-root``), never in ``defaults`` or a grid.
+SWEEP_OWNED = ("experiment", "output_root")
+#: The losses each training notebook accepts (the paper's section it follows).
+NOTEBOOK_LOSSES: dict[str, tuple[str, ...]] = {
+    "01_control.ipynb": ("mse", "cross_entropy"),
+    "02_entropy_regularization.ipynb": ("entropy_regularized",),
+    "03_kl_regularization.ipynb": ("kl_regularized",),
+}
+TOP_LEVEL_KEYS = ("experiment", "description", "workers", "defaults", "runs")
+RUN_KEYS = ("notebook", "grid")
+DATASETS = ("auto", "nyt", "synthetic")
+_EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ParamsError(ValueError):
+    """A parameter file is malformed; the message names the file, the key and what is expected."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One value
+# ---------------------------------------------------------------------------------------------------------
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> float:
+    """A YAML number as a float; strings such as ``"1e-7"`` (PyYAML reads them as text) are accepted."""
+    if isinstance(value, bool):
+        raise TypeError
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        return float(value)
+    raise TypeError
+
+
+def check_value(name: str, value: Any) -> Any:
+    """``value`` checked (and normalised) for the notebook parameter ``name``; raises ``ValueError``."""
+    if name not in NOTEBOOK_PARAMETERS:
+        raise ValueError(f"unknown parameter {name!r}; expected one of {', '.join(NOTEBOOK_PARAMETERS)}")
+    expected = NOTEBOOK_PARAMETERS[name]
+    bad = ValueError(f"got {value!r}; expected {expected}")
+    if name == "experiment":
+        if not (isinstance(value, str) and _EXPERIMENT_NAME.match(value)):
+            raise bad
+        return value
+    if name == "loss":
+        from .losses import names
+
+        if not isinstance(value, str) or value not in names():
+            raise ValueError(f"got {value!r}; expected one of {', '.join(names())}")
+        return value
+    if name in ("weight", "val_fraction"):
+        try:
+            number = _number(value)
+        except (TypeError, ValueError):
+            raise bad from None
+        valid = math.isfinite(number) and (number >= 0 if name == "weight" else 0 < number < 1)
+        if not valid:
+            raise bad
+        return number
+    if name in ("seed", "epochs", "batch_size"):
+        if not _is_int(value) or value < (0 if name == "seed" else 1):
+            raise bad
+        return value
+    if name == "max_sequences":
+        if value is not None and (not _is_int(value) or value < 2):
+            raise bad
+        return value
+    if name == "split":
+        from .data import SPLIT_MODES
+
+        if value not in SPLIT_MODES:
+            raise bad
+        return value
+    if name == "dataset":
+        if value not in DATASETS:
+            raise bad
+        return value
+    if name in ("data_dir", "output_root"):
+        if value is not None and not (isinstance(value, str) and value):
+            raise bad
+        return value
+    if name == "jit_compile":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    raise AssertionError(name)  # pragma: no cover - every name above is handled
+
+
+def check_notebook_loss(notebook: str | os.PathLike, loss: str) -> None:
+    """Refuse a loss that the training notebook ``notebook`` (a file name) does not follow."""
+    allowed = NOTEBOOK_LOSSES.get(Path(notebook).name)
+    if allowed is not None and loss not in allowed:
+        raise ValueError(f"{Path(notebook).name} trains the loss {' or '.join(map(repr, allowed))}, "
+                         f"not {loss!r}; use the notebook of that loss")
+
+
+def resolve_experiment(experiment: str, dataset: str, data_dir: str | os.PathLike | None = None) -> tuple[str, str]:
+    """``(dataset, experiment)`` with ``"auto"`` resolved: without the NYT data it becomes ``"synthetic"``
+    (said in one line) and the experiment gets a ``-synthetic`` suffix, so the runs never mix."""
+    if dataset != "auto":
+        return dataset, experiment
+    from .data import resolve_dataset
+
+    resolved = resolve_dataset("auto", data_dir)
+    return resolved, experiment if resolved == "nyt" else f"{experiment}-synthetic"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Notebooks
+# ---------------------------------------------------------------------------------------------------------
+
+def notebook_parameters(path: str | os.PathLike) -> dict[str, Any]:
+    """The names and default values of the cell tagged ``parameters`` of a notebook (without running it).
+
+    Only plain assignments of literals are read (``name = 1.0``), as papermill's parameter cells hold.
+    """
+    path = Path(path)
+    try:
+        notebook = json.loads(path.read_text(encoding="utf8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the notebook ({exc}); expected a .ipynb file") from exc
+    for cell in notebook.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") != "code" or "parameters" not in tags:
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        values: dict[str, Any] = {}
+        for node in ast.parse(source).body:
+            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+                node.target if isinstance(node, ast.AnnAssign) else None)
+            if isinstance(target, ast.Name) and node.value is not None:
+                try:
+                    values[target.id] = ast.literal_eval(node.value)
+                except ValueError as exc:
+                    raise ValueError(f"{path}: parameter {target.id!r} is not a literal; expected a plain "
+                                     f"value such as 1.0, 'mse' or None") from exc
+        return values
+    raise ValueError(f"{path}: no code cell tagged 'parameters'; papermill needs one to inject the grid values")
+
+
+def resolve_notebook(name: str, params_file: Path) -> Path | None:
+    """A notebook path from a parameter file: absolute, else relative to the project root, else to the file."""
+    candidate = Path(name).expanduser()
+    if candidate.is_absolute():
+        return candidate if candidate.is_file() else None
+    for base in (paths.project_root(params_file.parent), params_file.parent):
+        if (base / candidate).is_file():
+            return (base / candidate).resolve()
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parameter sets
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point: a notebook and every one of its parameters except ``experiment``/``output_root``."""
+
+    notebook: Path
+    parameters: dict[str, Any]
+    entry: int  # index in ``runs`` of the file
+
+    def config(self, **overrides: Any) -> Any:
+        """The :class:`~entropylab.train.RunConfig` the notebook will build for this point."""
+        from .train import RunConfig
+
+        values = {k: v for k, v in {**self.parameters, **overrides}.items() if k not in SWEEP_OWNED}
+        return RunConfig.from_dict(values)
+
+    @property
+    def slug(self) -> str:
+        return self.config().slug
+
+
+@dataclass
+class ParamSet:
+    """A validated parameter file."""
+
+    path: Path
+    experiment: str
+    description: str = ""
+    workers: int | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    points: list[Point] = field(default_factory=list)
+
+
+def _fail(path: Path, key: str, message: str) -> ParamsError:
+    return ParamsError(f"{path}: {key}: {message}")
+
+
+def _checked(path: Path, key: str, name: str, value: Any) -> Any:
+    try:
+        return check_value(name, value)
+    except ValueError as exc:
+        raise _fail(path, key, str(exc)) from None
+
+
+def _mapping(path: Path, key: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(path, key, f"got {type(value).__name__} {value!r}; expected a mapping of parameter: value")
+    return value
+
+
+def _check_names(path: Path, key: str, names: Any, allowed: Callable[[str], bool], allowed_text: str) -> None:
+    for name in names:
+        if name in SWEEP_OWNED:
+            where = "the top-level 'experiment' key" if name == "experiment" else "the --output-root option"
+            raise _fail(path, f"{key}.{name}", f"is set by the sweep; use {where}")
+        if not isinstance(name, str) or not allowed(name):
+            raise _fail(path, f"{key}.{name}", f"unknown parameter; expected one of {allowed_text}")
+
+
+def load_params(path: str | os.PathLike) -> ParamSet:
+    """Read and validate a parameter file; its :attr:`ParamSet.points` are the expanded grid.
+
+    Raises :class:`ParamsError` (a ``ValueError``) naming the file, the key and the expectation, and
+    ``FileNotFoundError`` for a missing file.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        known = sorted(p.name for p in (paths.project_root() / "params").glob("*.yaml"))
+        raise FileNotFoundError(f"parameter file {path} not found; the project's are {', '.join(known) or 'none'} "
+                                f"in params/")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf8"))
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({' '.join(str(exc).split())}); expected a mapping with "
+                          f"'experiment' and 'runs' (see params/README.md)") from exc
+    if not isinstance(document, dict):
+        raise _fail(path, "<top level>", f"got {type(document).__name__}; expected a mapping with 'experiment' "
+                                         f"and 'runs' (see params/README.md)")
+    for key in document:
+        if key not in TOP_LEVEL_KEYS:
+            raise _fail(path, str(key), f"unknown key; expected one of {', '.join(TOP_LEVEL_KEYS)}")
+    for key in ("experiment", "runs"):
+        if key not in document:
+            raise _fail(path, key, "missing; expected "
+                        + ("an experiment name (the runs go to outputs/runs/<experiment>)" if key == "experiment"
+                           else "a list of runs, each with 'notebook' and 'grid'"))
+    experiment = _checked(path, "experiment", "experiment", document["experiment"])
+    description = document.get("description") or ""
+    if not isinstance(description, str):
+        raise _fail(path, "description", f"got {description!r}; expected text")
+    workers = document.get("workers")
+    if workers is not None and (not _is_int(workers) or workers < 1):
+        raise _fail(path, "workers", f"got {workers!r}; expected an integer >= 1 (parallel runs)")
+
+    defaults = _mapping(path, "defaults", document.get("defaults"))
+    _check_names(path, "defaults", defaults, lambda n: n in NOTEBOOK_PARAMETERS,
+                 ", ".join(n for n in NOTEBOOK_PARAMETERS if n not in SWEEP_OWNED))
+    defaults = {name: _checked(path, f"defaults.{name}", name, value) for name, value in defaults.items()}
+
+    entries = document["runs"]
+    if not isinstance(entries, list) or not entries:
+        raise _fail(path, "runs", f"got {entries!r}; expected a non-empty list of runs, each with 'notebook' "
+                                  f"and 'grid'")
+    points: list[Point] = []
+    for index, entry in enumerate(entries):
+        points.extend(_expand_entry(path, index, entry, defaults))
+
+    seen: dict[str, Point] = {}
+    for point in points:
+        where = f"runs[{point.entry}]"
+        try:
+            config = point.config()
+            check_notebook_loss(point.notebook, config.loss)
+        except ValueError as exc:
+            raise _fail(path, where, f"{exc} (point {_describe(point)})") from None
+        if config.slug in seen:
+            raise _fail(path, where, f"two grid points share the run folder {config.slug!r} "
+                                     f"({_describe(seen[config.slug])} and {_describe(point)}); the folder name "
+                                     f"depends on loss, weight and seed only, so vary other parameters in another "
+                                     f"parameter file (experiment)")
+        seen[config.slug] = point
+    return ParamSet(path, experiment, description, workers, defaults, points)
+
+
+def _describe(point: Point) -> str:
+    return f"{point.notebook.name} {point.parameters}"
+
+
+def _expand_entry(path: Path, index: int, entry: Any, defaults: dict[str, Any]) -> list[Point]:
+    key = f"runs[{index}]"
+    if not isinstance(entry, dict):
+        raise _fail(path, key, f"got {entry!r}; expected a mapping with 'notebook' and 'grid'")
+    for name in entry:
+        if name not in RUN_KEYS:
+            raise _fail(path, f"{key}.{name}", f"unknown key; expected one of {', '.join(RUN_KEYS)}")
+    name = entry.get("notebook")
+    if not isinstance(name, str) or not name:
+        raise _fail(path, f"{key}.notebook", f"got {name!r}; expected a notebook path such as "
+                                             f"notebooks/01_control.ipynb")
+    notebook = resolve_notebook(name, path)
+    if notebook is None:
+        raise _fail(path, f"{key}.notebook", f"{name} does not exist; expected a path relative to the project "
+                                             f"root ({paths.project_root(path.parent)}) or to the file")
+    try:
+        own = notebook_parameters(notebook)
+    except ValueError as exc:
+        raise _fail(path, f"{key}.notebook", str(exc)) from None
+    expected = [n for n in NOTEBOOK_PARAMETERS if n not in own]
+    if expected:
+        raise _fail(path, f"{key}.notebook", f"{name} lacks the parameter(s) {', '.join(expected)}; expected a "
+                                             f"training notebook whose 'parameters' cell has all of "
+                                             f"{', '.join(NOTEBOOK_PARAMETERS)}")
+    grid = _mapping(path, f"{key}.grid", entry.get("grid"))
+    _check_names(path, f"{key}.grid", grid, lambda n: n in own, ", ".join(n for n in own if n not in SWEEP_OWNED))
+    axes: dict[str, list[Any]] = {}
+    for param, values in grid.items():
+        values = values if isinstance(values, list) else [values]
+        if not values:
+            raise _fail(path, f"{key}.grid.{param}", f"empty list; expected one or more values "
+                                                     f"({NOTEBOOK_PARAMETERS[param]})")
+        axes[param] = [_checked(path, f"{key}.grid.{param}[{i}]", param, v) for i, v in enumerate(values)]
+    base = {**own, **defaults}
+    points = []
+    for combination in itertools.product(*axes.values()):
+        parameters = {**base, **dict(zip(axes, combination, strict=True))}
+        for param in SWEEP_OWNED:
+            parameters.pop(param, None)
+        points.append(Point(notebook, parameters, index))
+    return points
