@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 
-.PHONY: setup reproduce test lint lab sweep bench bench-quick data info clean-runs
+.PHONY: setup reproduce test test-browser lint lab sweep bench bench-quick data info clean-runs
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -28,8 +28,12 @@ test: setup lint
 lint: setup
 	$(PY) -m ruff check lib tests notebooks
 
+# Kernels get matplotlib's inline backend (not the Agg above); --allow-root only as root; LAB_ARGS="--port=8899" etc.
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	env -u MPLBACKEND $(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+test-browser: setup
+	$(PY) -m pytest -m browser
 
 sweep: setup
 	$(PY) -m entropylab sweep $(PARAMS)
