@@ -36,14 +36,16 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("params", help="a parameter file, e.g. params/paper.yaml")
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: from the file, else 1)")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--output-root", default="outputs")
+    p.add_argument("--threads", type=int, default=None,
+                   help="TensorFlow threads per run (default: cores // workers)")
+    p.add_argument("--output-root", default=None, help="outputs folder (default: $ENTROPYLAB_OUTPUTS or outputs)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="time the naive Keras pipeline against ours, side by side")
     p.add_argument("--quick", action="store_true", help="a few thousand sequences: minutes, for development")
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=None, help="epochs per pipeline (default: 2; 3 with --quick)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--pipelines", default=None, help="comma-separated subset of the pipelines to measure")
     p.add_argument("--output-dir", default="outputs/benchmarks")

@@ -1,22 +1,105 @@
-"""``make reproduce``: the paper's runs on the real data (or, without it, on the synthetic corpus)."""
+"""``make reproduce``: the paper's sweep (``params/paper.yaml``), then the report notebooks.
+
+1. :func:`entropylab.sweep.run_sweep` runs every unfinished run of ``params/paper.yaml`` (on the synthetic
+   corpus, experiment ``paper-synthetic``, when the NYT data is absent) and collects
+   ``<outputs>/results/<experiment>.csv``.
+2. Each report notebook that exists (:data:`REPORT_NOTEBOOKS`) is executed with papermill into
+   ``<outputs>/notebooks/`` with the parameters it declares among ``experiment``, ``output_root``,
+   ``data_dir`` and ``dataset``. A notebook whose inputs (its own source, its parameters, the results table,
+   the library's source and, for NYT, the data files' names and sizes) are unchanged since its last
+   successful execution is skipped, so a second ``make reproduce`` finishes at once.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
+from typing import Any
 
-from .data import resolve_dataset
-from .train import RunConfig, run
+from . import paths
 
-PAPER_RUNS = (("mse", 0.0), ("kl_regularized", 10.0))
+PARAMS_FILE = Path("params") / "paper.yaml"
+REPORT_NOTEBOOKS = ("00_data.ipynb", "04_predictions.ipynb", "06_results.ipynb")
+REPORT_PARAMETERS = ("experiment", "output_root", "data_dir", "dataset")
+
+
+def inputs_fingerprint(notebook: Path, parameters: dict[str, Any], results_csv: Path,
+                       data_dir: str | os.PathLike | None = None) -> str:
+    """SHA-256 of everything a report notebook's output depends on (see the module docstring)."""
+    digest = hashlib.sha256()
+    digest.update(notebook.read_bytes())
+    digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+    digest.update(results_csv.read_bytes() if results_csv.is_file() else b"<no results>")
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + source.read_bytes())
+    if data_dir is not None:
+        for path in sorted(Path(data_dir).glob("Articles*.csv")):
+            digest.update(f"{path.name}:{path.stat().st_size}".encode())
+    return digest.hexdigest()
+
+
+def run_report(notebook: Path, out_dir: Path, parameters: dict[str, Any], fingerprint: str) -> str | None:
+    """Execute one report notebook into ``out_dir`` unless its inputs are unchanged; returns the error."""
+    from .sweep import execute_notebook
+
+    output = out_dir / notebook.name
+    stamp = out_dir / f".{notebook.stem}.inputs"
+    if output.is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint:
+        print(f"{notebook.name}: inputs unchanged, kept {output}")
+        return None
+    print(f"{notebook.name}: executing into {output}", flush=True)
+    stamp.unlink(missing_ok=True)
+    error = execute_notebook(notebook, output, parameters)
+    if error is None:
+        from .runs import atomic_write_text
+
+        atomic_write_text(stamp, fingerprint + "\n")
+    return error
 
 
 def main(output_root: str | Path = "outputs") -> int:
-    dataset = resolve_dataset("auto")
-    failed = 0
-    for loss, weight in PAPER_RUNS:
-        config = RunConfig(dataset=dataset, loss=loss, weight=weight)
-        run_dir = Path(output_root) / "runs" / ("paper" if dataset == "nyt" else "paper-synthetic") / config.slug
-        result = run(config, run_dir, verbose=2)
-        print(f"{result.status}{' (reused)' if result.reused else ''}: {run_dir}")
-        failed += result.status != "complete"
-    return 1 if failed else 0
+    """Run the paper's sweep and the report notebooks; returns the number of failures (0: all done)."""
+    root = paths.project_root()
+    return reproduce(root / PARAMS_FILE, [root / "notebooks" / name for name in REPORT_NOTEBOOKS], output_root)
+
+
+def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str | Path | None = None) -> int:
+    """The sweep of ``params_file``, then each of ``report_notebooks`` that exists; the number of failures."""
+    from .params import notebook_parameters
+    from .sweep import applied_environment, available_cores, kernel_environment, run_sweep
+
+    result = run_sweep(params_file, output_root=output_root)
+    plan = result.plan
+    datasets = {task.parameters["dataset"] for task in plan.tasks}
+    data_dirs = {task.parameters["data_dir"] for task in plan.tasks}
+    values = {"experiment": plan.experiment, "output_root": str(plan.output_root),
+              "data_dir": next(iter(data_dirs)) if len(data_dirs) == 1 else None,
+              "dataset": next(iter(datasets)) if len(datasets) == 1 else "auto"}
+    data_dir = None
+    if values["dataset"] == "nyt":
+        from .data import find_nyt_dir
+
+        data_dir = find_nyt_dir(values["data_dir"])
+    out_dir = plan.output_root / "notebooks"
+    failures = result.exit_status
+    with applied_environment(kernel_environment(available_cores())):
+        for notebook in report_notebooks:
+            if not notebook.is_file():
+                print(f"{notebook.name}: not in {notebook.parent} yet, skipped")
+                continue
+            try:
+                declared = notebook_parameters(notebook)
+            except ValueError:
+                declared = {}
+            parameters = {k: v for k, v in values.items() if k in declared}
+            fingerprint = inputs_fingerprint(notebook, parameters, plan.results_csv, data_dir)
+            error = run_report(notebook, out_dir, parameters, fingerprint)
+            if error is not None:
+                failures += 1
+                print(f"{notebook.name} FAILED: {error.splitlines()[0] if error else ''} "
+                      f"(see {out_dir / (notebook.stem + '.failed.ipynb')})")
+    print(f"reproduce: {'done' if not failures else f'{failures} failure(s)'}; runs in {plan.runs_dir}, "
+          f"results in {plan.results_csv}, report notebooks in {out_dir}")
+    return min(failures, 100)

@@ -1,0 +1,216 @@
+"""The sweep: collection, planning, a real SIGKILL and restart, a failing grid point with two workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from entropylab import data, runs, sweep
+from entropylab.params import load_params
+from entropylab.paths import project_root
+from entropylab.train import RunConfig
+
+ROOT = project_root(Path(__file__).parent)
+QUICK = "dataset: synthetic, epochs: 1, max_sequences: 300, jit_compile: false"
+
+
+def write_params(tmp_path: Path, runs_yaml: str, experiment: str = "t") -> Path:
+    path = tmp_path / f"{experiment}.yaml"
+    path.write_text(f"experiment: {experiment}\ndefaults: {{{QUICK}}}\nruns:\n{runs_yaml}")
+    return path
+
+
+def fake_run(run_dir: Path, config: RunConfig, epochs: int, complete: bool = True, notebook: bool = True) -> None:
+    """A run folder as train.run and the sweep leave it, without training."""
+    runs.write_json(run_dir / runs.CONFIG, config.to_dict())
+    history = pd.DataFrame({"epoch": range(1, epochs + 1), "loss": [0.5] * epochs, "val_loss": [0.6] * epochs,
+                            "paper_entropy": [1.0] * epochs, "paper_kl": [2.0] * epochs, "seconds": [1.0] * epochs})
+    runs.write_csv(run_dir / runs.HISTORY, history)
+    if complete:
+        runs.mark_complete(run_dir)
+    if notebook:
+        (run_dir / sweep.NOTEBOOK).write_text("{}")
+
+
+def sweep_command(params_file: Path, output_root: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "entropylab", "sweep", str(params_file), "--output-root", str(output_root),
+            *extra]
+
+
+def sweep_env() -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
+
+
+def test_collect_writes_a_tidy_table_of_complete_runs_only(tmp_path):
+    runs_dir = tmp_path / "runs" / "exp"
+    a = RunConfig(dataset="synthetic", loss="kl_regularized", weight=10.0, epochs=3)
+    b = RunConfig(dataset="synthetic", loss="mse", seed=1, epochs=2)
+    c = RunConfig(dataset="synthetic", loss="cross_entropy", epochs=4)
+    fake_run(runs_dir / a.slug, a, 3)
+    fake_run(runs_dir / b.slug, b, 2)
+    fake_run(runs_dir / c.slug, c, 4, complete=False)  # unfinished: never collected
+    table = sweep.collect("exp", tmp_path)
+    csv = tmp_path / "results" / "exp.csv"
+    assert csv.is_file() and not list(csv.parent.glob("*.tmp"))
+    on_disk = pd.read_csv(csv)
+    assert on_disk.shape == table.shape == (3 + 2, 2 + len(sweep.CONFIG_COLUMNS) + 6)
+    assert list(on_disk.columns[:2 + len(sweep.CONFIG_COLUMNS)]) == ["experiment", "run", *sweep.CONFIG_COLUMNS]
+    assert list(on_disk.columns[-6:]) == ["epoch", "loss", "val_loss", "paper_entropy", "paper_kl", "seconds"]
+    assert set(on_disk["run"]) == {a.slug, b.slug}
+    assert on_disk.groupby("run")["epoch"].apply(list).to_dict() == {a.slug: [1, 2, 3], b.slug: [1, 2]}
+    assert set(on_disk["loss_name"]) == {"kl_regularized", "mse"} and set(on_disk["experiment"]) == {"exp"}
+    assert not on_disk.duplicated(["run", "epoch"]).any()
+
+
+def test_plan_states_and_dry_run(tmp_path, capsys):
+    params_file = write_params(tmp_path, "  - notebook: notebooks/01_control.ipynb\n"
+                                         "    grid: {loss: [mse, cross_entropy], seed: [0, 1]}\n")
+    plan = sweep.make_plan(params_file, output_root=tmp_path / "out")
+    assert [t.slug for t in plan.tasks] == ["mse_seed0", "mse_seed1", "cross_entropy_seed0", "cross_entropy_seed1"]
+    assert all(t.parameters["output_root"] == str((tmp_path / "out").resolve()) for t in plan.tasks)
+    assert all(t.parameters["experiment"] == "t" and Path(t.run_dir).parent == plan.runs_dir for t in plan.tasks)
+    first, second, third, _ = plan.tasks
+    fake_run(Path(first.run_dir), load_params(params_file).points[0].config(), 1)
+    fake_run(Path(second.run_dir), load_params(params_file).points[1].config(), 1, notebook=False)
+    other = RunConfig(dataset="synthetic", loss="cross_entropy", epochs=7)  # another config, same folder name
+    fake_run(Path(third.run_dir), other, 7)
+    assert [sweep.task_state(t) for t in plan.tasks] == ["done", "todo", "conflict", "todo"]
+    runs.mark_failed(Path(plan.tasks[3].run_dir), "boom")
+    assert sweep.task_state(plan.tasks[3]) == "failed"
+    capsys.readouterr()
+    sweep.dry_run(params_file, output_root=tmp_path / "out")
+    printed = capsys.readouterr().out
+    assert "1 done" in printed and "1 conflict" in printed and "1 failed" in printed
+
+
+def test_auto_without_nyt_data_uses_the_synthetic_experiment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "find_nyt_dir", lambda data_dir=None: None)
+    params_file = tmp_path / "a.yaml"
+    params_file.write_text("experiment: paper\ndefaults: {dataset: auto}\n"
+                           "runs:\n  - notebook: notebooks/01_control.ipynb\n")
+    plan = sweep.make_plan(params_file, output_root=tmp_path)
+    assert plan.experiment == "paper-synthetic"
+    assert [t.parameters["dataset"] for t in plan.tasks] == ["synthetic"]
+    assert plan.runs_dir == tmp_path / "runs" / "paper-synthetic"
+    assert capsys.readouterr().out.count("SYNTHETIC") == 1  # said once, in one line
+
+
+def test_resume_after_sigkill_redoes_only_unfinished_runs(tmp_path):
+    out = tmp_path / "out"
+    params_file = write_params(tmp_path, (
+        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n"
+        # a longer run, so that the kill falls inside it
+        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: cross_entropy, max_sequences: 4000, epochs: 3}\n"
+        "  - notebook: notebooks/03_kl_regularization.ipynb\n    grid: {weight: 10.0}\n"))
+    first, second, third = (out / "runs" / "t" / s for s in ("mse_seed0", "cross_entropy_seed0",
+                                                              "kl_regularized_w10_seed0"))
+    process = subprocess.Popen(sweep_command(params_file, out), cwd=ROOT, env=sweep_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 150
+        while not (second / runs.CONFIG).is_file():  # the second run has started training
+            assert process.poll() is None and time.monotonic() < deadline, "the sweep did not reach run 2"
+            time.sleep(0.05)
+        children = psutil.Process(process.pid).children(recursive=True)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"processes outlived the killed sweep: {alive}"  # kernels and workers die with it
+
+    assert runs.is_complete(first) and (first / sweep.NOTEBOOK).is_file()
+    assert not runs.is_complete(second) and not (second / sweep.NOTEBOOK).is_file()
+    marker = (first / runs.COMPLETE).stat().st_mtime_ns, (first / runs.COMPLETE).read_bytes()
+    notebook_mtime = (first / sweep.NOTEBOOK).stat().st_mtime_ns
+    table = pd.read_csv(out / "results" / "t.csv")  # written after run 1 finished
+    assert set(table["run"]) == {"mse_seed0"}
+
+    again = subprocess.run(sweep_command(params_file, out), cwd=ROOT, env=sweep_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 already finished, 2 to run" in again.stdout
+    assert ((first / runs.COMPLETE).stat().st_mtime_ns, (first / runs.COMPLETE).read_bytes()) == marker
+    assert (first / sweep.NOTEBOOK).stat().st_mtime_ns == notebook_mtime  # not re-executed
+    for folder in (second, third):
+        assert runs.is_complete(folder) and (folder / sweep.NOTEBOOK).is_file()
+        assert not list(folder.glob(".*partial*")) and not (folder / runs.FAILED).exists()
+    table = pd.read_csv(out / "results" / "t.csv")
+    assert table.groupby("run")["epoch"].max().to_dict() == {
+        "mse_seed0": 1, "cross_entropy_seed0": 3, "kl_regularized_w10_seed0": 1}
+
+
+def test_failing_point_is_isolated_and_counted(tmp_path):
+    out = tmp_path / "out"
+    params_file = write_params(tmp_path, (
+        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n"
+        # two sequences leave the validation split empty: the notebook raises
+        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: cross_entropy, max_sequences: 2}\n"))
+    result = subprocess.run(sweep_command(params_file, out, "--workers", "2"), cwd=ROOT, env=sweep_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr  # the number of failed runs
+    assert "2 to run with 2 worker(s) of" in result.stdout
+    good, bad = out / "runs" / "t" / "mse_seed0", out / "runs" / "t" / "cross_entropy_seed0"
+    assert runs.is_complete(good) and (good / sweep.NOTEBOOK).is_file()
+    assert runs.is_failed(bad) and not runs.is_complete(bad)
+    reason = runs.failure_reason(bad)
+    assert "01_control.ipynb failed" in reason and "empty side" in reason
+    assert (bad / sweep.FAILED_NOTEBOOK).is_file() and not (bad / sweep.NOTEBOOK).exists()
+    assert "FAILED cross_entropy_seed0" in result.stdout
+    assert set(pd.read_csv(out / "results" / "t.csv")["run"]) == {"mse_seed0"}
+
+
+def test_cli_refuses_a_malformed_file_before_running(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiment: x\nruns:\n  - notebook: notebooks/03_kl_regularization.ipynb\n"
+                   "    grid: {weight: [-1]}\n")
+    result = subprocess.run(sweep_command(bad, tmp_path / "out"), cwd=ROOT, env=sweep_env(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"{bad}: runs[0].grid.weight[0]: got -1; expected a finite number >= 0" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kernel_environment_is_applied_then_restored(workers, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("ENTROPYLAB_THREADS", raising=False)
+    env = sweep.kernel_environment(max(1, sweep.available_cores() // workers))
+    with sweep.applied_environment(env):
+        assert os.environ["ENTROPYLAB_THREADS"] == str(max(1, sweep.available_cores() // workers))
+        assert "MPLBACKEND" not in os.environ  # the kernels draw inline
+    assert os.environ["MPLBACKEND"] == "Agg" and "ENTROPYLAB_THREADS" not in os.environ
+
+
+def test_reproduce_runs_the_sweep_then_the_reports_and_a_second_time_skips_both(tmp_path, capsys):
+    import nbformat
+
+    from entropylab.reproduce import reproduce
+
+    params_file = write_params(tmp_path, "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n")
+    report = tmp_path / "06_report.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('experiment = "x"\noutput_root = None', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import pandas as pd\nfrom pathlib import Path\n"
+                                  "table = pd.read_csv(Path(output_root) / 'results' / f'{experiment}.csv')\n"
+                                  "print(experiment, len(table))"),
+    ]), report)
+    out = tmp_path / "out"
+    assert reproduce(params_file, [report, tmp_path / "absent.ipynb"], out) == 0
+    executed = out / "notebooks" / report.name
+    assert "t 1" in nbformat.read(executed, as_version=4).cells[-1].outputs[0]["text"]
+    assert "absent.ipynb: not in" in capsys.readouterr().out
+    mtime = executed.stat().st_mtime_ns
+    assert reproduce(params_file, [report], out) == 0
+    printed = capsys.readouterr().out
+    assert "1 already finished, 0 to run" in printed and "inputs unchanged" in printed
+    assert executed.stat().st_mtime_ns == mtime
