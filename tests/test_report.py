@@ -1,0 +1,307 @@
+"""The report: results collection, prediction tables, the paper's reported words and the claims checks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from entropylab import report, runs
+from entropylab.generate import PAPER_SEED_TEXTS
+
+METRICS = ("paper_entropy", "paper_kl", "loss", "val_loss", "val_cross_entropy", "val_perplexity")
+
+
+def fake_results(spec: list[tuple[str, float, int, dict[str, list[float]]]]) -> pd.DataFrame:
+    """A tidy results frame: (objective, weight, seed, {metric: one value per epoch}); unset metrics are 1.0."""
+    rows = []
+    for objective, weight, seed, values in spec:
+        n = len(next(iter(values.values())))
+        for epoch in range(n):
+            row = {"objective": objective, "weight": weight, "seed": seed, "epoch": epoch + 1,
+                   "run": f"{objective}_w{weight:g}_seed{seed}"}
+            row.update({m: values.get(m, [1.0] * n)[epoch] for m in METRICS})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def falling(start: float = 10.0, n: int = 5, rate: float = 0.2) -> list[float]:
+    return [start * (1 - rate) ** i for i in range(n)]
+
+
+def rising(start: float = 10.0, n: int = 5, rate: float = 0.2) -> list[float]:
+    return [start * (1 + rate) ** i for i in range(n)]
+
+
+def verdict(claims: pd.DataFrame, fragment: str) -> str:
+    rows = claims[claims["claim"].str.contains(fragment, regex=False)]
+    assert len(rows) == 1, fragment
+    return rows["verdict"].iloc[0]
+
+
+# --- the paper's reported values -------------------------------------------------------------------------
+
+def test_paper_predictions_are_six_seed_texts_of_ten_words():
+    assert set(report.PAPER_PREDICTIONS) == set(report.PREDICTION_RUNS)
+    for table in report.PAPER_PREDICTIONS.values():
+        assert tuple(table) == PAPER_SEED_TEXTS
+        assert all(len(words) == 10 for words in table.values())
+    control_words = {w for words in report.PAPER_PREDICTIONS["control"].values() for w in words}
+    assert control_words == {"To", "A"}
+    table = report.paper_prediction_table("kl_regularized_w100")
+    assert table["words"].iloc[0] == "[Crash An Left An 23 An Flight 23 Flight An]"
+    with pytest.raises(KeyError, match="paper's are"):
+        report.paper_prediction_table("kl_regularized_w1")
+
+
+def test_generation_summary_counts_words():
+    summary = report.generation_summary({"a": ["x", "x", "y"], "b": ["x", "x", "y"], "c": ["z", "z", "z"]})
+    assert summary["distinct_words"] == 3
+    assert summary["distinct_per_continuation"] == pytest.approx((2 + 2 + 1) / 3)
+    assert summary["top_word_share"] == pytest.approx(4 / 9)
+    assert summary["distinct_continuations"] == 2
+    with pytest.raises(ValueError, match="no continuations"):
+        report.generation_summary({})
+
+
+def test_side_by_side_keeps_the_papers_order_and_aligns_rows():
+    ours = pd.DataFrame({"seed_text": list(reversed(PAPER_SEED_TEXTS)),
+                         "words": [f"[W{i}]" for i in range(6)], "mean_probability": np.linspace(0.1, 0.6, 6)})
+    table = report.side_by_side(ours, "control")
+    assert list(table.columns) == ["seed_text", "paper", "ours", "ours_mean_probability"]
+    assert tuple(table["seed_text"]) == PAPER_SEED_TEXTS
+    assert table.loc[table["seed_text"] == "United States", "ours"].item() == "[W5]"
+    assert table.loc[0, "paper"] == "[To To A A To A A To A A]"
+    assert report.words_of(table, "paper")["New York"][:3] == ["To", "A", "A"]
+
+
+# --- trends and verdicts ---------------------------------------------------------------------------------
+
+def test_relative_slope_change_and_trend():
+    assert report.relative_slope([1, 2, 3], [2, 4, 6]) == pytest.approx(2 / 4)
+    assert report.relative_slope([1, 2, 3], [6, 4, 2]) == pytest.approx(-2 / 4)
+    assert math.isnan(report.relative_slope([1], [3.0]))
+    assert math.isnan(report.relative_slope([1, 2], [0.0, 0.0]))
+    assert report.relative_change([4.0, 5.0, 3.0]) == pytest.approx(-0.25)
+    assert math.isnan(report.relative_change([2.0]))
+    assert report.trend(-0.05) == "decreasing"
+    assert report.trend(0.05) == "increasing"
+    assert report.trend(report.TREND_TOLERANCE / 2) == "flat"
+    assert report.trend(math.nan) is None
+
+
+def test_combine_needs_every_seed():
+    assert report.combine([report.AGREE, report.AGREE]) == (report.AGREE, "")
+    assert report.combine([report.DISAGREE])[0] == report.DISAGREE
+    assert report.combine([report.AGREE, report.DISAGREE])[0] == report.CANNOT_TELL
+    assert report.combine([None, None])[0] == report.CANNOT_TELL
+    assert report.combine([report.AGREE, None])[0] == report.CANNOT_TELL
+
+
+def _paper_like(kl_metric: list[float], seeds: int = 2) -> pd.DataFrame:
+    spec = []
+    for seed in range(seeds):
+        flat = [1.0 + 0.001 * seed] * 5
+        spec += [
+            ("mse", 0.0, seed, {"loss": flat, "val_loss": flat, "paper_entropy": [10.0] * 5,
+                                "val_cross_entropy": [9.0] * 5, "val_perplexity": [8000.0] * 5}),
+            ("entropy_regularized", 1e-7, seed, {"loss": flat, "val_loss": flat, "paper_entropy": [9.0] * 5,
+                                                 "paper_kl": rising(), "val_perplexity": [8000.0] * 5}),
+            ("kl_regularized", 10.0, seed, {"paper_kl": kl_metric, "loss": falling(), "val_loss": falling(),
+                                            "paper_entropy": falling(), "val_cross_entropy": [7.0] * 5,
+                                            "val_perplexity": [1000.0] * 5}),
+            ("kl_regularized", 100.0, seed, {"paper_kl": kl_metric, "loss": falling(),
+                                             "val_loss": [2 * v for v in falling()],
+                                             "paper_entropy": falling(), "val_cross_entropy": [7.5] * 5,
+                                             "val_perplexity": [1800.0] * 5}),
+        ]
+    return fake_results(spec)
+
+
+def test_claims_follow_the_numbers():
+    claims = report.claims_table(_paper_like(falling()))
+    assert set(claims["verdict"]) <= {report.AGREE, report.DISAGREE, report.CANNOT_TELL}
+    assert list(claims.columns) == ["section", "claim", "paper", "measured", "rule", "verdict", "note"]
+    assert verdict(claims, "KL weights 10 and 100 give decreasing KL") == report.AGREE
+    assert verdict(claims, "KL weight 100 gives a consistently decreasing entropy") == report.AGREE
+    assert verdict(claims, "(w=1e-7) the KL divergence increases") == report.AGREE
+    assert verdict(claims, "starts at a slightly lower entropy") == report.AGREE  # 9 vs 10
+    assert verdict(claims, "The control's training and validation losses show no trend") == report.AGREE
+    assert verdict(claims, "validation loss stays high") == report.AGREE  # w=100: val = 2 x train
+    assert verdict(claims, "KL weight 10 is the best") == report.AGREE
+    assert verdict(claims, "substantial benefit") == report.AGREE  # perplexity 1000 vs 8000
+    assert verdict(claims, "unrelated to the seed text") == report.CANNOT_TELL
+    # without prediction tables the generation claims cannot be told
+    assert verdict(claims, "weight 10 the continuations are more diverse") == report.CANNOT_TELL
+
+    rising_kl = report.claims_table(_paper_like(rising()))
+    assert verdict(rising_kl, "KL weights 10 and 100 give decreasing KL") == report.DISAGREE
+
+
+def test_seeds_that_disagree_give_cannot_tell():
+    results = _paper_like(falling(), seeds=1)
+    other = _paper_like(rising(), seeds=1).assign(seed=1)
+    claims = report.claims_table(pd.concat([results, other], ignore_index=True))
+    row = claims[claims["claim"].str.contains("decreasing KL")].iloc[0]
+    assert row["verdict"] == report.CANNOT_TELL and "seeds disagree" in row["note"]
+
+
+def test_one_epoch_or_no_runs_cannot_tell():
+    one_epoch = _paper_like(falling()).query("epoch == 1")
+    claims = report.claims_table(one_epoch)
+    assert verdict(claims, "decreasing KL") == report.CANNOT_TELL
+    empty = report.claims_table(pd.DataFrame(columns=["objective", "weight", "seed", "epoch", *METRICS]))
+    assert set(empty["verdict"]) == {report.CANNOT_TELL}
+    assert len(empty) == len(report.CLAIMS)
+    text = report.format_claims(empty)
+    assert text.count("verdict: CANNOT TELL") == len(report.CLAIMS)
+    assert report.verdict_counts(empty) == {report.AGREE: 0, report.DISAGREE: 0, report.CANNOT_TELL: len(empty)}
+
+
+def test_generation_claims_use_the_prediction_tables():
+    results = _paper_like(falling())
+    tables = {key: report.paper_prediction_table(key) for key in report.PREDICTION_RUNS}
+    claims = report.claims_table(results, tables)
+    assert verdict(claims, "weight 10 the continuations are more diverse") == report.AGREE  # 5 words vs 2
+    assert verdict(claims, "repeat two short words") == report.AGREE
+    assert "2 distinct words" in claims.loc[claims["claim"].str.contains("repeat two"), "paper"].item()
+    monotone = {key: t.assign(words="[X X X X X X X X X X]") for key, t in tables.items()}
+    claims = report.claims_table(results, monotone)
+    assert verdict(claims, "weight 10 the continuations are more diverse") == report.DISAGREE
+
+
+def test_stability_claim_needs_two_seeds():
+    claims = report.claims_table(_paper_like(falling(), seeds=1))
+    assert verdict(claims, "more stable") == report.CANNOT_TELL
+
+
+# --- tables on disk --------------------------------------------------------------------------------------
+
+def test_to_markdown_and_write_table(tmp_path):
+    frame = pd.DataFrame({"a": ["x|y", "z"], "b": [0.123456, math.nan]})
+    text = report.to_markdown(frame)
+    assert text.splitlines()[0] == "| a | b |"
+    assert "x\\|y" in text and "| 0.123 |" in text and "| z |  |" in text
+    md, csv = report.write_table(frame, tmp_path / "t", "demo", title="Demo")
+    assert md.read_text().startswith("# Demo\n\n| a | b |")
+    pd.testing.assert_frame_equal(pd.read_csv(csv), frame)
+    assert not list((tmp_path / "t").glob("*.tmp"))
+
+
+def test_report_dirs(tmp_path):
+    assert report.figures_dir("paper", tmp_path) == tmp_path / "figures"
+    assert report.tables_dir("smoke", tmp_path) == tmp_path / "tables" / "smoke"
+    with pytest.raises(ValueError, match="figures"):
+        report.report_dir("plots", "paper", tmp_path)
+
+
+def test_normalise_results_accepts_a_sweep_table():
+    sweep_style = pd.DataFrame({"loss": ["mse"], "weight": [0], "seed": [0], "epoch": [1], "train_loss": [0.5]})
+    frame = report.normalise_results(sweep_style)
+    assert frame["objective"].item() == "mse" and frame["loss"].item() == 0.5
+    sweep_style = pd.DataFrame({"loss_name": ["kl_regularized"], "weight": [10], "seed": [0], "epoch": [1],
+                                "loss": [2.5]})
+    frame = report.normalise_results(sweep_style)
+    assert frame["objective"].item() == "kl_regularized" and frame["loss"].item() == 2.5
+    with pytest.raises(ValueError, match="lacks column"):
+        report.normalise_results(pd.DataFrame({"weight": [0]}))
+
+
+def test_load_results_missing_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="sweep"):
+        report.load_results("nothing", tmp_path)
+    with pytest.raises(ValueError, match="unknown source"):
+        report.load_results("nothing", tmp_path, source="db")
+
+
+def test_load_results_reads_the_csv_when_no_run_folder(tmp_path):
+    frame = fake_results([("mse", 0.0, 0, {"loss": [1.0, 0.9]})])
+    csv = report.results_csv_path("x", tmp_path)
+    csv.parent.mkdir(parents=True)
+    frame.to_csv(csv, index=False)
+    loaded = report.load_results("x", tmp_path)
+    assert list(loaded["loss"]) == [1.0, 0.9]
+    assert report.final_epoch(loaded)["epoch"].tolist() == [2]
+
+
+# --- real (tiny) runs ------------------------------------------------------------------------------------
+
+TINY = {"dataset": "synthetic", "epochs": 2, "max_sequences": 300, "lstm_units": 8, "jit_compile": False,
+        "synthetic": {"n_headlines": 300, "n_words": 60, "branching": 5, "seed": 3}}
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    from entropylab.train import RunConfig
+
+    root = tmp_path_factory.mktemp("outputs")
+    configs = {"control": RunConfig(**TINY, loss="mse"),
+               "kl_regularized_w10": RunConfig(**TINY, loss="kl_regularized", weight=10.0)}
+    folders = report.ensure_runs(configs, "tiny", root)
+    return root, folders
+
+
+def test_collect_results_from_run_folders(tiny_runs):
+    root, _ = tiny_runs
+    results = report.load_results("tiny", root)
+    assert len(results) == 2 * 2  # two runs of two epochs
+    assert set(results["objective"]) == {"mse", "kl_regularized"}
+    assert results["loss"].dtype.kind == "f"
+    for key in report.REFERENCE_KEYS:
+        assert results[f"ref_{key}"].notna().all()
+    summary = report.summary_table(results)
+    assert summary["n_seeds"].tolist() == [1, 1]
+    refs = report.reference_table(results)
+    assert np.allclose(refs["vs_unigram"], refs["val_perplexity"] / refs["ref_unigram_perplexity"])
+
+
+def test_ensure_runs_reuses_finished_runs(tiny_runs):
+    from entropylab.train import RunConfig
+
+    root, folders = tiny_runs
+    stamp = (folders["control"] / runs.COMPLETE).stat().st_mtime_ns
+    again = report.ensure_runs({"control": RunConfig(**TINY, loss="mse")}, "tiny", root)
+    assert again["control"] == folders["control"]
+    assert (folders["control"] / runs.COMPLETE).stat().st_mtime_ns == stamp
+
+
+def test_sweep_table_reads_back_like_the_run_folders(tiny_runs):
+    sweep = pytest.importorskip("entropylab.sweep")
+    root, _ = tiny_runs
+    sweep.collect("tiny", root)
+    from_csv = report.load_results("tiny", root, source="csv")
+    from_runs = report.load_results("tiny", root, source="runs")
+    columns = ["objective", "weight", "seed", "epoch", "loss", "val_loss", "paper_entropy", "paper_kl"]
+    key = ["objective", "seed", "epoch"]
+    pd.testing.assert_frame_equal(from_csv[columns].sort_values(key).reset_index(drop=True),
+                                  from_runs[columns].sort_values(key).reset_index(drop=True), check_dtype=False)
+
+
+def test_predictions_for_a_run_are_deterministic(tiny_runs):
+    from entropylab.data import UnknownWordsWarning
+
+    _, folders = tiny_runs
+    with pytest.warns(UnknownWordsWarning, match="synthetic vocabulary"):  # the paper's words are not in it
+        first = report.predictions_for_run(folders["kl_regularized_w10"])
+        second = report.predictions_for_run(folders["kl_regularized_w10"])
+    pd.testing.assert_frame_equal(first, second)
+    assert tuple(first["seed_text"]) == PAPER_SEED_TEXTS
+    assert all(len(w.strip("[]").split()) == 10 for w in first["words"])
+    assert ((first["mean_probability"] > 0) & (first["mean_probability"] <= 1)).all()
+
+
+# --- the corpus ------------------------------------------------------------------------------------------
+
+def test_corpus_counts_and_splits(small_synthetic):
+    counts = report.corpus_counts(small_synthetic)["count"]
+    assert counts.tolist() == [len(small_synthetic.headlines), small_synthetic.vocab_size,
+                               small_synthetic.max_len, small_synthetic.n_sequences]
+    splits = report.split_sizes(small_synthetic).set_index("mode")
+    assert (splits["train"] + splits["validation"] == small_synthetic.n_sequences).all()
+    assert splits.loc["headline", "headlines on both sides"] == 0
+    assert splits.loc["tail", "headlines on both sides"] <= 1
+    assert ((splits["unseen validation labels"] >= 0) & (splits["unseen validation labels"] < 1)).all()
+    lengths = report.headline_lengths(small_synthetic)
+    assert lengths.max() == small_synthetic.max_len
