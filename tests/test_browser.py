@@ -118,7 +118,7 @@ def lab(tiny_outputs, tmp_path_factory) -> Iterator[dict]:
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebooks)
     base = f"http://127.0.0.1:{port}"
-    info = {"base": base, "token": token, "outputs": tiny_outputs, "log": log_path}
+    info = {"base": base, "token": token, "outputs": tiny_outputs, "log": log_path, "notebooks": notebooks}
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -149,23 +149,26 @@ def lab(tiny_outputs, tmp_path_factory) -> Iterator[dict]:
                 server.wait(timeout=15)
 
 
-def expected_view(outputs: Path, loss: str, weight: float, seed: int, seed_text: str) -> dict:
-    """What the explorer must show for one run, recomputed here from the run's folder."""
+def expected_view_of(run_dir: Path, seed_text: str) -> dict:
+    """What the explorer must show for the run in ``run_dir``, recomputed here from its files."""
     import pandas as pd
 
     from entropylab import train
     from entropylab.generate import continue_text
 
-    config = tiny_config(loss, weight, seed)
-    run_dir = outputs / "runs" / EXPERIMENT / config.slug
     history = pd.read_csv(run_dir / "history.csv")
     model, corpus, stored = train.load_trained(run_dir)
     words = continue_text(model, corpus, seed_text, 10, head=stored.head).words
-    return {"slug": config.slug, "label": f"{EXPERIMENT}/{config.slug}",
+    return {"label": f"{run_dir.parent.name}/{run_dir.name}",
             "val_loss": [f"{v:.4g}" for v in history["val_loss"]],
             "paper_kl": [f"{v:.4g}" for v in history["paper_kl"]],
             "val_perplexity": [f"{v:.4g}" for v in history["val_perplexity"]],
             "words": "[" + " ".join(words) + "]"}
+
+
+def expected_view(outputs: Path, loss: str, weight: float, seed: int, seed_text: str) -> dict:
+    """What the explorer must show for one of the tiny runs."""
+    return expected_view_of(outputs / "runs" / EXPERIMENT / tiny_config(loss, weight, seed).slug, seed_text)
 
 
 def shown_view(page) -> dict:
@@ -237,82 +240,127 @@ def kernel_idle(page) -> bool:
     }""")
 
 
-def test_explorer_in_jupyterlab(lab):
+@pytest.fixture(scope="module")
+def browser(chromium):
     from playwright.sync_api import sync_playwright
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    outputs = lab["outputs"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         try:
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"{lab['base']}/lab/tree/{NOTEBOOK.name}?token={lab['token']}")
-            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
-            page.wait_for_function("() => !!window.jupyterapp")
-            deadline = time.monotonic() + TIMEOUT_MS / 1000
-            while not kernel_idle(page):
-                assert time.monotonic() < deadline, "the kernel did not become idle"
-                page.wait_for_timeout(250)
-
-            # Run all cells from the command palette.
-            page.locator(".jp-NotebookPanel .jp-Notebook").click()
-            page.keyboard.press("Control+Shift+C")
-            palette = page.locator(".jp-ModalCommandPalette input, .lm-CommandPalette-input").first
-            palette.wait_for(state="visible")
-            palette.fill("Run All Cells")
-            page.locator(".lm-CommandPalette-item:has-text('Run All Cells')").first.click()
-
-            # The widget renders with the run chosen by default (KL, w=1, seed 0) and its words.
-            page.wait_for_selector(".entropylab-explorer", state="visible")
-            seed_text = page.locator(".entropylab-seed-text input").input_value()
-            first = wait_for_view(page, expected_view(outputs, "kl_regularized", 1.0, 0, seed_text))
-            assert first["exact"] == "true"
-            screenshot(page, "explorer-1-start.png")
-
-            # Weight slider: two steps of half a decade to the right, 1 -> 100.
-            press(page, ".entropylab-weight .noUi-handle", "ArrowRight", 4)
-            moved = wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 0, seed_text))
-            assert moved["image"] != first["image"], "the curves did not change with the weight"
-            assert moved["words"] != first["words"] or moved["rows"] != first["rows"]
-
-            # Seed slider: 0 -> 1.
-            press(page, ".entropylab-seed .noUi-handle", "ArrowRight")
-            reseeded = wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 1, seed_text))
-            assert reseeded["image"] != moved["image"], "the curves did not change with the seed"
-            screenshot(page, "explorer-2-weight-and-seed.png")
-
-            # Seed 2 has no run: the explorer says so, keeps showing the nearest run and offers Train.
-            press(page, ".entropylab-seed .noUi-handle", "ArrowRight")
-            page.wait_for_function("""() => {
-                const h = document.querySelector('.entropylab-explorer .entropylab-shown');
-                return h && h.dataset.exact === 'false' && h.textContent.startsWith('No finished run');
-            }""")
-            assert "seed 2" in shown_view(page)["header"]
-            train_button = page.locator(".entropylab-train")
-            train_button.wait_for(state="visible")
-            assert re.search(r"Train KL w=100 seed 2", train_button.inner_text())
-            train_button.click()
-            page.locator(".entropylab-progress").wait_for(state="visible")
-            page.wait_for_function("""() => {
-                const l = document.querySelector('.entropylab-explorer .entropylab-progress-label');
-                return l && /epoch \\d+\\/\\d+, step \\d+\\/\\d+|finished/.test(l.textContent);
-            }""")
-            trained = outputs / "runs" / EXPERIMENT / "kl_regularized_w100_seed2"
-            page.wait_for_function("""(name) => {
-                const h = document.querySelector('.entropylab-explorer .entropylab-shown');
-                return h && h.textContent.endsWith(name);
-            }""", arg=f"{EXPERIMENT}/{trained.name}", timeout=120_000)
-            assert (trained / "COMPLETE").is_file()
-            wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 2, seed_text))
-            screenshot(page, "explorer-3-trained.png")
-
-            tracebacks = [t for t in page.locator(".jp-OutputArea-output").all_inner_texts() if "Traceback" in t]
-            assert not tracebacks, tracebacks
-        except Exception:
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(SCREENSHOTS / "explorer-failure.png"))
-            print(Path(lab["log"]).read_text()[-4000:])
-            raise
+            yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def notebook_page(browser, lab: dict, notebook: str) -> Iterator:
+    """A page with ``notebook`` open in JupyterLab and all its cells run (Run All Cells from the command palette);
+    on failure, a screenshot and the server log's tail."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        workspace = Path(notebook).stem  # a fresh workspace per notebook: no tabs restored from another page
+        page.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={lab['token']}")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
+        page.wait_for_function("() => !!window.jupyterapp")
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while not kernel_idle(page):
+            assert time.monotonic() < deadline, "the kernel did not become idle"
+            page.wait_for_timeout(250)
+        page.locator(".jp-NotebookPanel .jp-Notebook").click()
+        page.keyboard.press("Control+Shift+C")
+        palette = page.locator(".jp-ModalCommandPalette .lm-CommandPalette-input")
+        palette.wait_for(state="visible")
+        palette.fill("Run All Cells")
+        page.locator(".jp-ModalCommandPalette .lm-CommandPalette-item:has-text('Run All Cells')").first.click()
+        page.wait_for_selector(".entropylab-explorer", state="visible")
+        yield page
+        tracebacks = [t for t in page.locator(".jp-OutputArea-output").all_inner_texts() if "Traceback" in t]
+        assert not tracebacks, tracebacks
+    except BaseException:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(SCREENSHOTS / "explorer-failure.png"))
+        print(Path(lab["log"]).read_text()[-4000:])
+        raise
+    finally:
+        with contextlib.suppress(Exception):  # the kernel goes with the page
+            page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        page.close()
+
+
+def test_explorer_shows_the_project_runs_without_training(browser, lab):
+    """With the project's own finished runs (``make reproduce``, the sweep), when there are any: the explorer
+    shows one at once, with that run's numbers and words, and trains nothing."""
+    from entropylab.paths import outputs_dir
+    from entropylab.widgets import read_finished_runs
+
+    project_outputs = outputs_dir()  # $ENTROPYLAB_OUTPUTS or <project>/outputs
+    runs_root = project_outputs / "runs"
+    if not read_finished_runs(runs_root):
+        pytest.skip(f"no finished runs in {runs_root} yet (make reproduce or the sweep writes them)")
+    before = sorted(runs_root.rglob("config.json"))
+    notebook = json.loads(NOTEBOOK.read_text())
+    parameters = next(c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
+    parameters["source"] = [f"output_root = {str(project_outputs)!r}"]
+    (lab["notebooks"] / "05_explorer_project_runs.ipynb").write_text(json.dumps(notebook))
+    with notebook_page(browser, lab, "05_explorer_project_runs.ipynb") as page:
+        page.wait_for_function("""() => {
+            const h = document.querySelector('.entropylab-explorer .entropylab-shown');
+            const w = document.querySelector('.entropylab-explorer .entropylab-continuation');
+            return (h && h.dataset.exact === 'true' && w) || document.querySelector('.entropylab-error b');
+        }""", timeout=180_000)
+        view = shown_view(page)
+        assert not view["error"], view["error"]
+        run_dir = runs_root / view["header"].rsplit(": ", 1)[1]
+        expected = expected_view_of(run_dir, page.locator(".entropylab-seed-text input").input_value())
+        assert not mismatches(view, expected), mismatches(view, expected)
+        screenshot(page, "explorer-0-project-runs.png")
+    assert sorted(runs_root.rglob("config.json")) == before, "showing finished runs must not train"
+
+
+def test_explorer_in_jupyterlab(browser, lab):
+    outputs = lab["outputs"]
+    with notebook_page(browser, lab, NOTEBOOK.name) as page:
+        # The widget renders with the run chosen by default (KL, w=1, seed 0) and its words.
+        seed_text = page.locator(".entropylab-seed-text input").input_value()
+        first = wait_for_view(page, expected_view(outputs, "kl_regularized", 1.0, 0, seed_text))
+        assert first["exact"] == "true"
+        screenshot(page, "explorer-1-start.png")
+
+        # Weight slider: four steps of half a decade to the right, 1 -> 100.
+        press(page, ".entropylab-weight .noUi-handle", "ArrowRight", 4)
+        moved = wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 0, seed_text))
+        assert moved["image"] != first["image"], "the curves did not change with the weight"
+        assert moved["words"] != first["words"] or moved["rows"] != first["rows"]
+
+        # Seed slider: 0 -> 1.
+        press(page, ".entropylab-seed .noUi-handle", "ArrowRight")
+        reseeded = wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 1, seed_text))
+        assert reseeded["image"] != moved["image"], "the curves did not change with the seed"
+        screenshot(page, "explorer-2-weight-and-seed.png")
+
+        # Seed 2 has no run: the explorer says so, keeps showing the nearest run and offers Train.
+        press(page, ".entropylab-seed .noUi-handle", "ArrowRight")
+        page.wait_for_function("""() => {
+            const h = document.querySelector('.entropylab-explorer .entropylab-shown');
+            return h && h.dataset.exact === 'false' && h.textContent.startsWith('No finished run');
+        }""")
+        assert "seed 2" in shown_view(page)["header"]
+        train_button = page.locator(".entropylab-train")
+        train_button.wait_for(state="visible")
+        assert re.search(r"Train KL w=100 seed 2", train_button.inner_text())
+        train_button.click()
+        page.locator(".entropylab-progress").wait_for(state="visible")
+        page.wait_for_function("""() => {
+            const l = document.querySelector('.entropylab-explorer .entropylab-progress-label');
+            return l && /epoch \\d+\\/\\d+, step \\d+\\/\\d+|finished/.test(l.textContent);
+        }""")
+        trained = outputs / "runs" / EXPERIMENT / "kl_regularized_w100_seed2"
+        page.wait_for_function("""(name) => {
+            const h = document.querySelector('.entropylab-explorer .entropylab-shown');
+            return h && h.textContent.endsWith(name);
+        }""", arg=f"{EXPERIMENT}/{trained.name}", timeout=120_000)
+        assert (trained / "COMPLETE").is_file()
+        wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 2, seed_text))
+        screenshot(page, "explorer-3-trained.png")

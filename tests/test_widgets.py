@@ -256,3 +256,33 @@ def test_notebook_runs_and_shows_the_widget(trained_outputs):
     outputs = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+
+
+def test_training_runs_in_the_background_and_the_controls_stay_live(trained_outputs, monkeypatch):
+    import threading
+
+    widget = ExplorerWidget(Explorer(trained_outputs))
+    widget.seed.value = 5
+    release, started = threading.Event(), threading.Event()
+
+    def slow_train(config, run_dir, progress=None):
+        started.set()
+        progress(1, 2, 3, 10)
+        assert release.wait(timeout=60)
+        raise RuntimeError("stopped by the test")
+
+    monkeypatch.setattr(widget.explorer, "train", slow_train)
+    thread = widget.start_training()
+    assert started.wait(timeout=30)
+    assert thread.is_alive()  # start_training returned while the run is still going
+    slug = widget.explorer.train_plan(widget.selection)[0].slug
+    assert widget.progress_label.value == f"{slug}: epoch 1/2, step 3/10"
+    assert (widget.progress.value, widget.progress.max) == (3, 20)
+    assert widget.train_button.disabled
+    assert widget.start_training() is None and "already training" in widget.progress_label.value
+    widget.seed.value = 0  # the display still follows the controls
+    assert "tiny/kl_regularized_w1_seed0" in widget.header.value
+    release.set()
+    thread.join(timeout=30)
+    assert "stopped by the test" in widget.error.value and widget.progress.bar_style == "danger"
+    assert not widget.train_button.disabled
