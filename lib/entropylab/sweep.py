@@ -412,9 +412,10 @@ def _run_pool(todo: list[Task], workers: int, env: dict[str, str], finished: Any
                     runs.mark_failed(Path(task.run_dir), error)
                     outcome = Outcome(task.slug, task.run_dir, "failed", error)
                 finished(outcome)
-    except BaseException:
+    except BaseException:  # Ctrl-C: stop the workers now (their kernels follow within a second)
+        workers_now = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for process in list(getattr(pool, "_processes", {}).values()):
+        for process in workers_now:
             with contextlib.suppress(Exception):
                 process.terminate()
         raise
