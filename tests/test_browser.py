@@ -273,7 +273,8 @@ def notebook_page(browser, lab: dict, notebook: str) -> Iterator:
         palette = page.locator(".jp-ModalCommandPalette .lm-CommandPalette-input")
         palette.wait_for(state="visible")
         palette.fill("Run All Cells")
-        page.locator(".jp-ModalCommandPalette .lm-CommandPalette-item:has-text('Run All Cells')").first.click()
+        page.locator(".jp-ModalCommandPalette .lm-CommandPalette-itemLabel",
+                     has_text=re.compile(r"^Run All Cells$")).first.click()
         page.wait_for_selector(".entropylab-explorer", state="visible")
         yield page
         tracebacks = [t for t in page.locator(".jp-OutputArea-output").all_inner_texts() if "Traceback" in t]

@@ -758,7 +758,8 @@ class ExplorerWidget(_vbox_base()):
         self.train_button.description = f"Train {selection.requested.describe()}"
         self.train_button.layout.width = "auto"
         self.train_note.value = (f"<span>Train writes <code>{html.escape(_relative(run_dir, self.explorer.outputs))}"
-                                 f"</code> ({config.epochs} epochs, {html.escape(str(config.dataset))} corpus) in the "
+                                 f"</code> ({config.epochs} epoch{'s' if config.epochs != 1 else ''}, "
+                                 f"{html.escape(str(config.dataset))} corpus) in the "
                                  f"background.</span>")
 
     # -- training ----------------------------------------------------------------------------------------
