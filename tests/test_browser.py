@@ -5,10 +5,13 @@ this environment with ``ENTROPYLAB_OUTPUTS`` pointing there (the kernel inherits
 ``notebooks/05_explorer.ipynb``, runs all cells from the command palette, moves the weight slider and the
 seed slider with the keyboard, and checks that the header, the numbers and the greedy words shown are
 those of the selected run (recomputed here from its folder). A seed without a run offers **Train**; the test
-presses it and waits for the new run. Screenshots go to ``outputs/screenshots/``.
+presses it and waits for the new run. When the project's outputs folder (``$ENTROPYLAB_OUTPUTS`` or
+``outputs/``) holds finished runs, a second test opens the explorer on them and checks that one is shown,
+with its numbers and words, and that nothing is trained. Screenshots go to ``outputs/screenshots/``.
 
 Skipped (with the reason) when Chromium or Playwright is missing; ``.ci/install-browser.sh`` installs
-Chromium with apt-get so CI runs it. ``ENTROPYLAB_CHROMIUM`` overrides the browser path.
+Chromium with apt-get and ``.ci/run`` then sets ``ENTROPYLAB_REQUIRE_BROWSER=1``, which turns a skip into a
+failure. ``ENTROPYLAB_CHROMIUM`` overrides the browser path.
 """
 
 from __future__ import annotations
