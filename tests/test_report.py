@@ -253,6 +253,7 @@ def test_collect_results_from_run_folders(tiny_runs):
         assert results[f"ref_{key}"].notna().all()
     summary = report.summary_table(results)
     assert summary["n_seeds"].tolist() == [1, 1]
+    assert summary["objective"].tolist() == ["mse", "kl_regularized"]  # the paper's order, not alphabetical
     refs = report.reference_table(results)
     assert np.allclose(refs["vs_unigram"], refs["val_perplexity"] / refs["ref_unigram_perplexity"])
 

@@ -196,7 +196,15 @@ def summary_table(results: pd.DataFrame, metrics: Sequence[str] = ("paper_entrop
     grouped = last.groupby(["objective", "weight"], sort=True)
     table = grouped[present].mean()
     table.insert(0, "n_seeds", grouped["seed"].nunique())
-    return table.reset_index()
+    return _in_paper_order(table.reset_index())
+
+
+def _in_paper_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the paper's order: the control, entropy, KL, then any other objective; by weight within each."""
+    rank = table["objective"].map({CONTROL: 0, ENTROPY: 1, KL: 2}).fillna(3)
+    order = sorted(range(len(table)), key=lambda i: (rank.iloc[i], table["objective"].iloc[i],
+                                                     table["weight"].iloc[i]))
+    return table.iloc[order].reset_index(drop=True)
 
 
 def reference_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -211,7 +219,7 @@ def reference_table(results: pd.DataFrame) -> pd.DataFrame:
     table.insert(0, "n_seeds", grouped["seed"].nunique())
     table["vs_unigram"] = table["val_perplexity"] / table["ref_unigram_perplexity"]
     table["vs_bigram"] = table["val_perplexity"] / table["ref_bigram_perplexity"]
-    return table.reset_index()
+    return _in_paper_order(table.reset_index())
 
 
 # ---------------------------------------------------------------------------------------------------------
