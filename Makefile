@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 
-.PHONY: setup reproduce test test-browser lint lab sweep bench bench-quick data info clean-runs
+.PHONY: setup reproduce test nbval-refresh test-browser lint lab sweep bench bench-quick data info clean-runs
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -22,8 +22,14 @@ setup: $(STAMP)
 reproduce: setup
 	$(PY) -m entropylab reproduce
 
+# nbval re-executes tests/nbval/*.ipynb (the smoke profile) in an empty outputs folder and compares the cells
+# marked NBVAL_CHECK_OUTPUT; `make nbval-refresh` rewrites those references after a notebook changes.
 test: setup lint
 	$(PY) -m pytest
+	d=$$(mktemp -d) && ENTROPYLAB_OUTPUTS=$$d $(PY) -m pytest --nbval-lax tests/nbval --nbval-sanitize-with tests/nbval/sanitize.cfg -p no:cacheprovider; s=$$?; rm -rf $$d; exit $$s
+
+nbval-refresh: setup
+	$(PY) tests/nbval/refresh.py $(NOTEBOOKS)
 
 lint: setup
 	$(PY) -m ruff check lib tests notebooks

@@ -1,0 +1,56 @@
+"""nbval on the reference notebooks: a fresh outputs folder, and a skip (with the reason) without the NYT data.
+
+The reference notebooks (``make nbval-refresh``) were executed on the NYT smoke profile; their checked cells
+(``# NBVAL_CHECK_OUTPUT``) hold the corpus counts, metric tables and generated words, which only the same data
+reproduces. They must train into an empty outputs folder: a finished run folder would be reused and nothing
+recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+OUTPUTS_ENV_VAR = "ENTROPYLAB_OUTPUTS"
+_created: list[Path] = []
+
+
+def _nbval_on(config: pytest.Config) -> bool:
+    return bool(config.getoption("nbval", False) or config.getoption("nbval_lax", False))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _nbval_on(config):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    given = os.environ.get(OUTPUTS_ENV_VAR)
+    if not given:
+        folder = Path(tempfile.mkdtemp(prefix="entropylab-nbval-"))
+        _created.append(folder)
+        os.environ[OUTPUTS_ENV_VAR] = str(folder)
+    elif Path(given).is_dir() and any((Path(given) / "runs").glob("*/*")):
+        raise pytest.UsageError(
+            f"${OUTPUTS_ENV_VAR}={given} already holds runs: nbval would reuse them and recompute nothing. "
+            f"Point it to an empty folder, e.g. {OUTPUTS_ENV_VAR}=$(mktemp -d), or leave it unset.")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for folder in _created:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _nbval_on(config):
+        return
+    from entropylab.data import find_nyt_dir, missing_data_message
+
+    if find_nyt_dir(None) is not None:
+        return
+    skip = pytest.mark.skip(reason=f"nbval references are NYT results; {missing_data_message()}")
+    for item in items:
+        if str(item.fspath).endswith(".ipynb"):
+            item.add_marker(skip)

@@ -1,0 +1,119 @@
+"""Regenerate the nbval reference notebooks (``make nbval-refresh``).
+
+Executes ``notebooks/00..04`` and ``06`` in order with papermill on the smoke profile (the ``defaults`` of
+``params/smoke.yaml``: a few hundred sequences, 1 epoch, XLA off; dataset ``nyt``; experiment ``smoke``) into a
+fresh temporary outputs folder, then writes each executed notebook to ``tests/nbval/`` keeping only the outputs
+of the cells marked ``# NBVAL_CHECK_OUTPUT`` (the ones nbval compares in ``--nbval-lax`` mode). Figures, logs and
+paths of the other cells are dropped, so the references hold nothing machine-specific and no figure of the data.
+
+``python tests/nbval/refresh.py [NAME ...]`` refreshes only the named notebooks (e.g. ``04_predictions``),
+but executes every notebook before them too, since later notebooks read the runs of earlier ones.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+NOTEBOOKS = ("00_data", "01_control", "02_entropy_regularization", "03_kl_regularization", "04_predictions",
+             "06_results")
+CHECK_MARKER = "NBVAL_CHECK_OUTPUT"
+CHECK_TAG = "nbval-check-output"
+FALLBACK_SMOKE = {"epochs": 1, "batch_size": 32, "split": "tail", "seed": 0, "max_sequences": 400,
+                  "jit_compile": False}
+
+
+def smoke_parameters() -> dict:
+    """The smoke profile: ``params/smoke.yaml``'s defaults, experiment ``smoke``, dataset ``nyt``."""
+    import yaml
+
+    path = ROOT / "params" / "smoke.yaml"
+    defaults = dict(FALLBACK_SMOKE)
+    if path.is_file():
+        defaults.update((yaml.safe_load(path.read_text()) or {}).get("defaults") or {})
+    return {**defaults, "experiment": "smoke", "dataset": "nyt"}
+
+
+def is_checked(cell: dict) -> bool:
+    """A cell whose outputs nbval compares (comment marker or tag); ``cell`` is a notebook cell (a dict)."""
+    source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+    marked = any(line.strip().lstrip("#").strip() == CHECK_MARKER for line in source.splitlines()
+                 if line.strip().startswith("#"))
+    return marked or CHECK_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def strip(notebook, name: str):
+    """Keep only the checked cells' outputs; drop papermill's timings; refuse stderr or errors in checked cells."""
+    checked = 0
+    for cell in notebook.cells:
+        cell.get("metadata", {}).pop("papermill", None)
+        cell.get("metadata", {}).pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        if is_checked(cell):
+            checked += 1
+            bad = [o for o in cell.outputs if o.output_type == "error"
+                   or (o.output_type == "stream" and o.name == "stderr")]
+            if bad:
+                raise SystemExit(f"{name}: a checked cell wrote to stderr or failed; fix the notebook so that its "
+                                 f"checked cells print only results:\n{cell.source}\n{bad}")
+        else:
+            cell.outputs = []
+            cell.execution_count = None
+    if "papermill" in notebook.metadata:
+        notebook.metadata["papermill"] = {"parameters": notebook.metadata["papermill"].get("parameters", {})}
+    if not checked:
+        print(f"  warning: {name} has no cell marked # {CHECK_MARKER}; nbval will only check that it runs")
+    return notebook
+
+
+def main(names: list[str]) -> int:
+    import nbformat
+    import papermill
+
+    unknown = [n for n in names if n not in NOTEBOOKS]
+    if unknown:
+        print(f"unknown notebook(s) {', '.join(unknown)}; choose from {', '.join(NOTEBOOKS)}", file=sys.stderr)
+        return 2
+    wanted = set(names or NOTEBOOKS)
+    last = max(NOTEBOOKS.index(n) for n in wanted)
+    smoke = smoke_parameters()
+    outputs = Path(tempfile.mkdtemp(prefix="entropylab-nbval-"))
+    os.environ.update({"ENTROPYLAB_OUTPUTS": str(outputs), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"})
+    os.environ.pop("MPLBACKEND", None)
+    print(f"smoke profile {smoke}; outputs in {outputs}")
+    try:
+        for name in NOTEBOOKS[: last + 1]:
+            source = ROOT / "notebooks" / f"{name}.ipynb"
+            target = HERE / f"{name}.ipynb"
+            if not source.is_file():
+                print(f"  {name}: not in notebooks/, skipped")
+                target.unlink(missing_ok=True)
+                continue
+            declared = papermill.inspect_notebook(str(source))
+            parameters = {k: v for k, v in smoke.items() if k in declared}
+            started = time.perf_counter()
+            executed = papermill.execute_notebook(str(source), None, parameters=parameters, cwd=str(HERE),
+                                                  kernel_name="python3", progress_bar=False, log_output=False)
+            seconds = time.perf_counter() - started
+            if name not in wanted:
+                print(f"  {name}: executed ({seconds:.0f} s), reference kept")
+                continue
+            notebook = strip(nbformat.from_dict(executed), name)
+            partial = target.with_suffix(".ipynb.tmp")
+            nbformat.write(notebook, str(partial))
+            os.replace(partial, target)
+            print(f"  {name}: {target.relative_to(ROOT)} ({seconds:.0f} s)")
+    finally:
+        shutil.rmtree(outputs, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
