@@ -86,6 +86,8 @@ class ValidationEvaluator:
                 import tensorflow as tf
 
                 evaluate_batch = tf.function(evaluate_batch, reduce_retracing=True)
+            elif keras.backend.backend() == "jax":
+                evaluate_batch = _jax_evaluate_batch(model, self.loss, self.head)
             self._compiled = {key: evaluate_batch}
         return self._compiled[key]
 
@@ -102,6 +104,23 @@ class ValidationEvaluator:
         means = {key: value / n for key, value in totals.items()}
         means["val_perplexity"] = math.exp(min(means["val_cross_entropy"], 700.0))
         return means
+
+
+def _jax_evaluate_batch(model: keras.Model, loss: EntropyLabLoss, head: str) -> Callable:
+    """:func:`batch_sums` compiled with ``jax.jit``; the weights are arguments (``stateless_call``), so the
+    compiled function always sees the current ones (closed-over weights would be frozen at tracing)."""
+    import jax
+
+    @jax.jit
+    def compiled(trainable: list, non_trainable: list, x: Any, y: Any, q: Any) -> dict:
+        outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+        return batch_sums(outputs, y, loss, head, q)
+
+    def evaluate_batch(x: Any, y: Any, q: Any = None) -> dict:
+        return compiled([v.value for v in model.trainable_variables],
+                        [v.value for v in model.non_trainable_variables], x, y, q)
+
+    return evaluate_batch
 
 
 class EpochMetrics(keras.callbacks.Callback):

@@ -122,14 +122,28 @@ def seed_everything(seed: int, op_determinism: bool = True) -> None:
 
     Keras turns XLA off once op determinism is on, so an XLA run (``jit_compile=True``) relies on XLA's CPU
     code being deterministic instead; ``tests/test_train.py`` checks both paths give identical histories.
+    Op determinism is process-wide: without ``op_determinism`` it is switched off again, or an XLA run after a
+    non-XLA one in the same process (a test session, a notebook kernel) would silently run without XLA.
     """
     import keras
 
     keras.utils.set_random_seed(seed)
-    if op_determinism and keras.backend.backend() == "tensorflow":
+    if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        tf.config.experimental.enable_op_determinism()
+        if op_determinism:
+            tf.config.experimental.enable_op_determinism()
+        else:
+            _disable_op_determinism()
+
+
+def _disable_op_determinism() -> None:
+    try:
+        from tensorflow.python.framework import config as tf_config
+    except ImportError:  # pragma: no cover - a TensorFlow without the private switch: nothing to undo
+        return
+    if tf_config.is_op_determinism_enabled():
+        tf_config.disable_op_determinism()
 
 
 def peak_memory_mb() -> float:
@@ -234,6 +248,7 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
         "seconds_total": time.perf_counter() - started,
         "seconds_per_epoch": float(pd.Series(timer.seconds).median()) if timer.seconds else None,
         "peak_memory_mb": peak_memory_mb(),
+        "threads": os.environ.get("ENTROPYLAB_THREADS") or "default",  # the numbers depend on it
         "versions": _versions(),
     }
     if run_path is not None:
