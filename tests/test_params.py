@@ -25,7 +25,7 @@ def write(tmp_path: Path, text: str, name: str = "set.yaml") -> Path:
 
 def test_project_parameter_files_expand_to_the_papers_protocol():
     paper = load_params(ROOT / "params" / "paper.yaml")
-    assert paper.experiment == "paper"
+    assert paper.experiment == "paper" and paper.threads is not None  # the numbers depend on the thread count
     by_notebook: dict[str, list[dict]] = {}
     for point in paper.points:
         by_notebook.setdefault(point.notebook.name, []).append(point.parameters)
@@ -88,6 +88,7 @@ BAD_FILES = {
     "unknown top key": ("experiment: x\nworker: 2\n" + GOOD_RUN, "worker: unknown key", "expected one of"),
     "bad experiment": ("experiment: a/b\n" + GOOD_RUN, "experiment: got 'a/b'", "expected a folder name"),
     "bad workers": ("experiment: x\nworkers: 0\n" + GOOD_RUN, "workers: got 0", "expected an integer >= 1"),
+    "bad threads": ("experiment: x\nthreads: two\n" + GOOD_RUN, "threads: got 'two'", "expected an integer >= 1"),
     "missing notebook": ("experiment: x\nruns:\n  - notebook: notebooks/nope.ipynb\n",
                          "runs[0].notebook: notebooks/nope.ipynb does not exist", "expected a path"),
     "no notebook key": ("experiment: x\nruns:\n  - grid: {seed: [1]}\n", "runs[0].notebook: got None",

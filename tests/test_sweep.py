@@ -24,7 +24,7 @@ QUICK = "dataset: synthetic, epochs: 1, max_sequences: 300, jit_compile: false"
 
 def write_params(tmp_path: Path, runs_yaml: str, experiment: str = "t") -> Path:
     path = tmp_path / f"{experiment}.yaml"
-    path.write_text(f"experiment: {experiment}\ndefaults: {{{QUICK}}}\nruns:\n{runs_yaml}")
+    path.write_text(f"experiment: {experiment}\nthreads: 1\ndefaults: {{{QUICK}}}\nruns:\n{runs_yaml}")
     return path
 
 
@@ -143,6 +143,7 @@ def test_resume_after_sigkill_redoes_only_unfinished_runs(tmp_path):
     assert (first / sweep.NOTEBOOK).stat().st_mtime_ns == notebook_mtime  # not re-executed
     for folder in (second, third):
         assert runs.is_complete(folder) and (folder / sweep.NOTEBOOK).is_file()
+        assert runs.read_json(folder / runs.METRICS)["threads"] == "1"  # the file's threads reached the kernel
         assert not list(folder.glob(".*partial*")) and not (folder / runs.FAILED).exists()
     table = pd.read_csv(out / "results" / "t.csv")
     assert table.groupby("run")["epoch"].max().to_dict() == {

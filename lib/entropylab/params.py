@@ -5,6 +5,7 @@ whose values are combined as a cartesian product (``params/README.md`` documents
 
     experiment: paper
     workers: 1
+    threads: 2
     defaults: {epochs: 5, batch_size: 32, split: tail, seed: 0, dataset: auto}
     runs:
       - notebook: notebooks/03_kl_regularization.ipynb
@@ -54,7 +55,7 @@ NOTEBOOK_LOSSES: dict[str, tuple[str, ...]] = {
     "02_entropy_regularization.ipynb": ("entropy_regularized",),
     "03_kl_regularization.ipynb": ("kl_regularized",),
 }
-TOP_LEVEL_KEYS = ("experiment", "description", "workers", "defaults", "runs")
+TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "defaults", "runs")
 RUN_KEYS = ("notebook", "grid")
 DATASETS = ("auto", "nyt", "synthetic")
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -233,6 +234,7 @@ class ParamSet:
     experiment: str
     description: str = ""
     workers: int | None = None
+    threads: int | None = None  # TensorFlow threads per run: the numbers depend on it, so a file can fix it
     defaults: dict[str, Any] = field(default_factory=dict)
     points: list[Point] = field(default_factory=list)
 
@@ -301,6 +303,9 @@ def load_params(path: str | os.PathLike) -> ParamSet:
     workers = document.get("workers")
     if workers is not None and (not _is_int(workers) or workers < 1):
         raise _fail(path, "workers", f"got {workers!r}; expected an integer >= 1 (parallel runs)")
+    threads = document.get("threads")
+    if threads is not None and (not _is_int(threads) or threads < 1):
+        raise _fail(path, "threads", f"got {threads!r}; expected an integer >= 1 (TensorFlow threads per run)")
 
     defaults = _mapping(path, "defaults", document.get("defaults"))
     _check_names(path, "defaults", defaults, lambda n: n in NOTEBOOK_PARAMETERS,
@@ -329,7 +334,7 @@ def load_params(path: str | os.PathLike) -> ParamSet:
                                      f"depends on loss, weight and seed only, so vary other parameters in another "
                                      f"parameter file (experiment)")
         seen[config.slug] = point
-    return ParamSet(path, experiment, description, workers, defaults, points)
+    return ParamSet(path, experiment, description, workers, threads, defaults, points)
 
 
 def _describe(point: Point) -> str:

@@ -9,7 +9,9 @@
   the same config and the executed notebook; done points are skipped, so a stopped sweep (Ctrl-C, SIGKILL)
   restarted redoes only the unfinished ones.
 * ``N`` workers run points in parallel, each in its own process (and each notebook in its own kernel) with
-  ``ENTROPYLAB_THREADS = max(1, cores // N)`` TensorFlow threads unless ``--threads`` says otherwise.
+  ``ENTROPYLAB_THREADS`` TensorFlow threads: ``--threads``, else the file's ``threads``, else
+  ``max(1, cores // N)``. The thread count changes the numbers (not their determinism), so the paper's
+  file fixes it.
 * A failing point is recorded in its folder (``FAILED`` with the error, ``notebook.failed.ipynb``); the others
   go on. The exit status is the number of failed points (at most 100).
 * ``dataset: auto`` is resolved once: without the NYT data the runs use the synthetic corpus and go to the
@@ -342,7 +344,7 @@ def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = Non
         raise ValueError(f"workers must be >= 1, got {workers}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    env = kernel_environment(threads or max(1, available_cores() // workers))
+    env = kernel_environment(threads or plan.params.threads or max(1, available_cores() // workers))
     outcomes: list[Outcome] = []
     todo = []
     for task in plan.tasks:
