@@ -104,7 +104,9 @@ def test_perplexity_figure_draws_each_reference():
     flat = [line for line in ax.get_lines() if len(set(line.get_ydata())) == 1 and len(line.get_ydata()) == 2]
     assert sorted(line.get_ydata()[0] for line in flat) == [550.0, 700.0]
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels[0] == "control (MSE)" and labels[-1] == "kl_regularized w=100"
+    assert labels[0] == "control (MSE)" and labels[5] == "kl_regularized w=100"
+    assert labels[6:] == ["unigram (add-one) reference: 700", "bigram reference: 550"]
+    assert ax.get_yscale() == "log" and "(log scale)" in ax.get_ylabel()  # perplexity: always log
     spread = plots.seed_spread_figure(results)
     assert spread.axes[0].get_yticklabels()[0].get_text() == "control (MSE)"
     with pytest.raises(plots.NoRunsError):

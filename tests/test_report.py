@@ -100,6 +100,14 @@ def test_combine_needs_every_seed():
     assert report.combine([report.AGREE, None])[0] == report.CANNOT_TELL
 
 
+def test_combine_all_needs_every_unit():
+    assert report.combine_all({"a": (report.AGREE, ""), "b": (report.AGREE, "")}) == (report.AGREE, "")
+    verdict_, note = report.combine_all({"a": (report.AGREE, ""), "b": (report.DISAGREE, "")})
+    assert verdict_ == report.DISAGREE and "b" in note
+    assert report.combine_all({"a": (report.AGREE, ""), "b": (report.CANNOT_TELL, "x")})[0] == report.CANNOT_TELL
+    assert report.combine_all({})[0] == report.CANNOT_TELL
+
+
 def _paper_like(kl_metric: list[float], seeds: int = 2) -> pd.DataFrame:
     spec = []
     for seed in range(seeds):
@@ -138,6 +146,15 @@ def test_claims_follow_the_numbers():
 
     rising_kl = report.claims_table(_paper_like(rising()))
     assert verdict(rising_kl, "KL weights 10 and 100 give decreasing KL") == report.DISAGREE
+
+
+def test_every_weight_claim_fails_on_one_consistent_weight():
+    results = _paper_like(falling())
+    moving = fake_results([("entropy_regularized", 1.0, seed, {"loss": falling(), "val_loss": falling()})
+                           for seed in (0, 1)])
+    claims = report.claims_table(pd.concat([results, moving], ignore_index=True))
+    row = claims[claims["claim"].str.contains("training and validation losses stay roughly constant")].iloc[0]
+    assert row["verdict"] == report.DISAGREE and "w=1 loss" in row["note"]
 
 
 def test_seeds_that_disagree_give_cannot_tell():

@@ -278,7 +278,8 @@ def perplexity_figure(results: pd.DataFrame, metric: str = "val_perplexity"):
     against the unigram and bigram references of the runs' splits (columns ``ref_unigram_perplexity`` and
     ``ref_bigram_perplexity`` of the results, from each run's ``metrics.json``).
 
-    Runs on different splits have different references; each distinct value gets its own line.
+    Runs on different splits have different references; each distinct value gets its own line (in the legend).
+    The perplexity axis is always logarithmic.
     """
     import matplotlib.pyplot as plt
 
@@ -290,15 +291,14 @@ def perplexity_figure(results: pd.DataFrame, metric: str = "val_perplexity"):
     styles = {"ref_unigram_perplexity": ("unigram (add-one)", ":"), "ref_bigram_perplexity": ("bigram", "--")}
     references = {column: sorted(frame[column].dropna().unique()) for column in styles
                   if metric == "val_perplexity" and column in frame.columns}
-    log = use_log_scale([*frame[metric], *(v for values in references.values() for v in values)])
+    # a perplexity is exp(cross-entropy): on a log axis equal distances are equal differences in nats
+    log = metric == "val_perplexity" or use_log_scale(frame[metric])
     fig, ax = plt.subplots(figsize=(10, 5), constrained_layout=True)
     metric_panel(ax, frame, metric, "run", order, "tab10" if len(order) <= 10 else "husl", log=log)
     for column, values in references.items():
         name, style = styles[column]
         for value in values:
-            ax.axhline(value, color="black", linestyle=style, linewidth=1)
-            ax.annotate(f"{name}: {value:.4g}", (1.0, value), xycoords=("axes fraction", "data"),
-                        ha="right", va="bottom", fontsize="small")
+            ax.axhline(value, color="black", linestyle=style, linewidth=1, label=f"{name} reference: {value:.4g}")
     _legend_outside(fig, ax, "run")
     fig.suptitle("Ours: validation perplexity of p against n-gram references (lower is better)")
     return fig

@@ -458,36 +458,67 @@ def _missing(what: str) -> Check:
     return Check("no runs", CANNOT_TELL, f"needs {what}")
 
 
-def _trend_check(results: pd.DataFrame, objective: str, weights: Sequence[float | None], metric: str,
-                 wanted: Callable[[str], bool]) -> Check:
-    """Per-seed slopes of ``metric`` for each weight; agree when ``wanted(trend)`` for every weight."""
-    parts, verdicts = [], []
+def combine_all(units: Mapping[str, tuple[str, str]]) -> tuple[str, str]:
+    """One verdict for a claim about several units (weights, metrics), each with its verdict over seeds:
+    any disagree -> disagree (the claim says "every"), else any cannot tell -> cannot tell, else agree."""
+    if not units:
+        return CANNOT_TELL, "nothing to check"
+    disagree = [name for name, (v, _) in units.items() if v == DISAGREE]
+    if disagree:
+        return DISAGREE, f"not for {', '.join(disagree)}"
+    unknown = {name: note for name, (v, note) in units.items() if v == CANNOT_TELL}
+    if unknown:
+        notes = sorted(set(unknown.values()))
+        if len(notes) == 1 and len(unknown) == len(units):
+            return CANNOT_TELL, notes[0]
+        return CANNOT_TELL, "; ".join(f"{name}: {note}" for name, note in unknown.items())
+    return AGREE, ""
+
+
+def _trend_units(results: pd.DataFrame, objective: str, weights: Sequence[float | None], metric: str,
+                 wanted: Callable[[str], bool]) -> tuple[str, dict[str, tuple[str, str]]] | Check:
+    """Per weight: the per-seed slopes of ``metric`` (as text) and the verdict over seeds that the trend is
+    ``wanted``; a :class:`Check` saying what is missing when a weight has no run."""
+    parts, units = [], {}
     for weight in weights:
         seeds = _runs_of(results, objective, weight)
         if not seeds:
             return _missing(f"{objective}" + (f" w={weight:g}" if weight is not None else "") + " runs")
+        label = f"w={weight:g}" if weight is not None else objective
         slopes = [relative_slope(r["epoch"], r[metric]) for r in seeds.values()]
-        trends = [trend(s) for s in slopes]
-        verdicts.extend(None if t is None else AGREE if wanted(t) else DISAGREE for t in trends)
-        label = f"w={weight:g}: " if weight is not None else ""
-        parts.append(f"{label}{_fmt_pct(slopes)}/epoch")
-    verdict, note = combine(verdicts)
-    return Check(f"slope of {metric}: " + "; ".join(parts), verdict, note)
+        units[f"{label} {metric}"] = combine([None if trend(s) is None else AGREE if wanted(trend(s)) else DISAGREE
+                                              for s in slopes])
+        parts.append(f"{label}: {_fmt_pct(slopes)}/epoch")
+    return f"slope of {metric}: " + "; ".join(parts), units
+
+
+def _trend_check(results: pd.DataFrame, objective: str, weights: Sequence[float | None], metrics: Sequence[str],
+                 wanted: Callable[[str], bool]) -> Check:
+    """Agree when the trend of every metric is ``wanted`` for every weight and seed (see :func:`combine_all`)."""
+    texts, units = [], {}
+    for metric in metrics:
+        found = _trend_units(results, objective, weights, metric, wanted)
+        if isinstance(found, Check):
+            return found
+        texts.append(found[0])
+        units.update(found[1])
+    verdict, note = combine_all(units)
+    return Check("; ".join(texts), verdict, note)
 
 
 def _flat_losses(results: pd.DataFrame, objective: str, weights: Sequence[float | None]) -> Check:
-    parts, verdicts = [], []
+    parts, units = [], {}
     for weight in weights:
         seeds = _runs_of(results, objective, weight)
         if not seeds:
             return _missing(f"{objective} runs")
         for metric in ("loss", "val_loss"):
             changes = [relative_change(r[metric]) for r in seeds.values()]
-            verdicts.extend(None if not math.isfinite(c) else AGREE if abs(c) <= FLAT_CHANGE else DISAGREE
-                            for c in changes)
-            label = f"w={weight:g} " if weight is not None else ""
-            parts.append(f"{label}{metric} {_fmt_pct(changes)}")
-    verdict, note = combine(verdicts)
+            label = f"w={weight:g} {metric}" if weight is not None else metric
+            units[label] = combine([None if not math.isfinite(c) else AGREE if abs(c) <= FLAT_CHANGE else DISAGREE
+                                    for c in changes])
+            parts.append(f"{label} {_fmt_pct(changes)}")
+    verdict, note = combine_all(units)
     return Check("first→last change: " + "; ".join(parts), verdict, note)
 
 
@@ -507,7 +538,7 @@ def _check_control_words(results: pd.DataFrame, predictions: Mapping[str, pd.Dat
     n = _diversity(predictions, "control")
     if n is None:
         return _missing("the control's prediction table (notebook 04)")
-    return Check(f"{n} distinct words in the six continuations", AGREE if n <= 3 else DISAGREE)
+    return Check(f"{n} distinct word(s) in the six continuations", AGREE if n <= 3 else DISAGREE)
 
 
 def _check_entropy_start(results: pd.DataFrame, predictions: Mapping[str, pd.DataFrame]) -> Check:
@@ -545,20 +576,14 @@ def _check_entropy_same_rate(results: pd.DataFrame, predictions: Mapping[str, pd
 
 
 def _check_entropy_kl_increases(results: pd.DataFrame, predictions: Mapping[str, pd.DataFrame]) -> Check:
-    return _trend_check(results, ENTROPY, [1e-7], "paper_kl", lambda t: t == "increasing")
+    return _trend_check(results, ENTROPY, [1e-7], ("paper_kl",), lambda t: t == "increasing")
 
 
 def _check_entropy_no_decrease(results: pd.DataFrame, predictions: Mapping[str, pd.DataFrame]) -> Check:
     weights = _weights(results, ENTROPY)
     if not weights:
         return _missing("entropy_regularized runs")
-    a = _trend_check(results, ENTROPY, weights, "paper_entropy", lambda t: t != "decreasing")
-    b = _trend_check(results, ENTROPY, weights, "paper_kl", lambda t: t != "decreasing")
-    verdict, note = combine([a.verdict if a.verdict != CANNOT_TELL else None,
-                             b.verdict if b.verdict != CANNOT_TELL else None])
-    if CANNOT_TELL in (a.verdict, b.verdict):
-        verdict, note = CANNOT_TELL, a.note or b.note
-    return Check(f"{a.measured}; {b.measured}", verdict, note)
+    return _trend_check(results, ENTROPY, weights, ("paper_entropy", "paper_kl"), lambda t: t != "decreasing")
 
 
 def _check_entropy_flat_losses(results: pd.DataFrame, predictions: Mapping[str, pd.DataFrame]) -> Check:
@@ -567,15 +592,15 @@ def _check_entropy_flat_losses(results: pd.DataFrame, predictions: Mapping[str, 
 
 
 def _check_kl100_entropy(results: pd.DataFrame, predictions: Mapping[str, pd.DataFrame]) -> Check:
-    return _trend_check(results, KL, [100.0], "paper_entropy", lambda t: t == "decreasing")
+    return _trend_check(results, KL, [100.0], ("paper_entropy",), lambda t: t == "decreasing")
 
 
 def _check_kl_decreases(results: pd.DataFrame, predictions: Mapping[str, pd.DataFrame]) -> Check:
-    return _trend_check(results, KL, [10.0, 100.0], "paper_kl", lambda t: t == "decreasing")
+    return _trend_check(results, KL, [10.0, 100.0], ("paper_kl",), lambda t: t == "decreasing")
 
 
 def _check_kl_loss_decreases(results: pd.DataFrame, predictions: Mapping[str, pd.DataFrame]) -> Check:
-    return _trend_check(results, KL, [10.0, 100.0], "loss", lambda t: t == "decreasing")
+    return _trend_check(results, KL, [10.0, 100.0], ("loss",), lambda t: t == "decreasing")
 
 
 def _check_kl_gap(results: pd.DataFrame, predictions: Mapping[str, pd.DataFrame]) -> Check:
