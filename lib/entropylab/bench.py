@@ -209,7 +209,7 @@ def child_main(argv: list[str]) -> int:
     name, settings_json, out = argv
     settings = Settings(**json.loads(settings_json))
     try:
-        result = {"status": "ok", **run_child(PIPELINES[name], settings)}
+        result = {"status": "ok", "pid": os.getpid(), **run_child(PIPELINES[name], settings)}
     except Exception as exc:  # reported to the parent as a failed row, never as a number
         import traceback
 

@@ -1,0 +1,126 @@
+"""The benchmark's machinery on a tiny size: child processes, the CSVs, ratios, failures. No timing assertion."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from entropylab import bench
+from entropylab.cli import main as cli_main
+
+TINY = bench.Settings(dataset="synthetic", max_sequences=300, epochs=2, lstm_units=8, quick=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_benchmark(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("benchmarks")
+    lines: list[str] = []
+    rows, summary = bench.run_benchmark(bench.parse_pipelines("naive,ours"), TINY, folder,
+                                        echo=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    return rows, summary, "\n".join(lines)
+
+
+def _read(path):
+    with open(path, newline="", encoding="utf8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_writes_summary_and_epoch_csvs_with_the_expected_columns(tiny_benchmark):
+    _, summary, _ = tiny_benchmark
+    assert summary.name.endswith("_quick.csv")
+    table = _read(summary)
+    assert list(table[0]) == list(bench.CSV_COLUMNS)
+    assert [r["pipeline"] for r in table] == ["naive", "ours"]
+    assert all(r["status"] == "ok" for r in table), [r["error"] for r in table]
+    for r in table:
+        assert float(r["seconds_per_epoch"]) > 0 and float(r["peak_rss_mb"]) > 0
+        assert r["cores"] and r["cpu_model"] and r["tensorflow"] and r["keras"] and r["python"]
+        assert int(r["epochs"]) == 2 and int(r["batch_size"]) == 32 and r["dataset"] == "synthetic"
+        assert len(r["loss"].split(";")) == 2 and len(r["epoch_seconds"].split(";")) == 2
+    naive, ours = table
+    assert float(naive["time_vs_naive"]) == 1.0 and float(naive["memory_vs_naive"]) == 1.0
+    assert (naive["n_train"], naive["n_val"]) == (ours["n_train"], ours["n_val"]) == ("240", "60")
+    assert naive["xla"] == "False" and ours["xla"] == "True"
+    epochs = _read(summary.with_name(summary.stem + "_epochs.csv"))
+    assert list(epochs[0]) == list(bench.EPOCH_COLUMNS)
+    assert [(e["pipeline"], e["epoch"]) for e in epochs] == [("naive", "1"), ("naive", "2"), ("ours", "1"),
+                                                            ("ours", "2")]
+
+
+def test_each_pipeline_ran_in_its_own_process(tiny_benchmark):
+    import os
+
+    rows, _, _ = tiny_benchmark
+    pids = [r["pid"] for r in rows]
+    assert len(set(pids)) == 2 and os.getpid() not in pids
+
+
+def test_prints_the_table_the_curves_and_the_goals(tiny_benchmark):
+    _, summary, text = tiny_benchmark
+    assert "time/naive" in text and "mem/naive" in text
+    assert "naive loss" in text and "ours val" in text
+    assert "ours vs naive: max relative difference" in text
+    assert "goal <= 1/3" in text and "goal <= 1/8" in text
+    assert str(summary) in text
+
+
+def test_the_naive_label_matrix_is_the_dense_one_hot(tiny_benchmark):
+    rows, _, _ = tiny_benchmark
+    naive = rows[0]
+    assert naive["label_bytes"] == naive["sequences"] * naive["vocab_size"] * 8  # float64 one-hot
+
+
+def test_summaries_and_ratios():
+    assert bench.summarize_epochs([9.0, 2.0, 4.0, 3.0], 300) == {
+        "seconds_per_epoch": 3.0, "first_epoch_seconds": 9.0, "sequences_per_second": 100.0}
+    assert bench.summarize_epochs([5.0], 10)["seconds_per_epoch"] == 5.0
+    rows = [{"pipeline": "naive", "status": "ok", "seconds_per_epoch": 10.0, "peak_rss_mb": 800.0},
+            {"pipeline": "ours", "status": "ok", "seconds_per_epoch": 2.0, "peak_rss_mb": 100.0},
+            {"pipeline": "ours-jax", "status": "failed"}]
+    bench.add_ratios(rows)
+    assert rows[1]["time_vs_naive"] == 0.2 and rows[1]["memory_vs_naive"] == 0.125
+    assert math.isnan(rows[2]["time_vs_naive"])
+    assert any("met" in line and "NOT" not in line for line in bench.verdict(rows))
+    rows[1]["seconds_per_epoch"], rows[1]["time_vs_naive"] = 5.0, 0.5
+    assert "NOT met" in bench.verdict(rows)[0]
+
+
+def test_curve_agreement_measures_the_learned_part():
+    vocab = 100
+    naive = {"pipeline": "naive", "status": "ok", "vocab_size": vocab, "loss": [0.0100, 0.0099],
+             "val_loss": [0.0100, 0.0098]}
+    ours = {"pipeline": "ours", "status": "ok", "loss": [0.0100, 0.0099], "val_loss": [0.0100, 0.0097]}
+    (entry,) = bench.curve_agreement([naive, ours])
+    assert entry["loss_rel_diff"] == 0.0
+    assert entry["val_loss_rel_diff"] == pytest.approx(0.0001 / 0.0098)
+    assert entry["val_loss_learned_rel_diff"] == pytest.approx(0.01 / 0.02)  # V*mse-1: -0.02 vs -0.03
+
+
+def test_unknown_pipelines_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match="naive, ours"):
+        bench.parse_pipelines("naive,turbo")
+    assert cli_main(["bench", "--pipelines", "turbo"]) == 2
+
+
+def test_a_missing_backend_is_skipped_and_a_crashing_child_is_a_failed_row():
+    missing = bench.Pipeline("other", "ours", backend="no-such-backend")
+    assert bench.measure(missing, TINY)["status"] == "skipped"
+    unknown = bench.Pipeline("not-registered", "ours")  # the child cannot find it and reports why
+    row = bench.measure(unknown, TINY, timeout=120)
+    assert row["status"] == "failed" and "not-registered" in row["error"]
+    row = bench.measure(bench.PIPELINES["ours"], TINY, timeout=0.01)  # killed before it writes anything
+    assert row["status"] == "failed" and "timed out" in row["error"]
+
+
+def test_flop_count_matches_the_model():
+    """The parameter count behind the arithmetic estimate is the model's own."""
+    from entropylab.model import build_model
+
+    model = build_model(500, 23)
+    flops = bench.model_flops(500, 23)
+    assert flops["params"] == model.count_params()
+    assert flops["lstm_forward"] == 23 * 2 * 110 * 400 and flops["dense_forward"] == 2 * 100 * 500
+    n_train, n_val = 41416, 10354  # the NYT tail split: ~0.58 TFLOP per epoch (issue 4)
+    assert bench.epoch_flops(n_train, n_val, 11265) == pytest.approx(0.58e12, rel=0.05)
