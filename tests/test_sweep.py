@@ -179,6 +179,8 @@ def test_cli_refuses_a_malformed_file_before_running(tmp_path):
     assert result.returncode == 2
     assert f"{bad}: runs[0].grid.weight[0]: got -1; expected a finite number >= 0" in result.stderr
     assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="--workers must be an integer >= 1, got 0"):
+        sweep.run_sweep(bad, workers=0, output_root=tmp_path / "out")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -338,12 +338,11 @@ def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = Non
               data_dir: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
               progress: bool = True) -> SweepResult:
     """Execute every unfinished point of a parameter file (see the module docstring)."""
+    for name, value in (("workers", workers), ("threads", threads)):
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be an integer >= 1, got {value}")
     plan = make_plan(params, data_dir=data_dir, output_root=output_root)
     workers = workers or plan.params.workers or 1
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
     env = kernel_environment(threads or plan.params.threads or max(1, available_cores() // workers))
     outcomes: list[Outcome] = []
     todo = []
