@@ -88,3 +88,10 @@ def test_bad_configs_are_clear_errors(bad, message):
 def test_unknown_config_key():
     with pytest.raises(ValueError, match="unknown config key"):
         RunConfig.from_dict({"los": "mse"})
+
+
+def test_atomic_writes_leave_ordinary_permissions(tmp_path):
+    runs.write_json(tmp_path / "a.json", {"x": 1})
+    assert (tmp_path / "a.json").stat().st_mode & 0o044 == 0o044
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
