@@ -1,6 +1,7 @@
 """nbval on the reference notebooks: a fresh outputs folder, and a skip (with the reason) without the NYT data.
 
-The reference notebooks (``make nbval-refresh``) were executed on the NYT smoke profile; their checked cells
+The reference notebooks (``make nbval-refresh``) were executed on the NYT smoke profile with a fixed number of
+TensorFlow threads (set here too, since the numbers depend on it); their checked cells
 (``# NBVAL_CHECK_OUTPUT``) hold the corpus counts, metric tables and generated words, which only the same data
 reproduces. They must train into an empty outputs folder: a finished run folder would be reused and nothing
 recomputed.
@@ -23,10 +24,21 @@ def _nbval_on(config: pytest.Config) -> bool:
     return bool(config.getoption("nbval", False) or config.getoption("nbval_lax", False))
 
 
+def _smoke_threads() -> int:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nbval_refresh", Path(__file__).with_name("refresh.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.smoke_threads()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not _nbval_on(config):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # the numbers depend on TensorFlow's thread count: the references' count, whatever the machine's cores
+    os.environ["ENTROPYLAB_THREADS"] = str(_smoke_threads())
     given = os.environ.get(OUTPUTS_ENV_VAR)
     if not given:
         folder = Path(tempfile.mkdtemp(prefix="entropylab-nbval-"))

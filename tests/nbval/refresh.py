@@ -1,10 +1,11 @@
 """Regenerate the nbval reference notebooks (``make nbval-refresh``).
 
-Executes ``notebooks/00..04`` and ``06`` in order with papermill on the smoke profile (the ``defaults`` of
-``params/smoke.yaml``: a few hundred sequences, 1 epoch, XLA off; dataset ``nyt``; experiment ``smoke``) into a
-fresh temporary outputs folder, then writes each executed notebook to ``tests/nbval/`` keeping only the outputs
-of the cells marked ``# NBVAL_CHECK_OUTPUT`` (the ones nbval compares in ``--nbval-lax`` mode). Figures, logs and
-paths of the other cells are dropped, so the references hold nothing machine-specific and no figure of the data.
+Executes ``notebooks/00..04`` and ``06`` in order with papermill on the smoke profile (the ``defaults`` and
+``threads`` of ``params/smoke.yaml``: a few hundred sequences, 1 epoch, XLA off, 1 TensorFlow thread; dataset
+``nyt``; experiment ``smoke``) into a fresh temporary outputs folder, then writes each executed notebook to
+``tests/nbval/`` keeping only the outputs of the cells marked ``# NBVAL_CHECK_OUTPUT`` (the ones nbval compares in
+``--nbval-lax`` mode). Figures, logs and paths of the other cells are dropped, so the references hold nothing
+machine-specific and no figure of the data.
 
 ``python tests/nbval/refresh.py [NAME ...]`` refreshes only the named notebooks (e.g. ``04_predictions``),
 but executes every notebook before them too, since later notebooks read the runs of earlier ones.
@@ -29,15 +30,23 @@ FALLBACK_SMOKE = {"epochs": 1, "batch_size": 32, "split": "tail", "seed": 0, "ma
                   "jit_compile": False}
 
 
-def smoke_parameters() -> dict:
-    """The smoke profile: ``params/smoke.yaml``'s defaults, experiment ``smoke``, dataset ``nyt``."""
+def _smoke_file() -> dict:
     import yaml
 
     path = ROOT / "params" / "smoke.yaml"
-    defaults = dict(FALLBACK_SMOKE)
-    if path.is_file():
-        defaults.update((yaml.safe_load(path.read_text()) or {}).get("defaults") or {})
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
+def smoke_parameters() -> dict:
+    """The smoke profile: ``params/smoke.yaml``'s defaults, experiment ``smoke``, dataset ``nyt``."""
+    defaults = {**FALLBACK_SMOKE, **(_smoke_file().get("defaults") or {})}
     return {**defaults, "experiment": "smoke", "dataset": "nyt"}
+
+
+def smoke_threads() -> int:
+    """TensorFlow threads per run (``params/smoke.yaml``'s ``threads``, else 1): the numbers depend on the thread
+    count, so the references and every nbval run use the same, whatever the machine's cores."""
+    return int(_smoke_file().get("threads") or 1)
 
 
 def is_checked(cell: dict) -> bool:
@@ -85,9 +94,10 @@ def main(names: list[str]) -> int:
     last = max(NOTEBOOKS.index(n) for n in wanted)
     smoke = smoke_parameters()
     outputs = Path(tempfile.mkdtemp(prefix="entropylab-nbval-"))
-    os.environ.update({"ENTROPYLAB_OUTPUTS": str(outputs), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"})
+    os.environ.update({"ENTROPYLAB_OUTPUTS": str(outputs), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0",
+                       "ENTROPYLAB_THREADS": str(smoke_threads())})
     os.environ.pop("MPLBACKEND", None)
-    print(f"smoke profile {smoke}; outputs in {outputs}")
+    print(f"smoke profile {smoke}, {smoke_threads()} TensorFlow thread(s); outputs in {outputs}")
     try:
         for name in NOTEBOOKS[: last + 1]:
             source = ROOT / "notebooks" / f"{name}.ipynb"
