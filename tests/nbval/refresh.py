@@ -61,6 +61,8 @@ def strip(notebook, name: str):
     """Keep only the checked cells' outputs; drop papermill's timings; refuse stderr or errors in checked cells."""
     checked = 0
     for cell in notebook.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["id"] = "injected-parameters"  # papermill draws a random id: keep the diffs of a refresh quiet
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
         if cell.cell_type != "code":
