@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from entropylab import losses, naive
+from entropylab import bench, losses, naive
 from entropylab.train import RunConfig, run
 
 RTOL = 5e-4
@@ -84,7 +84,7 @@ def test_thread_settings_change_no_number(threads):
     _assert_same(_history(), _history_in_child({"ENTROPYLAB_THREADS": threads}))
 
 
-@pytest.mark.skipif(not __import__("entropylab.bench").bench.backend_available("jax"),
+@pytest.mark.skipif(not bench.backend_available("jax"),
                     reason="JAX not installed (pip install -e '.[jax]')")
 def test_jax_backend_is_deterministic_and_its_compiled_metrics_are_exact():
     """On JAX (an option): the same seed gives the same history twice, and the jit-compiled metric pass
