@@ -13,8 +13,9 @@ pipeline, each in its own child process so that its peak resident memory is its 
 * ``time_vs_naive = seconds_per_epoch / naive's`` and ``memory_vs_naive = peak_rss_mb / naive's``;
 * the loss curves (``loss``, ``val_loss`` per epoch), to show that the pipelines optimise the same objective.
 
-It prints a table and writes ``<output-dir>/<date>.csv`` (one row per pipeline, with the machine, versions and
-settings) and ``<date>_epochs.csv`` (one row per pipeline and epoch).
+It prints a table and writes ``<output-dir>/<date>_<time>[_quick].csv`` (one row per pipeline, with the machine,
+versions and settings) and ``<same>_epochs.csv`` (one row per pipeline and epoch). ``docs/performance.md`` has the
+results and where the time goes.
 
 Developer tools (``python -m entropylab.bench --help``): ``ab`` runs pipelines alternately, several times,
 and prints medians (how each speed-up was decided); ``profile`` times the parts of one training step.
