@@ -59,7 +59,7 @@ def test_each_pipeline_ran_in_its_own_process(tiny_benchmark):
 
 def test_prints_the_table_the_curves_and_the_goals(tiny_benchmark):
     _, summary, text = tiny_benchmark
-    assert "time/naive" in text and "mem/naive" in text
+    assert "time/naive" in text and "mem/naive" in text and "total s" in text
     assert "naive loss" in text and "ours val" in text
     assert "ours vs naive: max relative difference" in text
     assert "goal <= 1/3" in text and "goal <= 1/8" in text
@@ -76,8 +76,9 @@ def test_summaries_and_ratios():
     assert bench.summarize_epochs([9.0, 2.0, 4.0, 3.0], 300) == {
         "seconds_per_epoch": 3.0, "first_epoch_seconds": 9.0, "sequences_per_second": 100.0}
     assert bench.summarize_epochs([5.0], 10)["seconds_per_epoch"] == 5.0
-    rows = [{"pipeline": "naive", "status": "ok", "seconds_per_epoch": 10.0, "peak_rss_mb": 800.0},
-            {"pipeline": "ours", "status": "ok", "seconds_per_epoch": 2.0, "peak_rss_mb": 100.0},
+    rows = [{"pipeline": "naive", "status": "ok", "seconds_per_epoch": 10.0, "peak_rss_mb": 800.0,
+             "total_seconds": 40.0},
+            {"pipeline": "ours", "status": "ok", "seconds_per_epoch": 2.0, "peak_rss_mb": 100.0, "total_seconds": 10.0},
             {"pipeline": "ours-jax", "status": "failed"}]
     bench.add_ratios(rows)
     assert rows[1]["time_vs_naive"] == 0.2 and rows[1]["memory_vs_naive"] == 0.125
@@ -85,6 +86,8 @@ def test_summaries_and_ratios():
     assert any("met" in line and "NOT" not in line for line in bench.verdict(rows))
     rows[1]["seconds_per_epoch"], rows[1]["time_vs_naive"] = 5.0, 0.5
     assert "NOT met" in bench.verdict(rows)[0]
+    assert "= 0.250" in bench.verdict(rows)[2]  # the whole training call
+    assert "full data" in bench.verdict(rows, quick=True)[-1]
 
 
 def test_curve_agreement_measures_the_learned_part():

@@ -411,8 +411,8 @@ def write_results(rows: list[dict[str, Any]], output_dir: str | os.PathLike, sta
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The printed summary: one line per pipeline."""
-    header = (f"{'pipeline':<12} {'backend':<10} {'XLA':<4} {'s/epoch':>8} {'1st ep':>7} {'seq/s':>7} "
-              f"{'peak MB':>8} {'time/naive':>10} {'mem/naive':>9} {'loss':>10} {'val_loss':>10}")
+    header = (f"{'pipeline':<12} {'backend':<10} {'XLA':<4} {'s/epoch':>8} {'1st ep':>7} {'total s':>8} "
+              f"{'seq/s':>7} {'peak MB':>8} {'time/naive':>10} {'mem/naive':>9} {'loss':>10} {'val_loss':>10}")
     lines = [header, "-" * len(header)]
     for r in rows:
         if r.get("status") != "ok":
@@ -421,7 +421,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             continue
         lines.append(
             f"{r['pipeline']:<12} {r['backend']:<10} {('yes' if r['xla'] else 'no'):<4} "
-            f"{r['seconds_per_epoch']:>8.2f} {r['first_epoch_seconds']:>7.2f} {r['sequences_per_second']:>7.0f} "
+            f"{r['seconds_per_epoch']:>8.2f} {r['first_epoch_seconds']:>7.2f} {r['total_seconds']:>8.1f} "
+            f"{r['sequences_per_second']:>7.0f} "
             f"{r['peak_rss_mb']:>8.0f} {_ratio(r['time_vs_naive']):>10} {_ratio(r['memory_vs_naive']):>9} "
             f"{r['loss'][-1]:>10.4e} {r['val_loss'][-1]:>10.4e}")
     return "\n".join(lines)
@@ -450,15 +451,24 @@ def format_curves(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def verdict(rows: list[dict[str, Any]]) -> list[str]:
-    """The issue's goals, checked on the measured numbers of ``ours`` against ``naive``."""
+def verdict(rows: list[dict[str, Any]], quick: bool = False) -> list[str]:
+    """The issue's goals, checked on the measured numbers of ``ours`` against ``naive``.
+
+    The goals are for the full data: on a small cap the one-hot matrix that burdens the naive pipeline is small.
+    """
     ours = next((r for r in rows if r["pipeline"] == "ours" and r.get("status") == "ok"), None)
     if ours is None or math.isnan(ours.get("time_vs_naive", math.nan)):
         return ["goals: not checked (needs both naive and ours)"]
+    naive = next(r for r in rows if r["pipeline"] == "naive")
     t, m = ours["time_vs_naive"], ours["memory_vs_naive"]
-    return [f"ours/naive seconds per epoch = {t:.3f} (goal <= 1/3, aim 1/5): "
-            f"{'met' if t <= GOAL_TIME else 'NOT met'}{', aim met' if t <= AIM_TIME else ''}",
-            f"ours/naive peak memory = {m:.3f} (goal <= 1/8): {'met' if m <= GOAL_MEMORY else 'NOT met'}"]
+    lines = [f"ours/naive seconds per epoch = {t:.3f} (goal <= 1/3, aim 1/5): "
+             f"{'met' if t <= GOAL_TIME else 'NOT met'}{', aim met' if t <= AIM_TIME else ''}",
+             f"ours/naive peak memory = {m:.3f} (goal <= 1/8): {'met' if m <= GOAL_MEMORY else 'NOT met'}",
+             f"ours/naive whole training call (labels, compilation, every epoch, teardown) = "
+             f"{ours['total_seconds'] / naive['total_seconds']:.3f}"]
+    if quick:
+        lines.append("(--quick: a small cap; the goals are judged on the full data, `make bench`)")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -674,7 +684,7 @@ def run_benchmark(pipelines: list[Pipeline], settings: Settings, output_dir: str
              f"val_loss {entry['val_loss_rel_diff']:.2e}; learned part (V*mse - 1) "
              f"{entry['loss_learned_rel_diff']:.2e} / {entry['val_loss_learned_rel_diff']:.2e}")
     echo("")
-    for line in verdict(rows):
+    for line in verdict(rows, settings.quick):
         echo(line)
     echo(f"\nwritten: {summary} and {summary.with_name(summary.stem + '_epochs.csv')}")
     return rows, summary
