@@ -45,9 +45,11 @@ sweep: setup
 	$(PY) -m entropylab sweep $(PARAMS)
 
 bench: setup
+	$(PY) -m pip install -q -e ".[jax]" || echo "JAX not installed: the benchmark skips ours-jax"
 	$(PY) -m entropylab bench
 
 bench-quick: setup
+	$(PY) -m pip install -q -e ".[jax]" || echo "JAX not installed: the benchmark skips ours-jax"
 	$(PY) -m entropylab bench --quick
 
 data: setup
