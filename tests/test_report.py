@@ -323,3 +323,13 @@ def test_corpus_counts_and_splits(small_synthetic):
     assert ((splits["unseen validation labels"] >= 0) & (splits["unseen validation labels"] < 1)).all()
     lengths = report.headline_lengths(small_synthetic)
     assert lengths.max() == small_synthetic.max_len
+
+
+def test_kl_benefit_must_also_beat_the_unigram_reference():
+    results = _paper_like(falling())
+    results["ref_unigram_perplexity"] = 2000.0
+    assert verdict(report.claims_table(results), "substantial benefit") == report.AGREE  # 1000 < 2000
+    results["ref_unigram_perplexity"] = 500.0
+    claims = report.claims_table(results)
+    assert verdict(claims, "substantial benefit") == report.DISAGREE  # 1000 beats 8000 but not a unigram
+    assert "unigram" in claims.loc[claims["claim"].str.contains("substantial benefit"), "note"].item()

@@ -661,8 +661,14 @@ def _check_kl_benefit(results: pd.DataFrame, predictions: Mapping[str, pd.DataFr
         return _missing("the control and kl_regularized w=10 runs")
     a, b = float(control["val_perplexity"].mean()), float(kl10["val_perplexity"].mean())
     ratio = b / a
-    return Check(f"final validation perplexity: KL w=10 {b:.4g}, control {a:.4g} (ratio {ratio:.3f})",
-                 AGREE if ratio < 0.95 else DISAGREE)
+    measured = f"final validation perplexity: KL w=10 {b:.4g}, control {a:.4g} (ratio {ratio:.3f})"
+    unigram = (float(kl10["ref_unigram_perplexity"].mean()) if "ref_unigram_perplexity" in kl10
+               else math.nan)
+    if math.isfinite(unigram):
+        measured += f"; unigram reference {unigram:.4g}"
+        if ratio < 0.95 and b >= unigram:
+            return Check(measured, DISAGREE, "lower than the control's, but no better than a unigram count model")
+    return Check(measured, AGREE if ratio < 0.95 else DISAGREE)
 
 
 def _check_kl_stable(results: pd.DataFrame, predictions: Mapping[str, pd.DataFrame]) -> Check:
@@ -732,7 +738,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("4.4", "The KL weight-100 continuations are unrelated to the seed text (overfitting).",
           "not computable", _check_relevance),
     Claim("5", "KL-divergence regularization brings a substantial benefit over the control.",
-          "agree if the final validation perplexity of KL w=10 is at least 5% below the control's",
+          "agree if the final validation perplexity of KL w=10 is at least 5% below the control's and below "
+          "the unigram reference's",
           _check_kl_benefit),
     Claim("5", "KL regularization gives more stable, consistent training and validation losses.",
           "agree if KL w=10 has the smallest seed-to-seed coefficient of variation of the final val_loss",
