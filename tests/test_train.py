@@ -95,3 +95,12 @@ def test_atomic_writes_leave_ordinary_permissions(tmp_path):
     assert (tmp_path / "a.json").stat().st_mode & 0o044 == 0o044
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_a_run_of_another_backend_is_not_reused(tmp_path, monkeypatch):
+    config = RunConfig(**{**QUICK, "epochs": 1}, loss="mse", seed=4)
+    run(config, tmp_path / "r")
+    assert run(config, tmp_path / "r").reused
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # what a JAX process would see; nothing is imported here
+    with pytest.raises(FileExistsError, match="backend 'tensorflow'"):
+        run(config, tmp_path / "r")

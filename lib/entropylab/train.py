@@ -169,6 +169,16 @@ def training_dataset(x: Any, y: Any, batch_size: int, seed: int) -> tuple[Any, i
     return dataset, steps
 
 
+def current_backend() -> str:
+    """The Keras backend this process uses (``KERAS_BACKEND``, default TensorFlow), without importing Keras."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def _stored_backend(run_dir: Path) -> str | None:
+    path = run_dir / runs.METRICS
+    return runs.read_json(path).get("versions", {}).get("backend") if path.is_file() else None
+
+
 def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
     """True when ``run_dir`` already holds this finished run (reuse it)."""
     config_path = run_dir / runs.CONFIG
@@ -180,6 +190,11 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
                 f"{run_dir} holds a finished run of another config; use another experiment folder "
                 f"or force=True to overwrite it")
         if stored_identity == config.identity() and runs.is_complete(run_dir) and not force:
+            stored_backend = _stored_backend(run_dir)
+            if stored_backend not in (None, current_backend()):
+                raise FileExistsError(
+                    f"{run_dir} was trained with the Keras backend {stored_backend!r}, this process runs "
+                    f"{current_backend()!r} (the same seed gives other numbers): use another experiment folder")
             return True
     runs.clear_markers(run_dir)
     return False
