@@ -30,7 +30,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -116,12 +115,6 @@ def backend_available(backend: str) -> bool:
 # The child: one pipeline in its own process
 # ---------------------------------------------------------------------------------------------------------
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MiB)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return usage / (1024 * 1024) if platform.system() == "Darwin" else usage / 1024
-
-
 def _epoch_clock() -> Any:
     import keras
 
@@ -189,7 +182,9 @@ def run_child(pipeline: Pipeline, settings: Settings) -> dict[str, Any]:
                       train_seconds=history["seconds"].tolist())
     result["total_seconds"] = time.perf_counter() - started
     result["epoch_seconds"] = clock.seconds
-    result["peak_rss_mb"] = peak_rss_mb()
+    from .train import peak_memory_mb
+
+    result["peak_rss_mb"] = peak_memory_mb()
     result["threads"] = _thread_settings()
     return result
 
@@ -214,8 +209,10 @@ def child_main(argv: list[str]) -> int:
     except Exception as exc:  # reported to the parent as a failed row, never as a number
         import traceback
 
+        from .train import peak_memory_mb
+
         result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-                  "peak_rss_mb": peak_rss_mb()}
+                  "peak_rss_mb": peak_memory_mb()}
     Path(out).write_text(json.dumps(result), encoding="utf8")
     return 0 if result["status"] == "ok" else 1
 
