@@ -12,7 +12,6 @@ Pipeline for the NYT files (DESIGN.md §3):
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import string
@@ -24,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
 
 HEADLINE_COLUMN = "headline"
 UNKNOWN_HEADLINE = "Unknown"
@@ -327,7 +325,6 @@ def resolve_dataset(name: str = "auto", data_dir: str | os.PathLike | None = Non
     if data_dir is not None or find_nyt_dir(None) is not None:
         return "nyt"
     notice = missing_data_message() + " Using the project's SYNTHETIC corpus instead."
-    log.warning(notice)
     print(notice)
     return "synthetic"
 
