@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 HEADLINE_COLUMN = "headline"
 UNKNOWN_HEADLINE = "Unknown"
 DATA_ENV_VAR = "ENTROPYLAB_DATA"
