@@ -116,23 +116,10 @@ def backend_available(backend: str) -> bool:
 # ---------------------------------------------------------------------------------------------------------
 
 def _epoch_clock() -> Any:
-    import keras
+    """Each epoch's wall time up to the end of its validation pass (naive's ``val_loss``, ours' metrics)."""
+    from .train import EpochTimer
 
-    class EpochClock(keras.callbacks.Callback):
-        """Wall time of each epoch, from ``on_epoch_begin`` to ``on_epoch_end`` (put it last in the list)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.seconds: list[float] = []
-            self._start = 0.0
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return EpochClock()
+    return EpochTimer(to_epoch_end=True)
 
 
 def _load(settings: Settings) -> Any:

@@ -234,7 +234,7 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
                   jit_compile=config.jit_compile)
     evaluator = ValidationEvaluator(data.x_val, data.y_val, loss, config.head, corpus.true_next)
     epoch_metrics = EpochMetrics(evaluator)
-    timer = _EpochTimer()
+    timer = EpochTimer()
     dataset, steps = training_dataset(data.x_train, data.y_train, config.batch_size, config.seed)
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
@@ -325,19 +325,22 @@ class _StopOnNonFinite(_callback_base()):
             self.model.stop_training = True
 
 
-class _EpochTimer(_callback_base()):
-    """Wall seconds of each epoch's training steps (without the validation pass)."""
+class EpochTimer(_callback_base()):
+    """Wall seconds of each epoch, from ``on_epoch_begin`` to the end of its last training step or, with
+    ``to_epoch_end=True`` (put it last in the callbacks), to the end of the epoch's validation work."""
 
-    def __init__(self) -> None:
+    def __init__(self, to_epoch_end: bool = False) -> None:
         super().__init__()
+        self.to_epoch_end = to_epoch_end
         self.seconds: list[float] = []
-        self._start = 0.0
+        self._start = self._end = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
+        self._start = self._end = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._end = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.seconds.append(getattr(self, "_end", time.perf_counter()) - self._start)
+        end = time.perf_counter() if self.to_epoch_end else self._end
+        self.seconds.append(end - self._start)
