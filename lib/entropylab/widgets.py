@@ -94,15 +94,11 @@ _PROFILE_IGNORES = ("loss", "weight", "seed", "head", "data_dir")
 
 
 @dataclass
-class FinishedRun:
-    """A finished run folder read back: its config, per-epoch history and metrics."""
+class FinishedRun(runs.RunRecord):
+    """A finished run folder read back (:class:`runs.RunRecord`), with its experiment and finishing time."""
 
-    run_dir: Path
-    config: dict[str, Any]
-    history: pd.DataFrame
-    metrics: dict[str, Any]
-    experiment: str
-    finished_at: float
+    experiment: str = "."
+    finished_at: float = 0.0
 
     @property
     def key(self) -> RunKey:
@@ -139,8 +135,8 @@ def read_finished_runs(runs_root: str | os.PathLike) -> list[FinishedRun]:
         experiment = record.run_dir.parent.relative_to(runs_root).as_posix() if record.run_dir.parent != runs_root \
             else "."
         finished = (record.run_dir / runs.COMPLETE).stat().st_mtime
-        found.append(FinishedRun(record.run_dir, record.config, record.history, record.metrics, experiment,
-                                 finished))
+        found.append(FinishedRun(record.run_dir, record.config, record.history, record.metrics, record.status,
+                                 experiment, finished))
     return found
 
 
