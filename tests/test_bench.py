@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 
 import pytest
 
-from entropylab import bench
+from entropylab.bench import profile, report, runner
+from entropylab.bench.pipelines import PIPELINES, Pipeline, Settings, parse_pipelines
 from entropylab.cli import main as cli_main
 
-TINY = bench.Settings(dataset="synthetic", max_sequences=300, epochs=2, lstm_units=8, quick=True)
+TINY = Settings(dataset="synthetic", max_sequences=300, epochs=2, lstm_units=8, quick=True)
 
 
 @pytest.fixture(scope="module")
 def tiny_benchmark(tmp_path_factory):
     folder = tmp_path_factory.mktemp("benchmarks")
     lines: list[str] = []
-    rows, summary = bench.run_benchmark(bench.parse_pipelines("naive,ours"), TINY, folder,
-                                        echo=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    rows, summary = runner.run_benchmark(parse_pipelines("naive,ours"), TINY, folder,
+                                         echo=lambda *a, **k: lines.append(" ".join(map(str, a))))
     return rows, summary, "\n".join(lines)
 
 
@@ -31,7 +33,7 @@ def test_writes_summary_and_epoch_csvs_with_the_expected_columns(tiny_benchmark)
     _, summary, _ = tiny_benchmark
     assert summary.name.endswith("_quick.csv")
     table = _read(summary)
-    assert list(table[0]) == list(bench.CSV_COLUMNS)
+    assert list(table[0]) == list(report.CSV_COLUMNS)
     assert [r["pipeline"] for r in table] == ["naive", "ours"]
     assert all(r["status"] == "ok" for r in table), [r["error"] for r in table]
     for r in table:
@@ -44,7 +46,7 @@ def test_writes_summary_and_epoch_csvs_with_the_expected_columns(tiny_benchmark)
     assert (naive["n_train"], naive["n_val"]) == (ours["n_train"], ours["n_val"]) == ("240", "60")
     assert naive["xla"] == "False" and ours["xla"] == "True"
     epochs = _read(summary.with_name(summary.stem + "_epochs.csv"))
-    assert list(epochs[0]) == list(bench.EPOCH_COLUMNS)
+    assert list(epochs[0]) == list(report.EPOCH_COLUMNS)
     assert [(e["pipeline"], e["epoch"]) for e in epochs] == [("naive", "1"), ("naive", "2"), ("ours", "1"),
                                                             ("ours", "2")]
 
@@ -73,21 +75,21 @@ def test_the_naive_label_matrix_is_the_dense_one_hot(tiny_benchmark):
 
 
 def test_summaries_and_ratios():
-    assert bench.summarize_epochs([9.0, 2.0, 4.0, 3.0], 300) == {
+    assert runner.summarize_epochs([9.0, 2.0, 4.0, 3.0], 300) == {
         "seconds_per_epoch": 3.0, "first_epoch_seconds": 9.0, "sequences_per_second": 100.0}
-    assert bench.summarize_epochs([5.0], 10)["seconds_per_epoch"] == 5.0
+    assert runner.summarize_epochs([5.0], 10)["seconds_per_epoch"] == 5.0
     rows = [{"pipeline": "naive", "status": "ok", "seconds_per_epoch": 10.0, "peak_rss_mb": 800.0,
              "total_seconds": 40.0},
             {"pipeline": "ours", "status": "ok", "seconds_per_epoch": 2.0, "peak_rss_mb": 100.0, "total_seconds": 10.0},
             {"pipeline": "ours-jax", "status": "failed"}]
-    bench.add_ratios(rows)
+    runner.add_ratios(rows)
     assert rows[1]["time_vs_naive"] == 0.2 and rows[1]["memory_vs_naive"] == 0.125
     assert math.isnan(rows[2]["time_vs_naive"])
-    assert any("met" in line and "NOT" not in line for line in bench.verdict(rows))
+    assert any("met" in line and "NOT" not in line for line in report.verdict(rows))
     rows[1]["seconds_per_epoch"], rows[1]["time_vs_naive"] = 5.0, 0.5
-    assert "NOT met" in bench.verdict(rows)[0]
-    assert "= 0.250" in bench.verdict(rows)[2]  # the whole training call
-    assert "full data" in bench.verdict(rows, quick=True)[-1]
+    assert "NOT met" in report.verdict(rows)[0]
+    assert "= 0.250" in report.verdict(rows)[2]  # the whole training call
+    assert "full data" in report.verdict(rows, quick=True)[-1]
 
 
 def test_curve_agreement_measures_the_learned_part():
@@ -95,7 +97,7 @@ def test_curve_agreement_measures_the_learned_part():
     naive = {"pipeline": "naive", "status": "ok", "vocab_size": vocab, "loss": [0.0100, 0.0099],
              "val_loss": [0.0100, 0.0098]}
     ours = {"pipeline": "ours", "status": "ok", "loss": [0.0100, 0.0099], "val_loss": [0.0100, 0.0097]}
-    (entry,) = bench.curve_agreement([naive, ours])
+    (entry,) = runner.curve_agreement([naive, ours])
     assert entry["loss_rel_diff"] == 0.0
     assert entry["val_loss_rel_diff"] == pytest.approx(0.0001 / 0.0098)
     assert entry["val_loss_learned_rel_diff"] == pytest.approx(0.01 / 0.02)  # V*mse-1: -0.02 vs -0.03
@@ -103,17 +105,32 @@ def test_curve_agreement_measures_the_learned_part():
 
 def test_unknown_pipelines_are_refused_with_the_choices():
     with pytest.raises(ValueError, match="naive, ours"):
-        bench.parse_pipelines("naive,turbo")
+        parse_pipelines("naive,turbo")
     assert cli_main(["bench", "--pipelines", "turbo"]) == 2
 
 
+def test_the_default_output_folder_is_under_the_outputs_folder(monkeypatch, tmp_path):
+    """Without ``--output-dir`` the CSVs go to ``<outputs>/benchmarks``, so ``$ENTROPYLAB_OUTPUTS`` is honoured."""
+    seen = []
+
+    def record(pipelines, settings, output_dir):
+        seen.append(Path(output_dir))
+        return [{"status": "ok"}], None
+
+    monkeypatch.setenv("ENTROPYLAB_OUTPUTS", str(tmp_path))
+    monkeypatch.setattr(runner, "run_benchmark", record)
+    assert cli_main(["bench", "--quick", "--pipelines", "ours"]) == 0
+    assert cli_main(["bench", "--quick", "--pipelines", "ours", "--output-dir", str(tmp_path / "here")]) == 0
+    assert seen == [tmp_path / "benchmarks", tmp_path / "here"]
+
+
 def test_a_missing_backend_is_skipped_and_a_crashing_child_is_a_failed_row():
-    missing = bench.Pipeline("other", "ours", backend="no-such-backend")
-    assert bench.measure(missing, TINY)["status"] == "skipped"
-    unknown = bench.Pipeline("not-registered", "ours")  # the child cannot find it and reports why
-    row = bench.measure(unknown, TINY, timeout=120)
+    missing = Pipeline("other", "ours", backend="no-such-backend")
+    assert runner.measure(missing, TINY)["status"] == "skipped"
+    unknown = Pipeline("not-registered", "ours")  # the child cannot find it and reports why
+    row = runner.measure(unknown, TINY, timeout=120)
     assert row["status"] == "failed" and "not-registered" in row["error"]
-    row = bench.measure(bench.PIPELINES["ours"], TINY, timeout=0.01)  # killed before it writes anything
+    row = runner.measure(PIPELINES["ours"], TINY, timeout=0.01)  # killed before it writes anything
     assert row["status"] == "failed" and "timed out" in row["error"]
 
 
@@ -122,8 +139,8 @@ def test_flop_count_matches_the_model():
     from entropylab.model import build_model
 
     model = build_model(500, 23)
-    flops = bench.model_flops(500, 23)
+    flops = profile.model_flops(500, 23)
     assert flops["params"] == model.count_params()
     assert flops["lstm_forward"] == 23 * 2 * 110 * 400 and flops["dense_forward"] == 2 * 100 * 500
     n_train, n_val = 41416, 10354  # the NYT tail split: ~0.58 TFLOP per epoch (issue 4)
-    assert bench.epoch_flops(n_train, n_val, 11265) == pytest.approx(0.58e12, rel=0.05)
+    assert profile.epoch_flops(n_train, n_val, 11265) == pytest.approx(0.58e12, rel=0.05)

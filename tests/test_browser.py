@@ -296,8 +296,8 @@ def notebook_page(browser, lab: dict, notebook: str) -> Iterator:
 def test_explorer_shows_the_project_runs_without_training(browser, lab):
     """With the project's own finished runs (``make reproduce``, the sweep), when there are any: the explorer
     shows one at once, with that run's numbers and words, and trains nothing."""
+    from entropylab.explorer import read_finished_runs
     from entropylab.paths import outputs_dir
-    from entropylab.widgets import read_finished_runs
 
     project_outputs = outputs_dir()  # $ENTROPYLAB_OUTPUTS or <project>/outputs
     runs_root = project_outputs / "runs"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from entropylab import params
-from entropylab.params import NOTEBOOK_PARAMETERS, ParamsError, load_params, notebook_parameters
+from entropylab.experiments import params
+from entropylab.experiments.params import NOTEBOOK_PARAMETERS, ParamsError, load_params, notebook_parameters
 from entropylab.paths import project_root
 
 ROOT = project_root(Path(__file__).parent)
@@ -43,7 +43,10 @@ def test_project_parameter_files_expand_to_the_papers_protocol():
     seeds = load_params(ROOT / "params" / "seeds.yaml")
     assert seeds.experiment == "seeds" and len(seeds.points) == 3 * len(paper.points)
     assert sorted({p.parameters["seed"] for p in seeds.points}) == [0, 1, 2]
-    assert {p.slug.rsplit("_seed", 1)[0] for p in seeds.points} == {p.slug.rsplit("_seed", 1)[0] for p in paper.points}
+    def objective_and_weight(point):
+        return point.parameters["loss"], point.parameters["weight"]
+
+    assert {objective_and_weight(p) for p in seeds.points} == {objective_and_weight(p) for p in paper.points}
 
     smoke = load_params(ROOT / "params" / "smoke.yaml")
     assert smoke.experiment == "smoke" and 3 <= len(smoke.points) <= 8
@@ -75,7 +78,8 @@ runs:
     assert all(p.parameters["epochs"] == 4 for p in points)  # grid beats defaults
     assert all(p.parameters["dataset"] == "synthetic" for p in points)  # defaults beat the notebook
     assert all(p.parameters["batch_size"] == 32 and p.parameters["loss"] == "kl_regularized" for p in points)
-    assert points[0].slug == "kl_regularized_w1e-07_seed0"
+    assert points[0].run_name.startswith("kl_regularized_w1e-07_seed0-")
+    assert len({p.run_name for p in points}) == 6
 
 
 GOOD_RUN = "runs:\n  - notebook: notebooks/01_control.ipynb\n"
@@ -122,10 +126,9 @@ BAD_FILES = {
                                  "    grid: {loss: [kl_regularized], weight: [10]}\n", "runs[0]:",
                                  "01_control.ipynb trains the loss 'mse' or 'cross_entropy'"),
     "weight on an unweighted loss": ("experiment: x\nruns:\n  - notebook: notebooks/01_control.ipynb\n"
-                                     "    grid: {weight: [1.0]}\n", "runs[0]:", "takes no weight"),
-    "two points, one folder": ("experiment: x\nruns:\n  - notebook: notebooks/01_control.ipynb\n"
-                               "    grid: {epochs: [1, 2]}\n", "runs[0]: two grid points share the run folder",
-                               "another parameter file"),
+                                     "    grid: {weight: [1.0]}\n", "runs[0]:", "has no parameter"),
+    "the same point twice": ("experiment: x\nruns:\n  - notebook: notebooks/01_control.ipynb\n"
+                             "    grid: {seed: [0, 0]}\n", "runs[0]: two grid points are the same run", "remove one"),
 }
 
 
@@ -162,7 +165,8 @@ def test_check_value_accepts_and_normalises(name, value, expected):
 
 @pytest.mark.parametrize(("name", "value"), [
     ("weight", math.inf), ("weight", True), ("val_fraction", 1.0), ("max_sequences", 1), ("jit_compile", "yes"),
-    ("dataset", "NYT"), ("batch_size", 2.5), ("data_dir", ""), ("nope", 1)])
+    ("dataset", "NYT"), ("batch_size", 2.5), ("data_dir", ""), ("nope", 1), ("seed", 2**32), ("split_seed", -1),
+    ("learning_rate", 0)])
 def test_check_value_refuses(name, value):
     with pytest.raises(ValueError, match="expected"):
         params.check_value(name, value)

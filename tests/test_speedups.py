@@ -17,6 +17,7 @@ changed the history (other dropout masks) beyond float tolerance.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -27,8 +28,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from entropylab import bench, losses, naive
-from entropylab.train import RunConfig, run
+from entropylab import losses
+from entropylab.bench import naive
+from entropylab.bench.pipelines import backend_available
+from entropylab.training.config import RunConfig
+from entropylab.training.train import run
 
 RTOL = 5e-4
 RTOL_XLA = 2e-3
@@ -46,7 +50,8 @@ def _history_in_child(env: dict[str, str], **overrides) -> pd.DataFrame:
     config = {**QUICK, "loss": "kl_regularized", "weight": 10.0, "seed": 5, **overrides}
     script = textwrap.dedent(f"""
         import json
-        from entropylab.train import RunConfig, run
+        from entropylab.training.config import RunConfig
+        from entropylab.training.train import run
         history = run(RunConfig(**json.loads({json.dumps(json.dumps(config))}))).history
         print("HISTORY=" + history.to_json(orient="records"))
     """)
@@ -84,7 +89,7 @@ def test_thread_settings_change_no_number(threads):
     _assert_same(_history(), _history_in_child({"ENTROPYLAB_THREADS": threads}))
 
 
-@pytest.mark.skipif(not bench.backend_available("jax"),
+@pytest.mark.skipif(not backend_available("jax"),
                     reason="JAX not installed (pip install -e '.[jax]')")
 def test_jax_backend_is_deterministic_and_its_compiled_metrics_are_exact():
     """On JAX (an option): the same seed gives the same history twice, and the jit-compiled metric pass
@@ -94,7 +99,8 @@ def test_jax_backend_is_deterministic_and_its_compiled_metrics_are_exact():
         import json
         import numpy as np
         from keras import ops
-        from entropylab.train import RunConfig, run
+        from entropylab.training.config import RunConfig
+        from entropylab.training.train import run
         from entropylab.metrics import ValidationEvaluator, batch_sums
         config = json.loads(CONFIG)
         a = run(RunConfig(**config)); b = run(RunConfig(**config))
@@ -135,11 +141,18 @@ def test_naive_objective_is_ours():
     assert ours_batch == pytest.approx(keras_batch, rel=1e-5)
 
 
-@pytest.mark.parametrize("n", [2, 7, 10, 51770])
-def test_naive_validation_split_is_our_tail_split(n):
-    """Keras' ``validation_split=0.2`` holds out the same last sequences as ``split="tail"``."""
-    cut = int(np.ceil(n * 0.8))
-    assert naive.split_sizes(n) == (cut, n - cut)
+@pytest.mark.parametrize("fraction", [naive.VALIDATION_SPLIT, 0.1, 0.25, 1 / 3])
+def test_naive_split_sizes_are_what_keras_validation_split_takes(fraction):
+    """``split_sizes`` against Keras' own ``train_validation_split`` (what ``fit(validation_split=f)`` calls),
+    on sizes whose ``n * (1 - f)`` is whole and is not (where rounding up and down differ)."""
+    from keras.src.trainers.data_adapters.array_slicing import train_validation_split
+
+    for n in [2, 3, 7, 10, 11, 13, 299, 300, 6001, 51770]:
+        if math.floor(n * (1.0 - fraction)) in (0, n):  # too few for Keras to split: it refuses
+            continue
+        train, val = train_validation_split(np.arange(n), validation_split=fraction)
+        assert naive.split_sizes(n, fraction) == (len(train), len(val)), n
+        assert list(train) + list(val) == list(range(n))  # the first ones train, the last ones validate
 
 
 def test_naive_pipeline_trains_the_same_model(small_synthetic):

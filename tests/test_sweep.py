@@ -13,10 +13,13 @@ import pandas as pd
 import psutil
 import pytest
 
-from entropylab import data, runs, sweep
-from entropylab.params import load_params
+from entropylab.experiments import execute, sweep
+from entropylab.experiments.params import load_params
+from entropylab.experiments.results import collect
 from entropylab.paths import project_root
-from entropylab.train import RunConfig
+from entropylab.training import RunConfig
+from entropylab.training import store as runs
+from entropylab.training.config import IDENTITY_COLUMNS
 
 ROOT = project_root(Path(__file__).parent)
 QUICK = "dataset: synthetic, epochs: 1, max_sequences: 300, jit_compile: false"
@@ -37,7 +40,7 @@ def fake_run(run_dir: Path, config: RunConfig, epochs: int, complete: bool = Tru
     if complete:
         runs.mark_complete(run_dir)
     if notebook:
-        (run_dir / sweep.NOTEBOOK).write_text("{}")
+        (run_dir / execute.NOTEBOOK).write_text("{}")
 
 
 def sweep_command(params_file: Path, output_root: Path, *extra: str) -> list[str]:
@@ -54,19 +57,22 @@ def test_collect_writes_a_tidy_table_of_complete_runs_only(tmp_path):
     a = RunConfig(dataset="synthetic", loss="kl_regularized", weight=10.0, epochs=3)
     b = RunConfig(dataset="synthetic", loss="mse", seed=1, epochs=2)
     c = RunConfig(dataset="synthetic", loss="cross_entropy", epochs=4)
-    fake_run(runs_dir / a.slug, a, 3)
-    fake_run(runs_dir / b.slug, b, 2)
-    fake_run(runs_dir / c.slug, c, 4, complete=False)  # unfinished: never collected
-    table = sweep.collect("exp", tmp_path)
+    fake_run(runs_dir / a.run_name, a, 3)
+    fake_run(runs_dir / b.run_name, b, 2)
+    fake_run(runs_dir / c.run_name, c, 4, complete=False)  # unfinished: never collected
+    table = collect("exp", tmp_path)
     csv = tmp_path / "results" / "exp.csv"
     assert csv.is_file() and not list(csv.parent.glob("*.tmp"))
     on_disk = pd.read_csv(csv)
-    assert on_disk.shape == table.shape == (3 + 2, 2 + len(sweep.CONFIG_COLUMNS) + 6)
-    assert list(on_disk.columns[:2 + len(sweep.CONFIG_COLUMNS)]) == ["experiment", "run", *sweep.CONFIG_COLUMNS]
-    assert list(on_disk.columns[-6:]) == ["epoch", "loss", "val_loss", "paper_entropy", "paper_kl", "seconds"]
-    assert set(on_disk["run"]) == {a.slug, b.slug}
-    assert on_disk.groupby("run")["epoch"].apply(list).to_dict() == {a.slug: [1, 2, 3], b.slug: [1, 2]}
-    assert set(on_disk["loss_name"]) == {"kl_regularized", "mse"} and set(on_disk["experiment"]) == {"exp"}
+    n_head = 2 + len(IDENTITY_COLUMNS)
+    assert on_disk.shape == table.shape == (3 + 2, n_head + 6 + 4)  # history, then the 4 reference columns
+    assert list(on_disk.columns[:n_head]) == ["experiment", "run", *IDENTITY_COLUMNS]
+    assert list(on_disk.columns[n_head:n_head + 6]) == ["epoch", "loss", "val_loss", "paper_entropy", "paper_kl",
+                                                          "seconds"]
+    assert set(on_disk["run"]) == {a.run_name, b.run_name}
+    assert on_disk.groupby("run")["epoch"].apply(list).to_dict() == {a.run_name: [1, 2, 3], b.run_name: [1, 2]}
+    assert set(on_disk["objective"]) == {"kl_regularized", "mse"} and set(on_disk["experiment"]) == {"exp"}
+    assert on_disk.set_index("run").loc[a.run_name, "parameter"].unique().tolist() == ["weight"]
     assert not on_disk.duplicated(["run", "epoch"]).any()
 
 
@@ -74,13 +80,17 @@ def test_plan_states_and_dry_run(tmp_path, capsys):
     params_file = write_params(tmp_path, "  - notebook: notebooks/01_control.ipynb\n"
                                          "    grid: {loss: [mse, cross_entropy], seed: [0, 1]}\n")
     plan = sweep.make_plan(params_file, output_root=tmp_path / "out")
-    assert [t.slug for t in plan.tasks] == ["mse_seed0", "mse_seed1", "cross_entropy_seed0", "cross_entropy_seed1"]
+    assert [t.name.rsplit("-", 1)[0] for t in plan.tasks] == ["mse_seed0", "mse_seed1", "cross_entropy_seed0",
+                                                              "cross_entropy_seed1"]
+    assert all(t.name == t.name.rsplit("-", 1)[0] + "-" + RunConfig.from_dict(
+        {k: v for k, v in t.identity.items()}).identity_hash for t in plan.tasks)
+    assert all(t.identity["threads"] == 1 for t in plan.tasks)  # the file's threads are part of each identity
     assert all(t.parameters["output_root"] == str((tmp_path / "out").resolve()) for t in plan.tasks)
     assert all(t.parameters["experiment"] == "t" and Path(t.run_dir).parent == plan.runs_dir for t in plan.tasks)
     first, second, third, _ = plan.tasks
-    fake_run(Path(first.run_dir), load_params(params_file).points[0].config(), 1)
-    fake_run(Path(second.run_dir), load_params(params_file).points[1].config(), 1, notebook=False)
-    other = RunConfig(dataset="synthetic", loss="cross_entropy", epochs=7)  # another config, same folder name
+    fake_run(Path(first.run_dir), load_params(params_file).points[0].config(threads=1), 1)
+    fake_run(Path(second.run_dir), load_params(params_file).points[1].config(threads=1), 1, notebook=False)
+    other = RunConfig(dataset="synthetic", loss="cross_entropy", epochs=7)  # another config in that folder
     fake_run(Path(third.run_dir), other, 7)
     assert [sweep.task_state(t) for t in plan.tasks] == ["done", "todo", "conflict", "todo"]
     runs.mark_failed(Path(plan.tasks[3].run_dir), "boom")
@@ -92,7 +102,8 @@ def test_plan_states_and_dry_run(tmp_path, capsys):
 
 
 def test_auto_without_nyt_data_uses_the_synthetic_experiment(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(data, "find_nyt_dir", lambda data_dir=None: None)
+    monkeypatch.delenv("ENTROPYLAB_DATA", raising=False)
+    monkeypatch.setattr("entropylab.data.nyt.candidate_data_dirs", lambda: [tmp_path / "none"])
     params_file = tmp_path / "a.yaml"
     params_file.write_text("experiment: paper\ndefaults: {dataset: auto}\n"
                            "runs:\n  - notebook: notebooks/01_control.ipynb\n")
@@ -110,8 +121,7 @@ def test_resume_after_sigkill_redoes_only_unfinished_runs(tmp_path):
         # a longer run, so that the kill falls inside it
         "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: cross_entropy, max_sequences: 4000, epochs: 3}\n"
         "  - notebook: notebooks/03_kl_regularization.ipynb\n    grid: {weight: 10.0}\n"))
-    first, second, third = (out / "runs" / "t" / s for s in ("mse_seed0", "cross_entropy_seed0",
-                                                              "kl_regularized_w10_seed0"))
+    first, second, third = (Path(t.run_dir) for t in sweep.make_plan(params_file, output_root=out).tasks)
     process = subprocess.Popen(sweep_command(params_file, out), cwd=ROOT, env=sweep_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -128,46 +138,48 @@ def test_resume_after_sigkill_redoes_only_unfinished_runs(tmp_path):
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, f"processes outlived the killed sweep: {alive}"  # kernels and workers die with it
 
-    assert runs.is_complete(first) and (first / sweep.NOTEBOOK).is_file()
-    assert not runs.is_complete(second) and not (second / sweep.NOTEBOOK).is_file()
+    assert runs.is_complete(first) and (first / execute.NOTEBOOK).is_file()
+    assert not runs.is_complete(second) and not (second / execute.NOTEBOOK).is_file()
     marker = (first / runs.COMPLETE).stat().st_mtime_ns, (first / runs.COMPLETE).read_bytes()
-    notebook_mtime = (first / sweep.NOTEBOOK).stat().st_mtime_ns
+    notebook_mtime = (first / execute.NOTEBOOK).stat().st_mtime_ns
     table = pd.read_csv(out / "results" / "t.csv")  # written after run 1 finished
-    assert set(table["run"]) == {"mse_seed0"}
+    assert set(table["run"]) == {first.name}
 
     again = subprocess.run(sweep_command(params_file, out), cwd=ROOT, env=sweep_env(), capture_output=True,
                            text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "1 already finished, 2 to run" in again.stdout
     assert ((first / runs.COMPLETE).stat().st_mtime_ns, (first / runs.COMPLETE).read_bytes()) == marker
-    assert (first / sweep.NOTEBOOK).stat().st_mtime_ns == notebook_mtime  # not re-executed
+    assert (first / execute.NOTEBOOK).stat().st_mtime_ns == notebook_mtime  # not re-executed
     for folder in (second, third):
-        assert runs.is_complete(folder) and (folder / sweep.NOTEBOOK).is_file()
-        assert runs.read_json(folder / runs.METRICS)["threads"] == "1"  # the file's threads reached the kernel
+        assert runs.is_complete(folder) and (folder / execute.NOTEBOOK).is_file()
+        assert runs.read_json(folder / runs.METRICS)["threads"] == 1  # the file's threads reached the kernel
+        assert runs.read_json(folder / runs.CONFIG)["threads"] == 1
+        assert (folder / "notebook.kernel.log").is_file()  # the kernel's start-up lines, kept off the terminal
         assert not list(folder.glob(".*partial*")) and not (folder / runs.FAILED).exists()
     table = pd.read_csv(out / "results" / "t.csv")
-    assert table.groupby("run")["epoch"].max().to_dict() == {
-        "mse_seed0": 1, "cross_entropy_seed0": 3, "kl_regularized_w10_seed0": 1}
+    assert table.groupby("run")["epoch"].max().to_dict() == {first.name: 1, second.name: 3, third.name: 1}
 
 
 def test_failing_point_is_isolated_and_counted(tmp_path):
     out = tmp_path / "out"
     params_file = write_params(tmp_path, (
         "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n"
-        # two sequences leave the validation split empty: the notebook raises
-        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: cross_entropy, max_sequences: 2}\n"))
+        # two sequences of one headline leave a side of the headline split empty: the notebook raises
+        "  - notebook: notebooks/01_control.ipynb\n"
+        "    grid: {loss: cross_entropy, max_sequences: 2, split: headline}\n"))
     result = subprocess.run(sweep_command(params_file, out, "--workers", "2"), cwd=ROOT, env=sweep_env(),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr  # the number of failed runs
     assert "2 to run with 2 worker(s) of" in result.stdout
-    good, bad = out / "runs" / "t" / "mse_seed0", out / "runs" / "t" / "cross_entropy_seed0"
-    assert runs.is_complete(good) and (good / sweep.NOTEBOOK).is_file()
+    good, bad = (Path(t.run_dir) for t in sweep.make_plan(params_file, output_root=out).tasks)
+    assert runs.is_complete(good) and (good / execute.NOTEBOOK).is_file()
     assert runs.is_failed(bad) and not runs.is_complete(bad)
     reason = runs.failure_reason(bad)
     assert "01_control.ipynb failed" in reason and "empty side" in reason
-    assert (bad / sweep.FAILED_NOTEBOOK).is_file() and not (bad / sweep.NOTEBOOK).exists()
-    assert "FAILED cross_entropy_seed0" in result.stdout
-    assert set(pd.read_csv(out / "results" / "t.csv")["run"]) == {"mse_seed0"}
+    assert (bad / execute.FAILED_NOTEBOOK).is_file() and not (bad / execute.NOTEBOOK).exists()
+    assert f"FAILED {bad.name}" in result.stdout
+    assert set(pd.read_csv(out / "results" / "t.csv")["run"]) == {good.name}
 
 
 def test_cli_refuses_a_malformed_file_before_running(tmp_path):
@@ -197,7 +209,7 @@ def test_kernel_environment_is_applied_then_restored(workers, monkeypatch):
 def test_reproduce_runs_the_sweep_then_the_reports_and_a_second_time_skips_both(tmp_path, capsys):
     import nbformat
 
-    from entropylab.reproduce import reproduce
+    from entropylab.experiments.reproduce import reproduce
 
     params_file = write_params(tmp_path, "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n")
     report = tmp_path / "06_report.ipynb"
@@ -209,7 +221,7 @@ def test_reproduce_runs_the_sweep_then_the_reports_and_a_second_time_skips_both(
     ]), report)
     out = tmp_path / "out"
     assert reproduce(params_file, [report, tmp_path / "absent.ipynb"], out) == 0
-    executed = out / "notebooks" / report.name
+    executed = out / "notebooks" / "t" / report.name  # under the experiment's own name
     assert "t 1" in nbformat.read(executed, as_version=4).cells[-1].outputs[0]["text"]
     assert "absent.ipynb: not in" in capsys.readouterr().out
     mtime = executed.stat().st_mtime_ns

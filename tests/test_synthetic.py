@@ -1,6 +1,6 @@
 import numpy as np
 
-from entropylab.synthetic import MarkovSource, make_synthetic_corpus
+from entropylab.data.synthetic import MarkovSource, make_synthetic_corpus
 
 
 def test_synthetic_corpus_is_seeded_and_deterministic():

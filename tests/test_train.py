@@ -1,12 +1,12 @@
 import json
-import math
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 
-from entropylab import runs
-from entropylab.train import RunConfig, load_trained, run
+from entropylab.training import RunConfig, load_trained, run
+from entropylab.training import store as runs
 
 QUICK = {"dataset": "synthetic", "epochs": 2, "max_sequences": 600, "lstm_units": 16, "batch_size": 32,
          "synthetic": {"n_headlines": 300, "n_words": 60, "branching": 5, "seed": 3}}
@@ -24,8 +24,9 @@ def test_same_config_and_seed_give_identical_histories(jit):
 
 def test_run_folder_is_complete_and_reused(tmp_path):
     config = RunConfig(**QUICK, loss="cross_entropy", seed=1)
-    first = run(config, tmp_path / config.slug)
-    folder = tmp_path / "cross_entropy_seed1"
+    folder = tmp_path / config.run_name
+    first = run(config, folder)
+    assert folder.name.startswith("cross_entropy_seed1-") and len(folder.name.rsplit("-", 1)[1]) == 8
     for name in ("config.json", "history.csv", "metrics.json", "model.weights.h5", "COMPLETE"):
         assert (folder / name).is_file(), name
     assert not list(folder.glob("*.tmp")) and not list(folder.glob(".partial*"))
@@ -42,11 +43,16 @@ def test_run_folder_is_complete_and_reused(tmp_path):
         run(RunConfig(**{**QUICK, "epochs": 1}, loss="cross_entropy", seed=1), folder)
 
 
-def test_metrics_are_consistent(tmp_path):
+def test_true_kl_and_entropy_floor_add_up_to_the_cross_entropy_against_the_source(tmp_path):
+    """``mean_i sum_j q_ij (-log p_ij) = entropy_floor + true_kl`` exactly (H(q) + KL(q || p) per row), with p the
+    model's prediction and q the source's exact next-word law: computed here from the model, not from the metrics."""
     result = run(RunConfig(**QUICK, loss="cross_entropy", seed=2))
     last = result.history.iloc[-1]
-    assert last["val_perplexity"] == pytest.approx(math.exp(last["val_cross_entropy"]))
-    # cross-entropy = entropy floor + true KL only holds in expectation; both must be positive
+    split = result.corpus.subset(QUICK["max_sequences"]).split("tail", 0.2, 0)
+    log_p = keras.ops.convert_to_numpy(keras.ops.log_softmax(result.model(split.x_val, training=False), axis=-1))
+    q = result.corpus.true_next(split.x_val).astype(np.float64)
+    cross_entropy_vs_source = float(np.mean(np.sum(np.where(q > 0, -q * log_p, 0.0), axis=1)))
+    assert cross_entropy_vs_source == pytest.approx(last["entropy_floor"] + last["true_kl"], rel=1e-5)
     assert last["true_kl"] > 0 and last["entropy_floor"] > 0
     assert last["val_cross_entropy"] > 0.5 * last["entropy_floor"]
     assert 0 <= last["val_accuracy"] <= 1
@@ -72,10 +78,14 @@ def test_nan_loss_is_a_failed_run_with_its_reason(tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"loss": "hinge"}, "unknown loss"),
+    ({"loss": "hinge"}, "unknown objective"),
     ({"loss": "kl_regularized", "weight": -1}, ">= 0"),
     ({"loss": "kl_regularized", "weight": float("nan")}, "finite"),
-    ({"loss": "mse", "weight": 2}, "takes no weight"),
+    ({"loss": "mse", "weight": 2}, "has no parameter"),
+    ({"loss": "generalized_cross_entropy", "weight": 1.5}, r"exponent must be in \(0, 1\]"),
+    ({"loss": "label_smoothing", "weight": 1.0}, r"smoothing must be in \[0, 1\)"),
+    ({"seed": 2**32}, r"seed must be an integer in \[0, 2\*\*32\)"),
+    ({"split_seed": -1}, "split_seed"),
     ({"loss": "cross_entropy", "head": "linear"}, "softmax"),
     ({"split": "random"}, "unknown split"),
     ({"epochs": 0}, "positive"),
@@ -97,10 +107,54 @@ def test_atomic_writes_leave_ordinary_permissions(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
-def test_a_run_of_another_backend_is_not_reused(tmp_path, monkeypatch):
+def test_a_run_of_another_backend_is_another_run(tmp_path, monkeypatch):
     config = RunConfig(**{**QUICK, "epochs": 1}, loss="mse", seed=4)
-    run(config, tmp_path / "r")
-    assert run(config, tmp_path / "r").reused
+    run(config, tmp_path / config.run_name)
+    assert run(config, tmp_path / config.run_name).reused
     monkeypatch.setenv("KERAS_BACKEND", "jax")  # what a JAX process would see; nothing is imported here
-    with pytest.raises(FileExistsError, match="backend 'tensorflow'"):
-        run(config, tmp_path / "r")
+    with pytest.raises(ValueError, match="backend 'tensorflow' but this process runs 'jax'"):
+        run(config, tmp_path / "elsewhere")
+    on_jax = RunConfig(**{**QUICK, "epochs": 1}, loss="mse", seed=4)
+    assert on_jax.backend == "jax" and on_jax.run_name != config.run_name  # the same seed gives other numbers
+    with pytest.raises(FileExistsError, match="another config"):
+        run(on_jax, tmp_path / config.run_name)
+
+
+def test_the_identity_is_the_whole_config_except_where_the_data_lives():
+    base = RunConfig(**QUICK, loss="kl_regularized", weight=10.0)
+    assert base.identity_hash == RunConfig(**QUICK, loss="kl_regularized", weight=10.0).identity_hash
+    assert base.run_name == RunConfig(**QUICK, loss="kl_regularized", weight=10.0, data_dir="/x").run_name
+    changes = {"learning_rate": 0.01, "split": "headline", "split_seed": 1, "val_fraction": 0.25, "epochs": 3,
+               "batch_size": 64, "threads": 3, "jit_compile": False, "max_sequences": 500, "head": "linear"}
+    names = {base.run_name}
+    for key, value in changes.items():
+        other = base.replace(**{key: value})
+        if other.identity() != base.identity():
+            assert other.slug == base.slug and other.run_name not in names, key
+            names.add(other.run_name)
+    assert len(names) == len(changes)  # head "linear" is kl_regularized's own head: no change
+    assert base.parameter == "weight" and RunConfig(loss="label_smoothing", weight=0.1).parameter == "smoothing"
+
+
+def test_the_split_seed_not_the_seed_decides_the_validation_set():
+    headline = {**QUICK, "split": "headline", "epochs": 1}
+    a = run(RunConfig(**headline, loss="cross_entropy", seed=1))
+    b = run(RunConfig(**headline, loss="cross_entropy", seed=2))
+    c = run(RunConfig(**headline, loss="cross_entropy", seed=1, split_seed=5))
+    assert a.metrics["references"] == b.metrics["references"]  # same split: the count models see the same data
+    assert a.history["loss"].iloc[0] != b.history["loss"].iloc[0]  # another initialisation
+    assert c.metrics["references"] != a.metrics["references"]
+
+
+def test_an_early_stop_by_a_callback_is_a_complete_run(tmp_path):
+    stop = keras.callbacks.EarlyStopping(monitor="val_cross_entropy", patience=0, mode="min")
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    config = RunConfig(**{**QUICK, "epochs": 3}, loss="cross_entropy", seed=5)
+    result = run(config, tmp_path / "r", callbacks=[StopAfterFirstEpoch(), stop])
+    assert result.status == "complete" and len(result.history) == 1
+    assert result.metrics["stopped_early"] and result.metrics["reason"] is None
+    assert runs.is_complete(tmp_path / "r") and not runs.is_failed(tmp_path / "r")

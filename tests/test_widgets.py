@@ -11,28 +11,36 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from entropylab import runs
-from entropylab.train import RunConfig
-from entropylab.widgets import (
+from entropylab import objectives
+from entropylab.explorer import (
     EXPLORER_EXPERIMENT,
+    EXPONENT_STEP,
     WEIGHT_STEP,
     Explorer,
     ExplorerWidget,
     RunKey,
+    SliderRange,
     canonical_weight,
+    slider_range,
 )
+from entropylab.training import RunConfig
+from entropylab.training import store as runs
 
 SYNTHETIC = {"n_headlines": 300, "n_words": 60, "branching": 5, "seed": 3}
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_explorer.ipynb"
 
 
+def synthetic_config(epochs: int = 3, **values) -> RunConfig:
+    return RunConfig(dataset="synthetic", epochs=epochs, lstm_units=8, synthetic=dict(SYNTHETIC), **values)
+
+
 def fake_run(root: Path, experiment: str, status: str = "complete", epochs: int = 3, **values) -> Path:
     """A run folder with a config and a random history (no weights): enough for the index and the curves."""
-    config = RunConfig(dataset="synthetic", epochs=epochs, lstm_units=8, synthetic=dict(SYNTHETIC), **values)
-    run_dir = root / "runs" / experiment / config.slug
+    config = synthetic_config(epochs, **values)
+    run_dir = root / "runs" / experiment / config.run_name
     run_dir.mkdir(parents=True)
     runs.write_json(run_dir / runs.CONFIG, config.to_dict())
-    rng = np.random.default_rng(zlib.crc32(f"{experiment}/{config.slug}".encode()))
+    rng = np.random.default_rng(zlib.crc32(f"{experiment}/{config.run_name}".encode()))
     history = pd.DataFrame({"epoch": np.arange(1, epochs + 1)})
     for column in ("loss", "val_loss", "paper_entropy", "paper_kl", "val_cross_entropy", "val_perplexity",
                    "val_accuracy", "val_entropy", "seconds"):
@@ -76,14 +84,16 @@ def test_index_holds_only_finished_runs(fake_outputs):
     assert explorer.weights("synthetic", "kl_regularized") == [1.0, 100.0]
     assert explorer.seeds("synthetic", "kl_regularized") == [0, 1]
     assert explorer.datasets() == ["synthetic"]
-    assert explorer.objectives()[:4] == ["mse", "entropy_regularized", "kl_regularized", "cross_entropy"]
+    assert explorer.objectives() == list(objectives.OBJECTIVES)
+    assert explorer.objectives()[:4] == [objectives.CONTROL, objectives.ENTROPY, objectives.KL,
+                                         objectives.CROSS_ENTROPY]
 
 
 def test_exact_selection_shows_that_run_and_its_control(fake_outputs):
     explorer = Explorer(fake_outputs)
     selection = explorer.select("synthetic", "kl_regularized", 100.0, 1)
     assert selection.exact
-    assert selection.shown.label == "seeds/kl_regularized_w100_seed1"
+    assert selection.shown.label == "seeds/" + synthetic_config(loss="kl_regularized", weight=100.0, seed=1).run_name
     assert selection.control.key == RunKey.of("synthetic", "mse", 0, 1)
     assert selection.message.startswith("Showing") and selection.shown.label in selection.message
 
@@ -93,7 +103,7 @@ def test_missing_weight_shows_the_nearest_in_log_scale(fake_outputs, weight, exp
     selection = Explorer(fake_outputs).select("synthetic", "kl_regularized", weight, 0)
     assert not selection.exact
     assert selection.shown.key.weight == expected
-    assert selection.message.startswith("No finished run") and f"w={expected:g}" in selection.message
+    assert selection.message.startswith("No finished run") and f"weight={expected:g}" in selection.message
 
 
 def test_missing_seed_shows_a_run_of_another_seed_and_says_so(fake_outputs):
@@ -113,7 +123,8 @@ def test_duplicates_prefer_full_data_then_more_epochs(tmp_path):
     fake_run(tmp_path, "quick", loss="mse", seed=0, epochs=1)
     fake_run(tmp_path, "smoke", loss="mse", seed=0, epochs=5, max_sequences=100)
     fake_run(tmp_path, "paper", loss="mse", seed=0, epochs=3)
-    assert Explorer(tmp_path).select("synthetic", "mse", 0, 0).shown.label == "paper/mse_seed0"
+    expected = "paper/" + synthetic_config(loss="mse", seed=0, epochs=3).run_name
+    assert Explorer(tmp_path).select("synthetic", "mse", 0, 0).shown.label == expected
 
 
 def test_curve_data_are_the_histories_of_the_run_and_its_control(fake_outputs):
@@ -145,27 +156,85 @@ def test_train_plan_copies_the_shown_profile_into_its_experiment(fake_outputs):
     config, run_dir = explorer.train_plan(selection)
     assert (config.loss, config.weight, config.seed) == ("kl_regularized", 3.16, 0)
     assert (config.epochs, config.lstm_units, config.synthetic) == (3, 8, SYNTHETIC)
-    assert run_dir == fake_outputs / "runs" / "paper" / "kl_regularized_w3.16_seed0"
+    assert run_dir == fake_outputs / "runs" / "paper" / config.run_name
+    assert config.run_name.startswith("kl_regularized_w3.16_seed0-")
+    shown = selection.shown.config
+    assert (config.split_seed, config.threads, config.backend) == (shown["split_seed"], shown["threads"],
+                                                                   shown["backend"])
+    assert config.head == "linear"
 
 
 def test_train_plan_avoids_a_folder_of_another_config(fake_outputs):
     explorer = Explorer(fake_outputs)
     # the FAILED w=10 folder holds the same config: it is retrained in place
+    failed = synthetic_config(loss="kl_regularized", weight=10.0, seed=0).run_name
     _, run_dir = explorer.train_plan(explorer.select("synthetic", "kl_regularized", 10.0, 0))
-    assert run_dir == fake_outputs / "runs" / "paper" / "kl_regularized_w10_seed0"
+    assert run_dir == fake_outputs / "runs" / "paper" / failed
     # a folder of that name with another config: the run goes to the explorer's own folder
-    other = fake_outputs / "runs" / "paper" / "kl_regularized_w5_seed0"
-    other.mkdir()
-    runs.write_json(other / runs.CONFIG, RunConfig(dataset="synthetic", loss="kl_regularized", weight=5).to_dict())
+    config, planned = explorer.train_plan(explorer.select("synthetic", "kl_regularized", 5.0, 0))
+    assert planned == fake_outputs / "runs" / "paper" / config.run_name
+    planned.mkdir()
+    runs.write_json(planned / runs.CONFIG, RunConfig(dataset="synthetic", loss="kl_regularized", weight=5).to_dict())
     _, run_dir = explorer.train_plan(explorer.select("synthetic", "kl_regularized", 5.0, 0))
-    assert run_dir == fake_outputs / "runs" / EXPLORER_EXPERIMENT / "synthetic" / "kl_regularized_w5_seed0"
+    assert run_dir == fake_outputs / "runs" / EXPLORER_EXPERIMENT / "synthetic" / config.run_name
 
 
 def test_train_plan_without_any_run_uses_the_defaults(tmp_path):
     explorer = Explorer(tmp_path)
     config, run_dir = explorer.train_plan(explorer.select("synthetic", "kl_regularized", 10.0, 2))
     assert (config.dataset, config.epochs, config.seed) == ("synthetic", 5, 2)
-    assert run_dir == tmp_path / "runs" / EXPLORER_EXPERIMENT / "kl_regularized_w10_seed2"
+    assert run_dir == tmp_path / "runs" / EXPLORER_EXPERIMENT / config.run_name
+
+
+def test_the_slider_is_named_for_the_objective_parameter_and_covers_its_range(tmp_path):
+    widget = ExplorerWidget(Explorer(tmp_path))  # no runs: nothing to load, only the controls
+    assert widget.error.value == "", widget.error.value
+    assert [value for _, value in widget.objective.options] == list(objectives.OBJECTIVES)
+    assert dict(widget.objective.options)["alpha divergence"] == "alpha_divergence"
+
+    widget.objective.value = "alpha_divergence"
+    slider = widget.parameter
+    assert slider is widget.log_slider and slider.layout.display is None
+    assert widget.linear_slider.layout.display == "none"
+    assert slider.description == "exponent" and not slider.disabled
+    assert "entropylab-exponent" in slider._dom_classes and "entropylab-weight" not in slider._dom_classes
+    assert (slider.min, slider.max) == (-2.0, 1.0) and slider.value == 1.0
+    assert widget.current_key().weight == 1.0
+
+    widget.objective.value = "generalized_cross_entropy"  # q in (0, 1]: the slider stops at 1
+    assert widget.parameter.description == "exponent" and widget.parameter.max == 0.0
+    assert widget.parameter.value == 0.5
+
+    widget.objective.value = "label_smoothing"
+    slider = widget.parameter
+    assert slider is widget.linear_slider and slider.layout.display is None
+    assert widget.log_slider.layout.display == "none"
+    assert slider.description == "smoothing" and not slider.disabled
+    assert "entropylab-smoothing" in slider._dom_classes
+    assert (slider.min, slider.max, slider.step) == (0.0, 0.99, 0.01) and slider.value == 0.1
+    slider.value = 0.0  # smoothing 0 is valid (a log slider could not reach it)
+    assert widget.current_key() == RunKey.of(widget.dataset.value, "label_smoothing", 0.0, widget.seed.value)
+    assert widget.error.value == "", widget.error.value
+
+    widget.objective.value = "entropy_regularized"
+    assert widget.parameter is widget.log_slider and widget.parameter.description == "weight"
+    assert (widget.parameter.min, widget.parameter.max, widget.parameter.step) == (-9.0, 3.0, WEIGHT_STEP)
+    widget.objective.value = "cross_entropy"
+    assert widget.parameter.disabled and widget.parameter.description == "none"
+    assert widget.current_key().weight == 0.0
+
+
+def test_slider_range_takes_in_finished_values_within_the_objective_range():
+    assert slider_range("kl_regularized", [1e-12, 1e5]).values() == (1e-12, 1e5)
+    assert slider_range("generalized_cross_entropy", [1e-3]) == SliderRange(True, -3, 0.0, EXPONENT_STEP)
+    assert slider_range("label_smoothing", [0.995]).high == 0.995
+    assert not slider_range("label_smoothing").log
+
+
+def test_run_key_describes_the_parameter_by_name():
+    assert RunKey.of("nyt", "kl_regularized", 10, 0).describe() == "kl_regularized weight=10 seed 0 (nyt)"
+    assert RunKey.of("nyt", "label_smoothing", 0.1, 1).describe() == "label_smoothing smoothing=0.1 seed 1 (nyt)"
+    assert RunKey.of("nyt", "mse", 5, 0) == RunKey("nyt", "mse", 0.0, 0)
 
 
 # ---- with real (tiny) trained runs ---------------------------------------------------------------------
@@ -175,20 +244,24 @@ def tiny_config(loss: str, weight: float, seed: int) -> RunConfig:
                      jit_compile=False, synthetic=dict(SYNTHETIC))
 
 
+def tiny_label(loss: str, weight: float, seed: int) -> str:
+    return f"tiny/{tiny_config(loss, weight, seed).run_name}"
+
+
 @pytest.fixture(scope="module")
 def trained_outputs(tmp_path_factory) -> Path:
-    from entropylab.train import run
+    from entropylab.training import run
 
     root = tmp_path_factory.mktemp("explorer")
     for loss, weight in (("mse", 0.0), ("kl_regularized", 1.0), ("kl_regularized", 100.0)):
         config = tiny_config(loss, weight, 0)
-        assert run(config, root / "runs" / "tiny" / config.slug).status == "complete"
+        assert run(config, root / "runs" / "tiny" / config.run_name).status == "complete"
     return root
 
 
 def test_words_are_the_greedy_continuation_of_the_shown_run(trained_outputs):
-    from entropylab.generate import continue_text
-    from entropylab.train import load_trained
+    from entropylab.decoding import continue_text
+    from entropylab.training import load_trained
 
     explorer = Explorer(trained_outputs)
     selection = explorer.select("synthetic", "kl_regularized", 100.0, 0)
@@ -205,25 +278,27 @@ def test_words_are_the_greedy_continuation_of_the_shown_run(trained_outputs):
 def test_widget_follows_the_controls_and_trains_a_missing_seed(trained_outputs):
     widget = ExplorerWidget(Explorer(trained_outputs))
     assert widget.error.value == ""
-    assert "tiny/kl_regularized_w1_seed0" in widget.header.value
+    assert tiny_label("kl_regularized", 1.0, 0) in widget.header.value
     assert widget.train_button.layout.display == "none"
+    assert widget.parameter.description == "weight" and "entropylab-weight" in widget.parameter._dom_classes
     first_png, first_words = widget.curves.value, widget.words.value
 
-    widget.weight.value = 100.0
-    assert "tiny/kl_regularized_w100_seed0" in widget.header.value
+    widget.parameter.value = 100.0
+    assert tiny_label("kl_regularized", 100.0, 0) in widget.header.value
     assert widget.curves.value != first_png and widget.words.value != first_words
 
-    widget.weight.value = 100.0 * 10 ** (WEIGHT_STEP / 2 - 0.01)  # within half a step: snaps onto the run
-    assert widget.weight.value == 100.0
+    widget.parameter.value = 100.0 * 10 ** (WEIGHT_STEP / 2 - 0.01)  # within half a step: snaps onto the run
+    assert widget.parameter.value == 100.0
 
     widget.objective.value = "mse"
-    assert widget.weight.disabled and "tiny/mse_seed0" in widget.header.value
+    assert widget.parameter.disabled and widget.parameter.description == "none"
+    assert tiny_label("mse", 0.0, 0) in widget.header.value
     widget.objective.value = "kl_regularized"
 
     widget.seed.value = 1
     assert "No finished run" in widget.header.value and "data-exact='false'" in widget.header.value
     assert widget.train_button.layout.display is None
-    assert re.search(r"Train KL w=\S+ seed 1", widget.train_button.description)
+    assert re.search(r"Train kl_regularized weight=\S+ seed 1", widget.train_button.description)
     thread = widget.start_training()
     thread.join(timeout=120)
     assert not thread.is_alive()
@@ -231,7 +306,7 @@ def test_widget_follows_the_controls_and_trains_a_missing_seed(trained_outputs):
     assert widget.progress.value == widget.progress.max > 1
     assert widget.progress_label.value.startswith("finished")
     key = widget.current_key()
-    new_run = trained_outputs / "runs" / "tiny" / tiny_config("kl_regularized", key.weight, 1).slug
+    new_run = trained_outputs / "runs" / "tiny" / tiny_config("kl_regularized", key.weight, 1).run_name
     assert runs.is_complete(new_run)
     assert "data-exact='true'" in widget.header.value and new_run.name in widget.header.value
     assert widget.train_button.layout.display == "none"
@@ -275,13 +350,13 @@ def test_training_runs_in_the_background_and_the_controls_stay_live(trained_outp
     thread = widget.start_training()
     assert started.wait(timeout=30)
     assert thread.is_alive()  # start_training returned while the run is still going
-    slug = widget.explorer.train_plan(widget.selection)[0].slug
-    assert widget.progress_label.value == f"{slug}: epoch 1/2, step 3/10"
+    name = widget.explorer.train_plan(widget.selection)[0].run_name
+    assert widget.progress_label.value == f"{name}: epoch 1/2, step 3/10"
     assert (widget.progress.value, widget.progress.max) == (3, 20)
     assert widget.train_button.disabled
     assert widget.start_training() is None and "already training" in widget.progress_label.value
     widget.seed.value = 0  # the display still follows the controls
-    assert "tiny/kl_regularized_w1_seed0" in widget.header.value
+    assert tiny_label("kl_regularized", 1.0, 0) in widget.header.value
     release.set()
     thread.join(timeout=30)
     assert "stopped by the test" in widget.error.value and widget.progress.bar_style == "danger"

@@ -1,11 +1,21 @@
-"""entropy-lab: reproduce, check and extend entropy-based training of a small LSTM language model."""
+"""entropy-lab: reproduce, check and extend entropy-based training and decoding of a small LSTM language model."""
 
 import os
 
 # Quiet TensorFlow's C++ start-up lines (they end up in notebooks and break nbval); set before TF loads.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .data import Corpus, load_corpus
+from . import compat
 
-__all__ = ["Corpus", "load_corpus"]
-__version__ = "0.1.0"
+compat.install()
+
+__version__ = "0.2.0"
+
+
+def __getattr__(name: str) -> object:
+    """``entropylab.load_corpus`` and ``entropylab.Corpus`` without importing the data package at start-up."""
+    if name in ("Corpus", "load_corpus"):
+        from . import data
+
+        return getattr(data, name)
+    raise AttributeError(f"module 'entropylab' has no attribute {name!r}")

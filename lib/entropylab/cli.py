@@ -1,4 +1,6 @@
-"""Command line: ``python -m entropylab {train,sweep,bench,data,info} ...`` (``--help`` on each)."""
+"""Command line: ``python -m entropylab {train,sweep,reproduce,bench,data,info} ...`` (``--help`` on each).
+
+Nothing heavy is imported until a command runs (``--help`` answers without loading TensorFlow)."""
 
 from __future__ import annotations
 
@@ -7,27 +9,30 @@ import json
 import sys
 from pathlib import Path
 
-from . import losses
-from .data import SPLIT_MODES
+from . import objectives
+from .training.config import DATASETS, SPLIT_MODES
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one run and save it in a run folder",
                        description="Train one run of the paper's LSTM and save its folder "
                                    "(config.json, history.csv, metrics.json, weights, COMPLETE).")
-    p.add_argument("--dataset", choices=["nyt", "synthetic"], default="nyt")
+    p.add_argument("--dataset", choices=DATASETS, default="nyt")
     p.add_argument("--data-dir", default=None, help="folder with the Articles*.csv files (default: search)")
-    p.add_argument("--loss", choices=losses.names(), default="mse")
-    p.add_argument("--weight", type=float, default=0.0, help="penalty weight (weighted losses only)")
+    p.add_argument("--loss", choices=objectives.names(), default=objectives.CONTROL)
+    p.add_argument("--weight", type=float, default=0.0,
+                   help="the objective's parameter: a penalty weight, a smoothing amount or an exponent")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", choices=SPLIT_MODES, default="tail")
     p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the headline split (not of the model)")
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--max-sequences", type=int, default=None, help="use only the first N sequences")
     p.add_argument("--no-jit", action="store_true", help="turn XLA compilation off")
-    p.add_argument("--output", default="outputs/runs/cli", help="experiment folder; the run goes in a sub-folder")
+    p.add_argument("--output", default=None,
+                   help="experiment folder; the run goes in a sub-folder (default: <outputs>/runs/cli)")
     p.add_argument("--force", action="store_true", help="retrain even if the run folder is complete")
 
 
@@ -48,7 +53,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="epochs per pipeline (default: 2; 3 with --quick)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--pipelines", default=None, help="comma-separated subset of the pipelines to measure")
-    p.add_argument("--output-dir", default="outputs/benchmarks")
+    p.add_argument("--output-dir", default=None, help="default: <outputs>/benchmarks")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     p = sub.add_parser("data", help="download the NYT Articles*.csv files with kagglehub")
     p.add_argument("--dest", default="data/nyt-comments")
-    sub.add_parser("reproduce", help="the paper's whole protocol and its report (what `make reproduce` runs)")
+    p = sub.add_parser("reproduce", help="the paper's whole protocol and its report (what `make reproduce` runs)")
+    p.add_argument("--output-root", default=None, help="outputs folder (default: $ENTROPYLAB_OUTPUTS or outputs)")
     p = sub.add_parser("info", help="print the corpus summary (the loader's regression numbers)")
-    p.add_argument("--dataset", choices=["nyt", "synthetic"], default="nyt")
+    p.add_argument("--dataset", choices=DATASETS, default="nyt")
     p.add_argument("--data-dir", default=None)
     return parser
 
@@ -70,34 +76,36 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
-            from .train import RunConfig, run
+            from . import paths
+            from .training import RunConfig, run
 
             config = RunConfig(dataset=args.dataset, data_dir=args.data_dir, loss=args.loss, weight=args.weight,
                                epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, split=args.split,
-                               val_fraction=args.val_fraction, learning_rate=args.learning_rate,
-                               max_sequences=args.max_sequences, jit_compile=not args.no_jit)
-            run_dir = Path(args.output) / config.slug
+                               val_fraction=args.val_fraction, split_seed=args.split_seed,
+                               learning_rate=args.learning_rate, max_sequences=args.max_sequences,
+                               jit_compile=not args.no_jit)
+            run_dir = Path(args.output or paths.runs_dir("cli")) / config.run_name
             result = run(config, run_dir, force=args.force, verbose=2)
             print(result.history.to_string(index=False))
             print(f"{result.status}: {run_dir}" + (" (already finished, reused)" if result.reused else ""))
             return 0 if result.status == "complete" else 1
         if args.command == "sweep":
-            from .sweep import main as sweep_main
+            from .experiments.sweep import main as sweep_main
 
             return sweep_main(args)
         if args.command == "bench":
-            from .bench import main as bench_main
+            from .bench.runner import main as bench_main
 
             return bench_main(args)
         if args.command == "data":
-            from .download import download_nyt
+            from .data.download import download_nyt
 
             print(download_nyt(args.dest))
             return 0
         if args.command == "reproduce":
-            from .reproduce import main as reproduce_main
+            from .experiments.reproduce import main as reproduce_main
 
-            return reproduce_main()
+            return reproduce_main(args.output_root)
         if args.command == "info":
             from .data import load_corpus
 

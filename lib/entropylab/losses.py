@@ -3,7 +3,9 @@
 Notation: ``t`` the integer label, ``o`` the model's output row of width ``V``, ``eps = 1e-7`` (Keras'
 epsilon), ``c = clip(o, eps, 1)``. For the softmax head ``z`` are logits and ``p = softmax(z)``.
 
-The paper's objectives (linear head; exactly what its Keras code computes, DESIGN.md §5):
+The paper's objectives (linear head), exactly the numbers its Keras code computes: Keras' mean squared error
+plus a weighted entropy or KL term on the outputs clipped to ``[eps, 1]`` (as Keras' ``kl_divergence`` clips
+both of its arguments):
 
 * ``mse``: ``(sum_j o_j^2 - 2 o_t + 1) / V``, i.e. Keras' mean squared error against ``onehot(t)``;
 * ``entropy_regularized``: ``mse + w * H_paper(o)``, ``H_paper(o) = -sum_j c_j log c_j``;
@@ -20,7 +22,13 @@ Beyond the paper (softmax head):
   their exponent: ``alpha_divergence`` ``(1 - p_t^(1-w)) / (w (1 - w))``; ``beta_divergence``
   ``-[p_t^(w-1) / (w-1) - sum_j p_j^w / w - 1 / (w (w-1))]``; ``gamma_divergence``
   ``-log p_t + (1/w) log sum_j p_j^w``;
-* ``generalized_cross_entropy``: ``(1 - p_t^w) / w`` (Zhang & Sabuncu 2018: ``w -> 0`` is CE, 1 is MAE).
+* ``generalized_cross_entropy``: ``(1 - p_t^w) / w`` with ``w`` in ``(0, 1]`` (Zhang & Sabuncu 2018:
+  ``w -> 0`` is CE, 1 is MAE).
+
+The exponent losses are evaluated in float32-safe forms: powers as ``exp(k * log_softmax(z))`` (never
+``p ** k`` on an underflowed ``p``), ``1 - exp(x)`` as ``-expm1(x)`` (no cancellation near the cross-entropy
+point), and an exponent argument that can grow without bound (``alpha`` above 1, ``beta`` below 1) clamped so
+that ``exp`` cannot overflow (see ``_exponent_cap``).
 
 For every loss the single number ``weight`` is its parameter: a penalty weight, a smoothing amount or an
 exponent (``parameter`` on each class names which).
@@ -216,26 +224,53 @@ class LabelSmoothing(EntropyLabLoss):
         return -(1.0 - self.weight) * log_p_t - self.weight * ops.mean(log_p, axis=-1)
 
 
+# exp(x) for x <= _MAX_EXPONENT is at most e^64 ~ 6e27, about 1e11 below float32's largest finite value
+# (~3.4e38 = e^88.7): room left for the batch sum and the chain rule before anything overflows.
+_MAX_EXPONENT = 64.0
+
+
+def _exponent_cap(divisor: float) -> float:
+    """The clamp on an exponent argument ``x`` whose ``expm1(x)`` is then divided by ``divisor``.
+
+    ``min(64, 64 + log|divisor|)``, so that ``exp(x)`` and ``exp(x) / |divisor|`` (the loss and its gradient)
+    stay below ``e^64`` in float32 even when ``divisor`` is tiny (an exponent close to the cross-entropy point).
+    """
+    return _MAX_EXPONENT + min(0.0, math.log(abs(divisor)))
+
+
 class _ExponentLoss(EntropyLabLoss):
-    """A loss whose ``weight`` is an exponent that must be > 0; at the cross-entropy point it is exactly CE."""
+    """A loss whose ``weight`` is an exponent in ``(0, max_exponent]``.
+
+    At exactly the cross-entropy point, where its formula is ``0 / 0``, it is computed as cross-entropy; any
+    other exponent, however close, goes through the (cancellation-free) formula.
+    """
 
     head = "softmax"
     takes_weight = True
     parameter = "exponent"
     ce_point = 1.0
+    max_exponent: ClassVar[float] = math.inf
 
     def __init__(self, weight: float = 1.0, **kwargs: Any) -> None:
         super().__init__(weight=weight, **kwargs)
-        if self.weight <= 0.0:
-            raise ValueError(f"{self.loss_name} needs an exponent > 0, got {self.weight}")
+        if not 0.0 < self.weight <= self.max_exponent:
+            allowed = "> 0" if math.isinf(self.max_exponent) else f"in (0, {self.max_exponent:g}]"
+            raise ValueError(f"{self.loss_name} needs an exponent {allowed}, got {self.weight}")
 
     def at_ce_point(self) -> bool:
-        return abs(self.weight - self.ce_point) < 1e-6
+        return self.weight == self.ce_point
 
 
 @keras.saving.register_keras_serializable(package="entropylab")
 class AlphaDivergence(_ExponentLoss):
-    """``(1 - p_t^(1-a)) / (a (1 - a))`` with ``a = weight``; cross-entropy at ``a = 1``."""
+    """``(1 - p_t^(1-a)) / (a (1 - a))`` with ``a = weight``; cross-entropy at ``a = 1``.
+
+    Computed as ``-expm1(x) / (a (1 - a))`` with ``x = (1 - a) log p_t`` (``1 - exp(x)`` would cancel
+    catastrophically in float32 near ``a = 1``). For ``a > 1``, ``x`` grows without bound as ``p_t -> 0``
+    (``a = 3``, ``log p_t = -60`` gives ``exp(120) = inf``, and NaN gradients), so ``x`` is clamped at
+    ``_exponent_cap(a (1 - a))`` (at most 64): beyond it (``p_t < e^(-64 / (a - 1))``, e.g. ``p_t < e^-32``
+    for ``a = 3``) the loss saturates at a finite value and its gradient is 0 instead of inf/NaN.
+    """
 
     loss_name = "alpha_divergence"
 
@@ -243,13 +278,23 @@ class AlphaDivergence(_ExponentLoss):
         if self.at_ce_point():
             return softmax_cross_entropy(labels, outputs)
         a = self.weight
+        scale = a * (1.0 - a)
         log_p_t = -softmax_cross_entropy(labels, outputs)
-        return (1.0 - ops.exp((1.0 - a) * log_p_t)) / (a * (1.0 - a))
+        x = ops.minimum((1.0 - a) * log_p_t, _exponent_cap(scale))
+        return -ops.expm1(x) / scale
 
 
 @keras.saving.register_keras_serializable(package="entropylab")
 class BetaDivergence(_ExponentLoss):
-    """``-[p_t^(b-1)/(b-1) - sum_j p_j^b / b - 1/(b (b-1))]`` with ``b = weight``; cross-entropy at ``b = 1``."""
+    """``-[p_t^(b-1)/(b-1) - sum_j p_j^b / b - 1/(b (b-1))]`` with ``b = weight``; cross-entropy at ``b = 1``.
+
+    Since ``sum_j p_j = 1`` the bracket equals ``expm1((b-1) L_t) / (b-1) - sum_j p_j expm1((b-1) L_j) / b``
+    with ``L = log_softmax(z)``, which has no ``1 / (b (b-1))`` to cancel near ``b = 1``; each
+    ``p_j expm1(x_j) = p_j^b - p_j`` uses the ``expm1`` form where ``|x_j| < 1`` and the plain difference of
+    ``exp(b L_j)`` and ``exp(L_j)`` elsewhere (both finite, so the gradient is too). For ``b < 1`` the target's
+    ``x_t = (b-1) L_t`` grows without bound as ``p_t -> 0`` and is clamped at ``_exponent_cap(b - 1)`` (at most
+    64) so ``exp`` cannot overflow float32: beyond it the loss saturates and its gradient is 0, not inf/NaN.
+    """
 
     loss_name = "beta_divergence"
 
@@ -258,14 +303,21 @@ class BetaDivergence(_ExponentLoss):
             return softmax_cross_entropy(labels, outputs)
         b = self.weight
         log_p = ops.log_softmax(outputs, axis=-1)
-        p_t_term = ops.exp((b - 1.0) * _pick(log_p, labels)) / (b - 1.0)
-        mass = ops.sum(ops.exp(b * log_p), axis=-1) / b
-        return -(p_t_term - mass - 1.0 / (b * (b - 1.0)))
+        x = (b - 1.0) * log_p  # <= 0 for b > 1, >= 0 for b < 1
+        x_t = ops.minimum(_pick(x, labels), _exponent_cap(b - 1.0))
+        target = ops.expm1(x_t) / (b - 1.0)
+        p_expm1 = ops.where(ops.abs(x) < 1.0, ops.exp(log_p) * ops.expm1(ops.clip(x, -1.0, 1.0)),
+                            ops.exp(b * log_p) - ops.exp(log_p))
+        return ops.sum(p_expm1, axis=-1) / b - target
 
 
 @keras.saving.register_keras_serializable(package="entropylab")
 class GammaDivergence(_ExponentLoss):
-    """``-log p_t + (1/g) log sum_j p_j^g`` with ``g = weight``; cross-entropy at ``g = 1``."""
+    """``-log p_t + (1/g) log sum_j p_j^g`` with ``g = weight``; cross-entropy at ``g = 1``.
+
+    Computed as ``-log p_t + logsumexp(g log_softmax(z)) / g``: every exponent ``g log p_j`` is ``<= 0``, so
+    nothing can overflow and nothing needs a clamp.
+    """
 
     loss_name = "gamma_divergence"
 
@@ -277,14 +329,19 @@ class GammaDivergence(_ExponentLoss):
 
 @keras.saving.register_keras_serializable(package="entropylab")
 class GeneralizedCrossEntropy(_ExponentLoss):
-    """``(1 - p_t^q) / q`` with ``q = weight`` in (0, 1]; ``q -> 0`` is cross-entropy, ``q = 1`` is MAE."""
+    """``(1 - p_t^q) / q`` with ``q = weight`` in (0, 1]; ``q -> 0`` is cross-entropy, ``q = 1`` is MAE.
+
+    Computed as ``-expm1(-q CE) / q`` with ``CE = -log p_t`` (no cancellation for small ``q``); the exponent
+    ``-q CE`` is ``<= 0``, so it cannot overflow and needs no clamp.
+    """
 
     loss_name = "generalized_cross_entropy"
     ce_point = 0.0
+    max_exponent = 1.0
 
     def per_example(self, labels: Any, outputs: Any) -> Any:
         q = self.weight
-        return (1.0 - ops.exp(-q * softmax_cross_entropy(labels, outputs))) / q
+        return -ops.expm1(-q * softmax_cross_entropy(labels, outputs)) / q
 
 
 LOSSES: dict[str, type[EntropyLabLoss]] = {

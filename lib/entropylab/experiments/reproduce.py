@@ -3,10 +3,11 @@
 1. :func:`entropylab.sweep.run_sweep` runs every unfinished run of ``params/paper.yaml`` (on the synthetic
    corpus, experiment ``paper-synthetic``, when the NYT data is absent) and collects
    ``<outputs>/results/<experiment>.csv``.
-2. Each report notebook that exists (:data:`REPORT_NOTEBOOKS`) is executed with papermill into
-   ``<outputs>/notebooks/`` with the parameters it declares among ``experiment``, ``output_root``,
-   ``data_dir`` and ``dataset``. A notebook whose inputs (its own source, its parameters, the results table,
-   the library's source and, for NYT, the data files' names and sizes) are unchanged since its last
+2. Each report notebook that exists (:data:`REPORT_NOTEBOOKS`) is executed with papermill into the
+   experiment's notebooks folder (``<outputs>/notebooks/`` for ``paper``, ``<outputs>/notebooks/<experiment>/``
+   for any other, e.g. ``paper-synthetic``) with the parameters it declares among ``experiment``,
+   ``output_root``, ``data_dir`` and ``dataset``. A notebook whose inputs (its own source, its parameters, the
+   results table, the library's source and, for NYT, the data files' names and sizes) are unchanged since its last
    successful execution is skipped, so a second ``make reproduce`` finishes at once.
 """
 
@@ -18,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from .. import paths
 
 PARAMS_FILE = Path("params") / "paper.yaml"
 REPORT_NOTEBOOKS = ("00_data.ipynb", "04_predictions.ipynb", "06_results.ipynb")
@@ -32,8 +33,9 @@ def inputs_fingerprint(notebook: Path, parameters: dict[str, Any], results_csv: 
     digest.update(notebook.read_bytes())
     digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
     digest.update(results_csv.read_bytes() if results_csv.is_file() else b"<no results>")
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.name.encode() + source.read_bytes())
+    package = Path(__file__).resolve().parents[1]
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.relative_to(package).as_posix().encode() + source.read_bytes())
     if data_dir is not None:
         for path in sorted(Path(data_dir).glob("Articles*.csv")):
             digest.update(f"{path.name}:{path.stat().st_size}".encode())
@@ -42,7 +44,7 @@ def inputs_fingerprint(notebook: Path, parameters: dict[str, Any], results_csv: 
 
 def run_report(notebook: Path, out_dir: Path, parameters: dict[str, Any], fingerprint: str) -> str | None:
     """Execute one report notebook into ``out_dir`` unless its inputs are unchanged; returns the error."""
-    from .sweep import execute_notebook
+    from .execute import execute_notebook
 
     output = out_dir / notebook.name
     stamp = out_dir / f".{notebook.stem}.inputs"
@@ -53,20 +55,22 @@ def run_report(notebook: Path, out_dir: Path, parameters: dict[str, Any], finger
     stamp.unlink(missing_ok=True)
     error = execute_notebook(notebook, output, parameters)
     if error is None:
-        from .runs import atomic_write_text
+        from ..training.store import atomic_write_text
 
         atomic_write_text(stamp, fingerprint + "\n")
     return error
 
 
-def main(output_root: str | Path = "outputs") -> int:
-    """Run the paper's sweep and the report notebooks; returns the number of failures (0: all done)."""
+def main(output_root: str | Path | None = None) -> int:
+    """Run the paper's sweep and the report notebooks (outputs in ``output_root``, default ``$ENTROPYLAB_OUTPUTS``
+    or ``<project>/outputs``); returns the number of failures (0: all done)."""
     root = paths.project_root()
     return reproduce(root / PARAMS_FILE, [root / "notebooks" / name for name in REPORT_NOTEBOOKS], output_root)
 
 
 def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str | Path | None = None) -> int:
     """The sweep of ``params_file``, then each of ``report_notebooks`` that exists; the number of failures."""
+    from ..analysis.tables import report_dir
     from .params import notebook_parameters
     from .sweep import applied_environment, available_cores, kernel_environment, run_sweep
 
@@ -79,10 +83,10 @@ def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str 
               "dataset": next(iter(datasets)) if len(datasets) == 1 else "auto"}
     data_dir = None
     if values["dataset"] == "nyt":
-        from .data import find_nyt_dir
+        from ..data import find_nyt_dir
 
         data_dir = find_nyt_dir(values["data_dir"])
-    out_dir = plan.output_root / "notebooks"
+    out_dir = report_dir("notebooks", plan.experiment, plan.output_root)
     failures = result.exit_status
     with applied_environment(kernel_environment(available_cores())):
         for notebook in report_notebooks:

@@ -1,7 +1,9 @@
-"""Run folders on disk: atomic writes, a completion marker written last, and reading runs back.
+"""Run folders on disk: atomic writes, the completion marker written last, identity checks, reading runs back.
 
-A run folder holds ``config.json``, ``history.csv``, ``metrics.json``, ``model.weights.h5`` and, written
-last, ``COMPLETE`` (or ``FAILED`` with the reason). A folder without ``COMPLETE`` is never a finished run.
+A run folder holds ``config.json`` (the run's resolved config: its identity and where its data was),
+``history.csv``, ``metrics.json``, ``model.weights.h5``, ``progress.json`` while it trains and, written last,
+``COMPLETE`` (or ``FAILED`` with the reason). A folder without ``COMPLETE`` is never a finished run, and a
+folder is the run of exactly one identity (:func:`identity_state`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ CONFIG = "config.json"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 WEIGHTS = "model.weights.h5"
+PROGRESS = "progress.json"
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -74,8 +77,38 @@ def mark_complete(run_dir: str | os.PathLike, info: dict[str, Any] | None = None
 
 
 def mark_failed(run_dir: str | os.PathLike, reason: str) -> None:
-    (Path(run_dir) / COMPLETE).unlink(missing_ok=True)
+    """Record why the last attempt failed. A finished run (``COMPLETE``) is never unmarked: what failed after
+    its training finished (its notebook, a worker) is retried without retraining it."""
     write_json(Path(run_dir) / FAILED, {"reason": reason})
+
+
+def stored_identity(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The identity in a run folder's ``config.json`` (everything but ``data_dir``), ``None`` if unreadable."""
+    try:
+        stored = read_json(Path(run_dir) / CONFIG)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict):
+        return None
+    stored.pop("data_dir", None)
+    return stored
+
+
+def identity_state(run_dir: str | os.PathLike, identity: dict[str, Any]) -> str:
+    """How a folder relates to a run of ``identity``: ``"empty"`` (no config yet), ``"same"`` (this run, finished
+    or not) or ``"other"`` (another config's run: never reuse or overwrite it silently)."""
+    if not (Path(run_dir) / CONFIG).is_file():
+        return "empty"
+    return "same" if stored_identity(run_dir) == identity else "other"
+
+
+def read_progress(run_dir: str | os.PathLike) -> float:
+    """Epochs done (fractional) of a training run, from its ``progress.json``; 0 when there is none yet."""
+    try:
+        data = read_json(Path(run_dir) / PROGRESS)
+        return (int(data["epoch"]) - 1) + int(data["step"]) / max(1, int(data["steps"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def failure_reason(run_dir: str | os.PathLike) -> str | None:

@@ -1,24 +1,10 @@
-"""A synthetic headline corpus whose next-word distribution is known exactly.
-
-The source is a sparse first-order Markov chain over a Zipfian vocabulary of made-up words:
-
-* the first word ``w_1`` is drawn from a Zipf law ``P(w = k) ∝ 1 / k^s`` over the words;
-* each word ``u`` has ``branching`` successors (drawn by popularity, Zipf again) with Dirichlet weights,
-  plus an end-of-headline probability ``end_probability``;
-* a headline stops at the end token or at ``max_words`` words.
-
-Because the labels of the prefix sequences are real next words (never the end token), the exact
-distribution of the label given its context is the continuation law
-``q(v | u) = T[u, v] / (1 - T[u, END])``, where ``u`` is the context's last word. Its mean entropy over the
-validation split is the floor of any model's cross-entropy there (the entropy rate of the labels), and
-``KL(q || p)`` of a model's distribution ``p`` is computable exactly, which one-hot labels only approximate.
-"""
+"""A synthetic headline corpus drawn from a seeded Markov source whose next-word law is known exactly."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .data import Corpus, build_vocabulary, clean_headline, prefix_sequences, tokenize
+from .corpus import Corpus, build_vocabulary, clean_headline, prefix_sequences, tokenize
 
 _CONSONANTS = "bcdfghjklmnprstvz"
 _VOWELS = "aeiou"
@@ -38,7 +24,21 @@ def _made_up_words(n: int, rng: np.random.Generator) -> list[str]:
 
 
 class MarkovSource:
-    """The seeded chain: ``transition[u]`` is a distribution over ``n_words`` words plus END (last column)."""
+    """The seeded chain: ``transition[u]`` is a distribution over ``n_words`` words plus END (last column).
+
+    The source is a sparse first-order Markov chain over a Zipfian vocabulary of made-up words:
+
+    * the first word ``w_1`` is drawn from a Zipf law ``P(w = k) ∝ 1 / k^s`` over the words;
+    * each word ``u`` has ``branching`` successors (drawn by popularity, Zipf again) with Dirichlet weights,
+      plus an end-of-headline probability ``end_probability``;
+    * a headline stops at the end token or at ``max_words`` words.
+
+    Because the labels of the prefix sequences are real next words (never the end token), the exact
+    distribution of the label given its context is the continuation law
+    ``q(v | u) = T[u, v] / (1 - T[u, END])``, where ``u`` is the context's last word. Its mean entropy over the
+    validation split is the floor of any model's cross-entropy there (the entropy rate of the labels), and
+    ``KL(q || p)`` of a model's distribution ``p`` is computable exactly, which one-hot labels only approximate.
+    """
 
     def __init__(self, n_words: int = 400, branching: int = 12, zipf_exponent: float = 1.1,
                  end_probability: float = 0.12, seed: int = 0) -> None:
@@ -80,7 +80,7 @@ class MarkovSource:
 
 def make_synthetic_corpus(n_headlines: int = 3000, n_words: int = 400, branching: int = 12,
                           max_words: int = 16, end_probability: float = 0.12, seed: int = 0) -> Corpus:
-    """A :class:`~entropylab.data.Corpus` sampled from :class:`MarkovSource`, with ``true_next`` set.
+    """A :class:`~entropylab.data.corpus.Corpus` sampled from :class:`MarkovSource`, with ``true_next`` set.
 
     The vocabulary is built like the NYT one (frequency order, first occurrence on ties); words of the
     source that were never sampled follow at the end, so every word the true law can emit has an index.

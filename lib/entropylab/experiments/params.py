@@ -13,7 +13,8 @@ whose values are combined as a cartesian product (``params/README.md`` documents
 
 A point's parameters are, by increasing priority: the notebook's own ``parameters`` cell, ``defaults``,
 the grid values. Every mistake is a :class:`ValueError` that names the file, the key and what is expected.
-This module imports TensorFlow only when a file is validated (through :mod:`entropylab.train`).
+Nothing here imports Keras or TensorFlow: validation goes through :mod:`entropylab.objectives` and
+:class:`entropylab.training.config.RunConfig`.
 """
 
 from __future__ import annotations
@@ -29,18 +30,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from .. import objectives, paths
 
 #: The names of the training notebooks' ``parameters`` cell, with what each must be.
 NOTEBOOK_PARAMETERS: dict[str, str] = {
     "experiment": "a folder name (letters, digits, '_', '-', '.')",
-    "loss": "a loss name of entropylab.losses",
-    "weight": "a finite number >= 0",
+    "loss": "an objective name of entropylab.objectives",
+    "weight": "a finite number >= 0 (the objective's weight, smoothing or exponent)",
     "seed": "an integer >= 0",
     "epochs": "an integer >= 1",
     "batch_size": "an integer >= 1",
     "split": "'tail' or 'headline'",
     "val_fraction": "a number strictly between 0 and 1",
+    "split_seed": "an integer in [0, 2**32) (the headline split's seed)",
+    "learning_rate": "a positive number (Adam's learning rate)",
     "max_sequences": "null or an integer >= 2",
     "dataset": "'auto', 'nyt' or 'synthetic'",
     "data_dir": "null or a folder path",
@@ -51,9 +54,9 @@ NOTEBOOK_PARAMETERS: dict[str, str] = {
 SWEEP_OWNED = ("experiment", "output_root")
 #: The losses each training notebook accepts (the paper's section it follows).
 NOTEBOOK_LOSSES: dict[str, tuple[str, ...]] = {
-    "01_control.ipynb": ("mse", "cross_entropy"),
-    "02_entropy_regularization.ipynb": ("entropy_regularized",),
-    "03_kl_regularization.ipynb": ("kl_regularized",),
+    "01_control.ipynb": (objectives.CONTROL, objectives.CROSS_ENTROPY),
+    "02_entropy_regularization.ipynb": (objectives.ENTROPY,),
+    "03_kl_regularization.ipynb": (objectives.KL,),
 }
 TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "defaults", "runs")
 RUN_KEYS = ("notebook", "grid")
@@ -95,22 +98,25 @@ def check_value(name: str, value: Any) -> Any:
             raise bad
         return value
     if name == "loss":
-        from .losses import names
-
-        if not isinstance(value, str) or value not in names():
-            raise ValueError(f"got {value!r}; expected one of {', '.join(names())}")
+        if not isinstance(value, str) or value not in objectives.OBJECTIVES:
+            raise ValueError(f"got {value!r}; expected one of {', '.join(objectives.names())}")
         return value
-    if name in ("weight", "val_fraction"):
+    if name in ("weight", "val_fraction", "learning_rate"):
         try:
             number = _number(value)
         except (TypeError, ValueError):
             raise bad from None
-        valid = math.isfinite(number) and (number >= 0 if name == "weight" else 0 < number < 1)
+        valid = math.isfinite(number) and (number >= 0 if name == "weight" else 0 < number < 1 if
+                                           name == "val_fraction" else number > 0)
         if not valid:
             raise bad
         return number
-    if name in ("seed", "epochs", "batch_size"):
-        if not _is_int(value) or value < (0 if name == "seed" else 1):
+    if name in ("seed", "split_seed"):
+        if not _is_int(value) or not 0 <= value < 2**32:
+            raise bad
+        return value
+    if name in ("epochs", "batch_size"):
+        if not _is_int(value) or value < 1:
             raise bad
         return value
     if name == "max_sequences":
@@ -118,7 +124,7 @@ def check_value(name: str, value: Any) -> Any:
             raise bad
         return value
     if name == "split":
-        from .data import SPLIT_MODES
+        from ..training.config import SPLIT_MODES
 
         if value not in SPLIT_MODES:
             raise bad
@@ -151,7 +157,7 @@ def resolve_experiment(experiment: str, dataset: str, data_dir: str | os.PathLik
     (said in one line) and the experiment gets a ``-synthetic`` suffix, so the runs never mix."""
     if dataset != "auto":
         return dataset, experiment
-    from .data import resolve_dataset
+    from ..data import resolve_dataset
 
     resolved = resolve_dataset("auto", data_dir)
     return resolved, experiment if resolved == "nyt" else f"{experiment}-synthetic"
@@ -215,15 +221,15 @@ class Point:
     entry: int  # index in ``runs`` of the file
 
     def config(self, **overrides: Any) -> Any:
-        """The :class:`~entropylab.train.RunConfig` the notebook will build for this point."""
-        from .train import RunConfig
+        """The :class:`~entropylab.training.config.RunConfig` the notebook will build for this point."""
+        from ..training.config import RunConfig
 
         values = {k: v for k, v in {**self.parameters, **overrides}.items() if k not in SWEEP_OWNED}
         return RunConfig.from_dict(values)
 
     @property
-    def slug(self) -> str:
-        return self.config().slug
+    def run_name(self) -> str:
+        return self.config().run_name
 
 
 @dataclass
@@ -323,17 +329,15 @@ def load_params(path: str | os.PathLike) -> ParamSet:
     seen: dict[str, Point] = {}
     for point in points:
         where = f"runs[{point.entry}]"
-        try:
-            config = point.config()
+        try:  # "auto" is resolved by the sweep; any concrete dataset validates the rest
+            config = point.config(**({"dataset": "synthetic"} if point.parameters.get("dataset") == "auto" else {}))
             check_notebook_loss(point.notebook, config.loss)
         except ValueError as exc:
             raise _fail(path, where, f"{exc} (point {_describe(point)})") from None
-        if config.slug in seen:
-            raise _fail(path, where, f"two grid points share the run folder {config.slug!r} "
-                                     f"({_describe(seen[config.slug])} and {_describe(point)}); the folder name "
-                                     f"depends on loss, weight and seed only, so vary other parameters in another "
-                                     f"parameter file (experiment)")
-        seen[config.slug] = point
+        if config.run_name in seen:
+            raise _fail(path, where, f"two grid points are the same run {config.run_name!r} "
+                                     f"({_describe(seen[config.run_name])} and {_describe(point)}); remove one")
+        seen[config.run_name] = point
     return ParamSet(path, experiment, description, workers, threads, defaults, points)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .data import KAGGLE_DATASET, article_files
+from .nyt import KAGGLE_DATASET, article_files
 
 
 def download_nyt(dest: str | Path = "data/nyt-comments") -> Path:

@@ -1,0 +1,1 @@
+"""Generic analysis of results tables: seed bands and tests, trends, claims with verdicts, tables, figures."""

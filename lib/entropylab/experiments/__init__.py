@@ -1,0 +1,1 @@
+"""Experiments: parameter files, the sweep over their grids, one grid point, the results table, reproduction."""

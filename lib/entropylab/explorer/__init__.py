@@ -1,0 +1,44 @@
+"""The explorer: finished runs by objective, parameter and seed, in a notebook widget (``explore()``)."""
+
+from .index import (
+    EXPLORER_EXPERIMENT,
+    Explorer,
+    FinishedRun,
+    RunKey,
+    Selection,
+    canonical_weight,
+    on_log_scale,
+    read_finished_runs,
+)
+from .render import CURVES, N_WORDS
+from .view import (
+    EXPONENT_STEP,
+    SMOOTHING_STEP,
+    WEIGHT_EXPONENTS,
+    WEIGHT_STEP,
+    ExplorerWidget,
+    SliderRange,
+    explore,
+    slider_range,
+)
+
+__all__ = [
+    "CURVES",
+    "EXPLORER_EXPERIMENT",
+    "EXPONENT_STEP",
+    "N_WORDS",
+    "SMOOTHING_STEP",
+    "WEIGHT_EXPONENTS",
+    "WEIGHT_STEP",
+    "Explorer",
+    "ExplorerWidget",
+    "FinishedRun",
+    "RunKey",
+    "Selection",
+    "SliderRange",
+    "canonical_weight",
+    "explore",
+    "on_log_scale",
+    "read_finished_runs",
+    "slider_range",
+]

@@ -1,0 +1,85 @@
+"""Keras callbacks of a run: stop on a non-finite loss, time each epoch, report progress (to code or to a file)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, and remembers that it did."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped = False
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get("loss")
+        if value is not None and not math.isfinite(float(value)):
+            self.stopped = True
+            self.model.stop_training = True
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall seconds of each epoch, from ``on_epoch_begin`` to the end of its last training step or, with
+    ``to_epoch_end=True`` (put it last in the callbacks), to the end of the epoch's validation work."""
+
+    def __init__(self, to_epoch_end: bool = False) -> None:
+        super().__init__()
+        self.to_epoch_end = to_epoch_end
+        self.seconds: list[float] = []
+        self._start = self._end = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = self._end = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._end = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        end = time.perf_counter() if self.to_epoch_end else self._end
+        self.seconds.append(end - self._start)
+
+
+class Progress(keras.callbacks.Callback):
+    """Calls ``report(epoch, epochs, step, steps)`` (1-based epoch) at most every ``every_s`` seconds, and at
+    each epoch's start and end."""
+
+    def __init__(self, report: Callable[[int, int, int, int], None], every_s: float = 0.25) -> None:
+        super().__init__()
+        self.report, self.every_s = report, every_s
+        self._last = 0.0
+        self._epoch = 0
+
+    def _send(self, step: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= self.every_s:
+            self._last = now
+            self.report(self._epoch + 1, int(self.params.get("epochs") or 1), step, int(self.params.get("steps") or 1))
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+        self._send(0, force=True)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._send(batch + 1)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._send(int(self.params.get("steps") or 1), force=True)
+
+
+def progress_file(run_dir: str | Path, every_s: float = 2.0) -> Progress:
+    """A :class:`Progress` that writes ``{"epoch", "epochs", "step", "steps"}`` to ``<run_dir>/progress.json``
+    (atomically), so that a sweep in another process can show epochs done within its running runs."""
+    from .store import PROGRESS, write_json
+
+    path = Path(run_dir) / PROGRESS
+
+    def write(epoch: int, epochs: int, step: int, steps: int) -> None:
+        write_json(path, {"epoch": epoch, "epochs": epochs, "step": step, "steps": steps})
+
+    return Progress(write, every_s=every_s)

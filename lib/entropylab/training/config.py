@@ -1,0 +1,175 @@
+"""A run's configuration (:class:`RunConfig`): validation, its identity, the identity's hash and its folder name.
+
+A run is its whole resolved config: objective and its parameter, head, dataset, split, validation fraction,
+split seed, seed, epochs, batch size, learning rate, model sizes, Keras backend, XLA, TensorFlow threads and
+sequence cap (everything but where the data lives). Two configs with the same identity give the same numbers
+on one machine; any difference gives another folder name, ``<readable slug>-<8 hex digits of the identity's
+SHA-256>``, so runs that differ in head, learning rate or split live side by side in one experiment.
+Nothing here imports Keras or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import objectives
+
+SPLIT_MODES = ("tail", "headline")
+DATASETS = ("nyt", "synthetic")
+BACKENDS = ("tensorflow", "jax")
+THREADS_ENV_VAR = "ENTROPYLAB_THREADS"
+HASH_LENGTH = 8
+
+
+def current_backend() -> str:
+    """The Keras backend of this process (``$KERAS_BACKEND``, default TensorFlow), without importing Keras."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def current_threads() -> int:
+    """TensorFlow threads per pool for runs of this process (``$ENTROPYLAB_THREADS``; 0: TensorFlow's default)."""
+    value = os.environ.get(THREADS_ENV_VAR, "") or "0"
+    try:
+        threads = int(value)
+    except ValueError:
+        raise ValueError(f"${THREADS_ENV_VAR} must be an integer >= 0, got {value!r}") from None
+    if threads < 0:
+        raise ValueError(f"${THREADS_ENV_VAR} must be an integer >= 0, got {threads}")
+    return threads
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides a run's numbers, and where its data comes from (``data_dir``, not identity).
+
+    ``weight`` is the objective's one parameter, whatever it is (a penalty weight, a smoothing amount or an
+    exponent: :func:`entropylab.objectives.parameter_name`). ``head=None`` takes the objective's head;
+    ``backend=None`` and ``threads=None`` take this process's (``$KERAS_BACKEND``, ``$ENTROPYLAB_THREADS``),
+    so a config always holds the values its run used.
+    """
+
+    dataset: str = "nyt"
+    data_dir: str | None = None
+    loss: str = objectives.CONTROL
+    weight: float = 0.0
+    head: str | None = None
+    epochs: int = 5
+    batch_size: int = 32
+    seed: int = 0
+    split: str = "tail"
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    embedding_dim: int = 10
+    lstm_units: int = 100
+    dropout: float = 0.1
+    learning_rate: float = 1e-3
+    max_sequences: int | None = None
+    jit_compile: bool = True
+    backend: str | None = None
+    threads: int | None = None
+    synthetic: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        objective = objectives.get(self.loss)
+        self.weight = objective.check(self.weight)
+        self.head = self.head or objective.head
+        if self.head not in ("linear", "softmax"):
+            raise ValueError(f"unknown head {self.head!r}; use 'linear' or 'softmax'")
+        if self.head != objective.head:
+            raise ValueError(f"loss {self.loss!r} works on the {objective.head!r} head, not {self.head!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; use one of {', '.join(DATASETS)}")
+        if self.split not in SPLIT_MODES:
+            raise ValueError(f"unknown split {self.split!r}; use one of {', '.join(SPLIT_MODES)}")
+        for name in ("epochs", "batch_size", "embedding_dim", "lstm_units"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("seed", "split_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+                raise ValueError(f"{name} must be an integer in [0, 2**32), got {value!r}")
+        if not 0.0 < float(self.val_fraction) < 1.0:
+            raise ValueError(f"val_fraction must be strictly between 0 and 1, got {self.val_fraction}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if self.max_sequences is not None and (not isinstance(self.max_sequences, int) or self.max_sequences < 2):
+            raise ValueError(f"max_sequences must be at least 2 (or None for all), got {self.max_sequences!r}")
+        self.backend = self.backend or current_backend()
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown Keras backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        self.threads = current_threads() if self.threads is None else self.threads
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
+            raise ValueError(f"threads must be an integer >= 0 (0: TensorFlow's default), got {self.threads!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """A config from a mapping (a stored ``config.json``, a notebook's parameters); unknown keys are refused."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **values: Any) -> RunConfig:
+        """A copy with ``values`` changed (validated again)."""
+        return RunConfig.from_dict({**self.to_dict(), **values})
+
+    def identity(self) -> dict[str, Any]:
+        """Every field that decides the numbers (all but ``data_dir``), as stored in ``config.json``."""
+        values = self.to_dict()
+        values.pop("data_dir")
+        return values
+
+    @property
+    def identity_hash(self) -> str:
+        """The first 8 hex digits of the SHA-256 of the identity (sorted-key JSON): a short, stable name."""
+        return identity_hash(self.identity())
+
+    @property
+    def parameter(self) -> str:
+        """What ``weight`` is for this objective: ``weight``, ``smoothing``, ``exponent`` or ``none``."""
+        return objectives.parameter_name(self.loss)
+
+    @property
+    def slug(self) -> str:
+        """The readable part of the folder name, e.g. ``kl_regularized_w10_seed0``."""
+        weight = f"_w{self.weight:g}" if objectives.get(self.loss).takes_parameter else ""
+        return f"{self.loss}{weight}_seed{self.seed}"
+
+    @property
+    def run_name(self) -> str:
+        """The run folder's name: ``<slug>-<identity hash>``, e.g. ``kl_regularized_w10_seed0-3f9c2a1b``."""
+        return f"{self.slug}-{self.identity_hash}"
+
+
+def identity_hash(identity: dict[str, Any]) -> str:
+    """:attr:`RunConfig.identity_hash` of an identity mapping."""
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf8")).hexdigest()[:HASH_LENGTH]
+
+
+#: Identity fields that become columns of the results table, in this order (``loss`` as ``objective``).
+IDENTITY_COLUMNS = ("dataset", "objective", "parameter", "weight", "head", "seed", "split", "val_fraction",
+                    "split_seed", "epochs", "batch_size", "learning_rate", "embedding_dim", "lstm_units", "dropout",
+                    "max_sequences", "backend", "jit_compile", "threads")
+
+
+def identity_columns(config: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`IDENTITY_COLUMNS` of a stored config (``config.json``): ``objective`` is its ``loss`` and
+    ``parameter`` names what ``weight`` is."""
+    values = {**config, "objective": config.get("loss")}
+    values["parameter"] = objectives.parameter_name(values["objective"]) if values["objective"] in \
+        objectives.OBJECTIVES else ""
+    return {column: values.get(column) for column in IDENTITY_COLUMNS}

@@ -1,0 +1,238 @@
+"""Train one run from its config: seed, load, build, fit, evaluate each epoch, save its folder atomically."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import resource
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..data import Corpus, load_corpus
+from . import store
+from .config import RunConfig, current_backend, current_threads
+
+__all__ = ["RunConfig", "RunResult", "current_backend", "load_trained", "peak_memory_mb", "run"]
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+    status: str  # "complete" or "failed"
+    run_dir: Path | None = None
+    model: Any = None
+    corpus: Corpus | None = None
+    reused: bool = False
+
+
+def configure_tensorflow(threads: int | None = None) -> None:
+    """Quiet logs and set TensorFlow's thread pools (``threads`` per pool; before TF starts running ops)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    threads = threads or current_threads() or None
+    import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # the runtime already started; keep what it has
+            pass
+
+
+def seed_everything(seed: int, op_determinism: bool = True) -> None:
+    """Python, NumPy and backend seeds and, with ``op_determinism``, TensorFlow's deterministic kernels.
+
+    Keras turns XLA off once op determinism is on, so an XLA run (``jit_compile=True``) relies on XLA's CPU
+    code being deterministic instead; ``tests/test_train.py`` checks both paths give identical histories.
+    Op determinism is process-wide: without ``op_determinism`` it is switched off again, or an XLA run after a
+    non-XLA one in the same process (a test session, a notebook kernel) would silently run without XLA.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if op_determinism:
+            tf.config.experimental.enable_op_determinism()
+        else:
+            _disable_op_determinism()
+
+
+def _disable_op_determinism() -> None:
+    try:
+        from tensorflow.python.framework import config as tf_config
+    except ImportError:  # pragma: no cover - a TensorFlow without the private switch: nothing to undo
+        return
+    if tf_config.is_op_determinism_enabled():
+        tf_config.disable_op_determinism()
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return usage / (1024 * 1024) if platform.system() == "Darwin" else usage / 1024
+
+
+def training_dataset(x: Any, y: Any, batch_size: int, seed: int) -> tuple[Any, int]:
+    """Shuffled (each epoch, seeded) batches that repeat; returns the dataset and the steps per epoch.
+
+    Every epoch sees each training example once, in batches of ``batch_size`` and one smaller last batch,
+    as ``fit(x, y, shuffle=True)`` does, without its per-epoch iterator start-up.
+    """
+    import tensorflow as tf
+
+    steps = math.ceil(len(y) / batch_size)
+    dataset = (tf.data.Dataset.from_tensor_slices((x, y))
+               .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+               .batch(batch_size)
+               .repeat()
+               .prefetch(tf.data.AUTOTUNE))
+    return dataset, steps
+
+
+def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
+    """True when ``run_dir`` already holds this finished run (reuse it); refuses another config's run."""
+    state = store.identity_state(run_dir, config.identity())
+    if state == "other" and store.is_complete(run_dir) and not force:
+        raise FileExistsError(f"{run_dir} holds a finished run of another config; use another folder (the "
+                              f"default, <experiment>/{config.run_name}, is unique to this config) or force=True")
+    if state == "same" and store.is_complete(run_dir) and not force:
+        return True
+    store.clear_markers(run_dir)
+    return False
+
+
+def load_run_corpus(config: RunConfig) -> Corpus:
+    """The whole corpus a config trains on (its ``max_sequences`` cap is applied by :func:`run`)."""
+    return load_corpus(config.dataset, config.data_dir, **(config.synthetic if config.dataset == "synthetic" else {}))
+
+
+def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = None, *,
+        corpus: Corpus | None = None, force: bool = False, verbose: int = 0,
+        callbacks: list[Any] | None = None) -> RunResult:
+    """Train one run and, when ``run_dir`` is given, save it there (reusing it if already finished).
+
+    A NaN or infinite training loss stops the run; it is saved with a ``FAILED`` marker and its reason, and
+    the result has ``status == "failed"``. A run that a callback of the caller stops early (early stopping) is
+    complete, with ``metrics["stopped_early"]`` and the epochs it ran.
+    """
+    if isinstance(config, dict):
+        config = RunConfig.from_dict(config)
+    if config.backend != current_backend():
+        raise ValueError(f"the config asks for the Keras backend {config.backend!r} but this process runs "
+                         f"{current_backend()!r}; set KERAS_BACKEND={config.backend} before starting Python")
+    run_path = Path(run_dir) if run_dir is not None else None
+    if run_path is not None and _prepare_run_dir(run_path, config, force):
+        record = store.load_run(run_path)
+        return RunResult(config, record.history, record.metrics, "complete", run_path, reused=True)
+
+    configure_tensorflow(config.threads)
+    import keras
+
+    from ..losses import get as get_loss
+    from ..metrics import EpochMetrics, ValidationEvaluator
+    from ..model import build_model
+    from ..references import ngram_references
+    from .callbacks import EpochTimer, StopOnNonFinite, progress_file
+
+    started = time.perf_counter()
+    if corpus is None:
+        corpus = load_run_corpus(config)
+    data = corpus.subset(config.max_sequences).split(config.split, config.val_fraction, config.split_seed)
+    seed_everything(config.seed, op_determinism=not config.jit_compile)
+    model = build_model(corpus.vocab_size, corpus.max_len - 1, embedding_dim=config.embedding_dim,
+                        lstm_units=config.lstm_units, dropout=config.dropout, head=config.head)
+    loss = get_loss(config.loss, weight=config.weight)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
+                  jit_compile=config.jit_compile)
+    evaluator = ValidationEvaluator(data.x_val, data.y_val, loss, config.head, corpus.true_next)
+    epoch_metrics = EpochMetrics(evaluator)
+    timer = EpochTimer()
+    non_finite = StopOnNonFinite()
+    dataset, steps = training_dataset(data.x_train, data.y_train, config.batch_size, config.seed)
+    own_callbacks = [non_finite, timer, epoch_metrics]
+    if run_path is not None:
+        run_path.mkdir(parents=True, exist_ok=True)
+        store.write_json(run_path / store.CONFIG, config.to_dict())
+        own_callbacks.append(progress_file(run_path))
+    try:
+        model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose, shuffle=False,
+                  callbacks=[*own_callbacks, *(callbacks or [])])
+    except Exception as exc:  # recorded, then re-raised: a crash never looks like a finished run
+        if run_path is not None:
+            store.mark_failed(run_path, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        raise
+    history = pd.DataFrame(epoch_metrics.rows)
+    if len(history):
+        history["seconds"] = timer.seconds[: len(history)]
+    non_finite_loss = non_finite.stopped or any(not math.isfinite(r["loss"]) for r in epoch_metrics.rows)
+    status = "failed" if non_finite_loss or history.empty else "complete"
+    reason = (f"training loss became NaN or infinite in epoch {max(len(history), 1)}; the run was stopped"
+              if non_finite_loss else "no epoch finished" if history.empty else None)
+    metrics: dict[str, Any] = {
+        "status": status,
+        "reason": reason,
+        "stopped_early": status == "complete" and len(history) < config.epochs,
+        "epochs_run": len(history),
+        "corpus": corpus.summary(),
+        "split_sizes": {"train": len(data.y_train), "val": len(data.y_val)},
+        "references": ngram_references(data.y_train, data.x_train, data.y_val, data.x_val, corpus.vocab_size),
+        "final": history.iloc[-1].to_dict() if len(history) else {},
+        "seconds_total": time.perf_counter() - started,
+        "seconds_per_epoch": float(pd.Series(timer.seconds).median()) if timer.seconds else None,
+        "peak_memory_mb": peak_memory_mb(),
+        "threads": config.threads,  # the numbers depend on it
+        "versions": _versions(),
+    }
+    if run_path is not None:
+        store.write_csv(run_path / store.HISTORY, history)
+        store.write_json(run_path / store.METRICS, metrics)
+        if status == "complete":
+            partial = run_path / ".partial-model.weights.h5"
+            model.save_weights(partial)
+            os.replace(partial, run_path / store.WEIGHTS)
+            store.mark_complete(run_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        else:
+            store.mark_failed(run_path, reason or "unknown")
+    return RunResult(config, history, metrics, status, run_path, model, corpus)
+
+
+def load_trained(run_dir: str | os.PathLike, corpus: Corpus | None = None) -> tuple[Any, Corpus, RunConfig]:
+    """The model of a finished run with its corpus (rebuilt from the run's config unless given)."""
+    from ..model import build_model
+
+    run_dir = Path(run_dir)
+    if not store.is_complete(run_dir):
+        raise FileNotFoundError(f"{run_dir} holds no finished run (no {store.COMPLETE} marker); train it first")
+    config = RunConfig.from_dict(store.read_json(run_dir / store.CONFIG))
+    configure_tensorflow(config.threads)
+    if corpus is None:
+        corpus = load_run_corpus(config)
+    model = build_model(corpus.vocab_size, corpus.max_len - 1, embedding_dim=config.embedding_dim,
+                        lstm_units=config.lstm_units, dropout=config.dropout, head=config.head)
+    model.load_weights(run_dir / store.WEIGHTS)
+    return model, corpus, config
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import numpy
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": numpy.__version__,
+                "backend": keras.backend.backend()}
+    try:
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+    except ImportError:  # pragma: no cover - the JAX backend without TensorFlow
+        pass
+    return versions
