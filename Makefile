@@ -22,7 +22,8 @@ setup: $(STAMP)
 reproduce: setup
 	$(PY) -m entropylab reproduce
 
-# nbval re-executes tests/nbval/*.ipynb (the smoke profile) in an empty outputs folder and compares the cells
+# nbval re-executes tests/nbval/{nyt,synthetic}/*.ipynb (the smoke profile; the NYT set where the data is, else
+# the synthetic one) in an empty outputs folder and compares the cells
 # marked NBVAL_CHECK_OUTPUT; `make nbval-refresh` rewrites those references after a notebook changes.
 test: setup lint
 	$(PY) -m pytest

@@ -4,10 +4,15 @@ It trains a few tiny runs on the synthetic corpus into a temporary outputs folde
 this environment with ``ENTROPYLAB_OUTPUTS`` pointing there (the kernel inherits it), opens a copy of
 ``notebooks/05_explorer.ipynb``, runs all cells from the command palette, moves the weight slider and the
 seed slider with the keyboard, and checks that the header, the numbers and the greedy words shown are
-those of the selected run (recomputed here from its folder). A seed without a run offers **Train**; the test
-presses it and waits for the new run. When the project's outputs folder (``$ENTROPYLAB_OUTPUTS`` or
-``outputs/``) holds finished runs, a second test opens the explorer on them and checks that one is shown,
-with its numbers and words, and that nothing is trained. Screenshots go to ``outputs/screenshots/``.
+those of the selected run (recomputed here from its folder, ``<slug>-<identity hash>``). A seed without a
+run offers **Train**; the test presses it and waits for the new run. Screenshots go to ``outputs/screenshots/``.
+
+A second test opens the explorer on finished paper runs (the KL w=10 run and its control) and checks that
+it shows the KL run at once, with its curves, numbers and words, and offers no Train: the project's own
+runs (``<outputs>/runs/paper``, written by ``make reproduce``) when they are there, with the screenshot
+``outputs/screenshots/explorer-0-project-runs.png``; otherwise two small runs it trains first (on the NYT
+data when found, else the synthetic corpus) into a temporary outputs folder, where its screenshot goes too.
+Every JupyterLab server, kernel and browser a test starts is stopped by it, also when it fails.
 
 Skipped (with the reason) when Chromium or Playwright is missing; ``.ci/install-browser.sh`` installs
 Chromium with apt-get and ``.ci/run`` then sets ``ENTROPYLAB_REQUIRE_BROWSER=1``, which turns a skip into a
@@ -46,11 +51,16 @@ SYNTHETIC = {"n_headlines": 300, "n_words": 60, "branching": 5, "seed": 3}
 TINY_RUNS = (("mse", 0.0, 0), ("mse", 0.0, 1), ("kl_regularized", 1.0, 0), ("kl_regularized", 100.0, 0),
              ("kl_regularized", 100.0, 1))
 EXPERIMENT = "browser"
+# The paper runs the second test shows: the KL run at the objective's default weight and its control, seed 0.
+PAPER_EXPERIMENT = "paper"
+PAPER_RUNS = (("kl_regularized", 10.0), ("mse", 0.0))
+# The small stand-ins it trains when the project has no such runs (a few seconds each, NYT or synthetic).
+SMALL_PAPER_RUN = {"epochs": 2, "max_sequences": 2000, "lstm_units": 16, "jit_compile": False}
 TIMEOUT_MS = 90_000
 
 
 def tiny_config(loss: str, weight: float, seed: int):
-    from entropylab.train import RunConfig
+    from entropylab.training import RunConfig
 
     return RunConfig(dataset="synthetic", loss=loss, weight=weight, seed=seed, epochs=2, lstm_units=8,
                      jit_compile=False, synthetic=dict(SYNTHETIC))
@@ -77,12 +87,12 @@ def chromium() -> Path:
 @pytest.fixture(scope="module")
 def tiny_outputs(chromium, tmp_path_factory) -> Path:
     """An outputs folder holding the finished tiny runs (1-2 seconds each)."""
-    from entropylab.train import run
+    from entropylab.training import run
 
     outputs = tmp_path_factory.mktemp("explorer-outputs")
     for loss, weight, seed in TINY_RUNS:
         config = tiny_config(loss, weight, seed)
-        assert run(config, outputs / "runs" / EXPERIMENT / config.slug).status == "complete"
+        assert run(config, outputs / "runs" / EXPERIMENT / config.run_name).status == "complete"
     return outputs
 
 
@@ -99,16 +109,34 @@ def _write_lab_settings(settings_dir: Path) -> None:
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
 
 
-@pytest.fixture(scope="module")
-def lab(tiny_outputs, tmp_path_factory) -> Iterator[dict]:
-    """JupyterLab on a loopback port with a token, serving a folder with a copy of the explorer notebook."""
-    home = tmp_path_factory.mktemp("jupyterlab")
+def _stop(processes: list) -> None:
+    """Terminate, then kill, the given processes (``psutil.Process``) that are still running."""
+    import psutil
+
+    alive = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+            alive.append(process)
+    _, alive = psutil.wait_procs(alive, timeout=10)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=10)
+
+
+@contextlib.contextmanager
+def jupyterlab(home: Path, outputs: Path) -> Iterator[dict]:
+    """JupyterLab on a loopback port with a token, serving ``home/notebooks`` (a copy of the explorer notebook),
+    its kernels seeing ``ENTROPYLAB_OUTPUTS=outputs``. Stopped on exit with its kernels, also on failure."""
+    import psutil
+
     notebooks = home / "notebooks"
     notebooks.mkdir()
     shutil.copy(NOTEBOOK, notebooks / NOTEBOOK.name)  # a copy: the committed notebook stays unexecuted
     _write_lab_settings(home / "settings")
     port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, ENTROPYLAB_OUTPUTS=str(tiny_outputs), TF_CPP_MIN_LOG_LEVEL="2",
+    env = dict(os.environ, ENTROPYLAB_OUTPUTS=str(outputs), TF_CPP_MIN_LOG_LEVEL="2",
                JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
                JUPYTER_DATA_DIR=str(home / "data"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
@@ -121,7 +149,7 @@ def lab(tiny_outputs, tmp_path_factory) -> Iterator[dict]:
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebooks)
     base = f"http://127.0.0.1:{port}"
-    info = {"base": base, "token": token, "outputs": tiny_outputs, "log": log_path, "notebooks": notebooks}
+    info = {"base": base, "token": token, "outputs": outputs, "log": log_path, "notebooks": notebooks}
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -138,6 +166,10 @@ def lab(tiny_outputs, tmp_path_factory) -> Iterator[dict]:
             time.sleep(0.5)
         yield info
     finally:
+        # Kernels run in sessions of their own: note them now, so that none outlives a server that had to be killed.
+        children = []
+        with contextlib.suppress(psutil.Error):
+            children = psutil.Process(server.pid).children(recursive=True)
         try:
             request = urllib.request.Request(f"{base}/api/shutdown", method="POST",
                                              headers={"Authorization": f"token {token}"})
@@ -150,19 +182,27 @@ def lab(tiny_outputs, tmp_path_factory) -> Iterator[dict]:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait(timeout=15)
+        _stop(children)
 
 
-def expected_view_of(run_dir: Path, seed_text: str) -> dict:
-    """What the explorer must show for the run in ``run_dir``, recomputed here from its files."""
+@pytest.fixture(scope="module")
+def lab(tiny_outputs, tmp_path_factory) -> Iterator[dict]:
+    """JupyterLab over the tiny runs."""
+    with jupyterlab(tmp_path_factory.mktemp("jupyterlab"), tiny_outputs) as info:
+        yield info
+
+
+def expected_view_of(runs_root: Path, run_dir: Path, seed_text: str) -> dict:
+    """What the explorer must show for the run in ``run_dir`` (under ``runs_root``), recomputed from its files."""
     import pandas as pd
 
-    from entropylab import train
-    from entropylab.generate import continue_text
+    from entropylab.decoding import continue_text
+    from entropylab.training import load_trained
 
     history = pd.read_csv(run_dir / "history.csv")
-    model, corpus, stored = train.load_trained(run_dir)
+    model, corpus, stored = load_trained(run_dir)
     words = continue_text(model, corpus, seed_text, 10, head=stored.head).words
-    return {"label": f"{run_dir.parent.name}/{run_dir.name}",
+    return {"label": run_dir.relative_to(runs_root).as_posix(),
             "val_loss": [f"{v:.4g}" for v in history["val_loss"]],
             "paper_kl": [f"{v:.4g}" for v in history["paper_kl"]],
             "val_perplexity": [f"{v:.4g}" for v in history["val_perplexity"]],
@@ -171,7 +211,8 @@ def expected_view_of(run_dir: Path, seed_text: str) -> dict:
 
 def expected_view(outputs: Path, loss: str, weight: float, seed: int, seed_text: str) -> dict:
     """What the explorer must show for one of the tiny runs."""
-    return expected_view_of(outputs / "runs" / EXPERIMENT / tiny_config(loss, weight, seed).slug, seed_text)
+    runs_root = outputs / "runs"
+    return expected_view_of(runs_root, runs_root / EXPERIMENT / tiny_config(loss, weight, seed).run_name, seed_text)
 
 
 def shown_view(page) -> dict:
@@ -228,11 +269,13 @@ def press(page, selector: str, key: str, times: int = 1) -> None:
         page.wait_for_timeout(150)
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, folder: Path = SCREENSHOTS) -> Path:
     """The JupyterLab window with the explorer scrolled to the top of the notebook panel."""
     page.evaluate("() => document.querySelector('.entropylab-explorer').scrollIntoView({block: 'start'})")
     page.wait_for_timeout(300)
-    page.screenshot(path=str(SCREENSHOTS / name))
+    path = folder / name
+    page.screenshot(path=str(path))
+    return path
 
 
 def kernel_idle(page) -> bool:
@@ -256,10 +299,10 @@ def browser(chromium):
 
 
 @contextlib.contextmanager
-def notebook_page(browser, lab: dict, notebook: str) -> Iterator:
+def notebook_page(browser, lab: dict, notebook: str, screenshots: Path = SCREENSHOTS) -> Iterator:
     """A page with ``notebook`` open in JupyterLab and all its cells run (Run All Cells from the command palette);
-    on failure, a screenshot and the server log's tail."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    on failure, a screenshot (``explorer-failure.png`` in ``screenshots``) and the server log's tail."""
+    screenshots.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1500})
     page.set_default_timeout(TIMEOUT_MS)
     try:
@@ -284,7 +327,7 @@ def notebook_page(browser, lab: dict, notebook: str) -> Iterator:
         assert not tracebacks, tracebacks
     except BaseException:
         with contextlib.suppress(Exception):
-            page.screenshot(path=str(SCREENSHOTS / "explorer-failure.png"))
+            page.screenshot(path=str(screenshots / "explorer-failure.png"))
         print(Path(lab["log"]).read_text()[-4000:])
         raise
     finally:
@@ -293,22 +336,46 @@ def notebook_page(browser, lab: dict, notebook: str) -> Iterator:
         page.close()
 
 
-def test_explorer_shows_the_project_runs_without_training(browser, lab):
-    """With the project's own finished runs (``make reproduce``, the sweep), when there are any: the explorer
-    shows one at once, with that run's numbers and words, and trains nothing."""
+def has_paper_runs(runs_root: Path) -> bool:
+    """Whether ``<runs_root>/paper`` holds a finished run of each of :data:`PAPER_RUNS` (seed 0)."""
     from entropylab.explorer import read_finished_runs
+
+    keys = {(r.key.loss, r.key.weight, r.key.seed) for r in read_finished_runs(runs_root / PAPER_EXPERIMENT)}
+    return all((loss, weight, 0) in keys for loss, weight in PAPER_RUNS)
+
+
+def train_small_paper_runs(outputs: Path) -> dict[str, Path]:
+    """Small runs of :data:`PAPER_RUNS` in ``<outputs>/runs/paper`` (NYT data when found, else synthetic)."""
+    from entropylab.data import find_nyt_dir
+    from entropylab.training import RunConfig, run
+
+    dataset = "nyt" if find_nyt_dir() is not None else "synthetic"
+    made = {}
+    for loss, weight in PAPER_RUNS:
+        config = RunConfig(dataset=dataset, loss=loss, weight=weight, seed=0, **SMALL_PAPER_RUN)
+        run_dir = outputs / "runs" / PAPER_EXPERIMENT / config.run_name
+        result = run(config, run_dir)
+        assert result.status == "complete", result.metrics
+        made[loss] = run_dir
+    return made
+
+
+def test_explorer_shows_the_project_runs_without_training(browser, tmp_path_factory):
+    """On finished paper runs (the project's after ``make reproduce``, else small ones trained here first):
+    the explorer shows the KL w=10 run at once, with its curves, numbers and words, and trains nothing."""
     from entropylab.paths import outputs_dir
 
     project_outputs = outputs_dir()  # $ENTROPYLAB_OUTPUTS or <project>/outputs
-    runs_root = project_outputs / "runs"
-    if not read_finished_runs(runs_root):
-        pytest.skip(f"no finished runs in {runs_root} yet (make reproduce or the sweep writes them)")
+    if has_paper_runs(project_outputs / "runs"):
+        outputs, own, screenshots = project_outputs, None, SCREENSHOTS
+    else:  # CI and fresh checkouts: no `make reproduce` runs; never write over the committed screenshot
+        outputs = tmp_path_factory.mktemp("paper-outputs")
+        own = train_small_paper_runs(outputs)
+        screenshots = outputs / "screenshots"
+    runs_root = outputs / "runs"
     before = sorted(runs_root.rglob("config.json"))
-    notebook = json.loads(NOTEBOOK.read_text())
-    parameters = next(c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
-    parameters["source"] = [f"output_root = {str(project_outputs)!r}"]
-    (lab["notebooks"] / "05_explorer_project_runs.ipynb").write_text(json.dumps(notebook))
-    with notebook_page(browser, lab, "05_explorer_project_runs.ipynb") as page:
+    with jupyterlab(tmp_path_factory.mktemp("jupyterlab-paper"), outputs) as lab, \
+            notebook_page(browser, lab, NOTEBOOK.name, screenshots) as page:
         page.wait_for_function("""() => {
             const h = document.querySelector('.entropylab-explorer .entropylab-shown');
             const w = document.querySelector('.entropylab-explorer .entropylab-continuation');
@@ -316,10 +383,21 @@ def test_explorer_shows_the_project_runs_without_training(browser, lab):
         }""", timeout=180_000)
         view = shown_view(page)
         assert not view["error"], view["error"]
-        run_dir = runs_root / view["header"].rsplit(": ", 1)[1]
-        expected = expected_view_of(run_dir, page.locator(".entropylab-seed-text input").input_value())
+        assert view["header"].startswith("Showing kl_regularized weight=10 seed 0 ("), view["header"]
+        label = view["header"].rsplit(": ", 1)[1]
+        if own is not None:
+            assert label == f"{PAPER_EXPERIMENT}/{own['kl_regularized'].name}", view["header"]
+        expected = expected_view_of(runs_root, runs_root / label,
+                                    page.locator(".entropylab-seed-text input").input_value())
         assert not mismatches(view, expected), mismatches(view, expected)
-        screenshot(page, "explorer-0-project-runs.png")
+        assert view["image"], "no curves shown"
+        assert page.locator(".entropylab-curves").is_visible()
+        assert page.locator(".entropylab-words tr[data-role='control'] .entropylab-continuation").count() == 1, \
+            "no words of the control run"
+        assert page.locator(".entropylab-numbers tr[data-role='control']").count() == 1, "no control row"
+        assert page.locator(".entropylab-train").is_hidden(), "a finished run must not offer Train"
+        shot = screenshot(page, "explorer-0-project-runs.png", screenshots)
+    assert shot.is_file()
     assert sorted(runs_root.rglob("config.json")) == before, "showing finished runs must not train"
 
 
@@ -353,17 +431,18 @@ def test_explorer_in_jupyterlab(browser, lab):
         assert "seed 2" in shown_view(page)["header"]
         train_button = page.locator(".entropylab-train")
         train_button.wait_for(state="visible")
-        assert re.search(r"Train KL w=100 seed 2", train_button.inner_text())
+        assert re.search(r"^Train kl_regularized weight=100 seed 2\b", train_button.inner_text().strip())
         train_button.click()
         page.locator(".entropylab-progress").wait_for(state="visible")
         page.wait_for_function("""() => {
             const l = document.querySelector('.entropylab-explorer .entropylab-progress-label');
             return l && /epoch \\d+\\/\\d+, step \\d+\\/\\d+|finished/.test(l.textContent);
         }""")
-        trained = outputs / "runs" / EXPERIMENT / "kl_regularized_w100_seed2"
+        # The new run is the one a sweep would make: the template's profile, seed 2, the same identity hash.
+        trained = outputs / "runs" / EXPERIMENT / tiny_config("kl_regularized", 100.0, 2).run_name
         page.wait_for_function("""(name) => {
             const h = document.querySelector('.entropylab-explorer .entropylab-shown');
-            return h && h.textContent.endsWith(name);
+            return h && h.dataset.exact === 'true' && h.textContent.endsWith(name);
         }""", arg=f"{EXPERIMENT}/{trained.name}", timeout=120_000)
         assert (trained / "COMPLETE").is_file()
         wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 2, seed_text))

@@ -12,9 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NBVAL = ROOT / "tests" / "nbval"
 REPORT_NOTEBOOKS = {
-    "00_data.ipynb": {"experiment", "dataset", "data_dir", "output_root", "val_fraction", "seed"},
-    "04_predictions.ipynb": {"experiment", "seed", "epochs", "batch_size", "split", "val_fraction", "max_sequences",
-                             "dataset", "data_dir", "output_root", "jit_compile"},
+    "00_data.ipynb": {"experiment", "dataset", "data_dir", "output_root", "val_fraction", "split_seed"},
+    "04_predictions.ipynb": {"experiment", "seed", "epochs", "batch_size", "split", "val_fraction", "split_seed",
+                             "learning_rate", "max_sequences", "dataset", "data_dir", "output_root", "jit_compile"},
     "06_results.ipynb": {"experiment", "dataset", "data_dir", "output_root"},
 }
 
@@ -38,7 +38,7 @@ def _source(cell: dict) -> str:
 def test_report_notebooks_have_their_parameters_and_no_outputs(name):
     from papermill import inspect_notebook
 
-    from entropylab.reproduce import REPORT_PARAMETERS
+    from entropylab.experiments.reproduce import REPORT_PARAMETERS
 
     path = ROOT / "notebooks" / name
     declared = set(inspect_notebook(str(path)))
@@ -52,29 +52,33 @@ def test_report_notebooks_have_their_parameters_and_no_outputs(name):
         assert not re.search(r"plt\.|show\(|display\(|save_figure", _source(cell)), _source(cell)
 
 
-def test_nbval_references_match_the_notebooks():
+@pytest.mark.parametrize("dataset", ["nyt", "synthetic"])
+def test_nbval_references_match_the_notebooks(dataset):
     """A notebook edited without `make nbval-refresh` would leave nbval checking the old code."""
     refresh = _refresh_module()
     for name in refresh.NOTEBOOKS:
-        source, reference = ROOT / "notebooks" / f"{name}.ipynb", NBVAL / f"{name}.ipynb"
+        source, reference = ROOT / "notebooks" / f"{name}.ipynb", NBVAL / dataset / f"{name}.ipynb"
         if not source.is_file():
             assert not reference.is_file(), f"{reference} has no notebook any more; run `make nbval-refresh`"
             continue
         assert reference.is_file(), f"no nbval reference for {name}; run `make nbval-refresh`"
         cells = [c for c in _cells(reference) if "injected-parameters" not in c["metadata"].get("tags", [])]
         assert [_source(c) for c in cells] == [_source(c) for c in _cells(source)], \
-            f"tests/nbval/{name}.ipynb is stale; run `make nbval-refresh NOTEBOOKS={name}` (or all)"
+            f"tests/nbval/{dataset}/{name}.ipynb is stale; run `make nbval-refresh NOTEBOOKS={name}` (or all)"
 
 
 def test_nbval_references_ran_the_smoke_profile_and_keep_only_checked_outputs():
     refresh = _refresh_module()
     smoke = refresh.smoke_parameters()
     assert smoke["experiment"] == "smoke" and smoke["epochs"] == 1 and smoke["max_sequences"] <= 1000
-    for reference in sorted(NBVAL.glob("*.ipynb")):
+    references = sorted(NBVAL.glob("*/*.ipynb"))
+    assert {r.parent.name for r in references} == {"nyt", "synthetic"}
+    for reference in references:
         cells = _cells(reference)
         injected = [c for c in cells if "injected-parameters" in c["metadata"].get("tags", [])]
         assert len(injected) == 1, reference.name
         assert 'experiment = "smoke"' in _source(injected[0])
+        assert f'dataset = "{reference.parent.name}"' in _source(injected[0])
         for cell in cells:
             if cell["cell_type"] == "code" and cell.get("outputs"):
                 assert refresh.is_checked(cell), f"{reference.name}: outputs of an unchecked cell were kept"

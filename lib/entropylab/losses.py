@@ -44,6 +44,8 @@ from typing import Any, ClassVar
 import keras
 from keras import ops
 
+from . import objectives
+
 EPSILON = 1e-7
 
 
@@ -100,16 +102,8 @@ def softmax_entropy(logits: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------------
 
 def check_weight(weight: Any, name: str = "weight") -> float:
-    """A penalty weight as a float; NaN, infinite or negative weights are refused."""
-    try:
-        value = float(weight)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number, got {weight!r}") from exc
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError(f"{name} must be finite, got {value}; use a non-negative number such as 10")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}; the sign of each penalty is fixed by its loss name")
-    return value
+    """A penalty weight as a float; NaN, infinite or negative weights are refused (:func:`objectives.check_number`)."""
+    return objectives.check_number(weight, name)
 
 
 class EntropyLabLoss(keras.losses.Loss):
@@ -141,7 +135,7 @@ class EntropyLabLoss(keras.losses.Loss):
 class PaperMSE(EntropyLabLoss):
     """Control objective (paper §4.1): ``mse(t, o) = (sum_j o_j^2 - 2 o_t + 1) / V``."""
 
-    loss_name = "mse"
+    loss_name = objectives.CONTROL
 
     def per_example(self, labels: Any, outputs: Any) -> Any:
         return paper_mse(labels, outputs)
@@ -151,7 +145,7 @@ class PaperMSE(EntropyLabLoss):
 class EntropyRegularized(EntropyLabLoss):
     """Paper §4.2: ``mse(t, o) + w * H_paper(o)``, ``H_paper(o) = -sum_j c_j log c_j``, ``c = clip(o, eps, 1)``."""
 
-    loss_name = "entropy_regularized"
+    loss_name = objectives.ENTROPY
     takes_weight = True
 
     def per_example(self, labels: Any, outputs: Any) -> Any:
@@ -162,7 +156,7 @@ class EntropyRegularized(EntropyLabLoss):
 class KLRegularized(EntropyLabLoss):
     """Paper §4.3: ``mse(t, o) + w * KL_paper(t, o)``, ``KL_paper = -log c_t + eps sum_{j!=t}(log eps - log c_j)``."""
 
-    loss_name = "kl_regularized"
+    loss_name = objectives.KL
     takes_weight = True
 
     def per_example(self, labels: Any, outputs: Any) -> Any:
@@ -173,7 +167,7 @@ class KLRegularized(EntropyLabLoss):
 class CrossEntropy(EntropyLabLoss):
     """Softmax cross-entropy on logits: ``-log p_t = logsumexp(z) - z_t``."""
 
-    loss_name = "cross_entropy"
+    loss_name = objectives.CROSS_ENTROPY
     head = "softmax"
 
     def per_example(self, labels: Any, outputs: Any) -> Any:
@@ -349,7 +343,7 @@ LOSSES: dict[str, type[EntropyLabLoss]] = {
     for cls in (PaperMSE, EntropyRegularized, KLRegularized, CrossEntropy, ConfidencePenalty, EntropyMinimization,
                 LabelSmoothing, AlphaDivergence, BetaDivergence, GammaDivergence, GeneralizedCrossEntropy)
 }
-PAPER_LOSSES = ("mse", "entropy_regularized", "kl_regularized")
+PAPER_LOSSES = objectives.PAPER_OBJECTIVES
 
 
 def names() -> list[str]:

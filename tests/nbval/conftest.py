@@ -1,10 +1,11 @@
-"""nbval on the reference notebooks: a fresh outputs folder, and a skip (with the reason) without the NYT data.
+"""nbval on the reference notebooks: a fresh outputs folder, and the references of the corpus this machine has.
 
-The reference notebooks (``make nbval-refresh``) were executed on the NYT smoke profile with a fixed number of
-TensorFlow threads (set here too, since the numbers depend on it); their checked cells
-(``# NBVAL_CHECK_OUTPUT``) hold the corpus counts, metric tables and generated words, which only the same data
-reproduces. They must train into an empty outputs folder: a finished run folder would be reused and nothing
-recomputed.
+The reference notebooks (``make nbval-refresh``) were executed on the smoke profile with a fixed number of
+TensorFlow threads (set here too, since the numbers depend on it), once on the NYT headlines (``nyt/``) and once on
+the project's synthetic corpus (``synthetic/``); their checked cells (``# NBVAL_CHECK_OUTPUT``) hold the corpus
+counts, metric tables and generated words, which only the same data reproduces. Where the NYT files are found the
+NYT references are checked, else the synthetic ones (so every machine checks its notebooks). They must train into
+an empty outputs folder: a finished run folder would be reused and nothing recomputed.
 """
 
 from __future__ import annotations
@@ -58,11 +59,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not _nbval_on(config):
         return
-    from entropylab.data import find_nyt_dir, missing_data_message
+    from entropylab.data import find_nyt_dir
 
-    if find_nyt_dir(None) is not None:
-        return
-    skip = pytest.mark.skip(reason=f"nbval references are NYT results; {missing_data_message()}")
+    other = "synthetic" if find_nyt_dir(None) is not None else "nyt"
+    reason = ("the NYT files are here: their references are checked instead" if other == "synthetic" else
+              "no NYT files here: the synthetic corpus's references are checked instead")
+    skip = pytest.mark.skip(reason=reason)
     for item in items:
-        if str(item.fspath).endswith(".ipynb"):
+        path = Path(str(item.fspath))
+        if path.suffix == ".ipynb" and path.parent.name == other:
             item.add_marker(skip)

@@ -1,14 +1,17 @@
 """Regenerate the nbval reference notebooks (``make nbval-refresh``).
 
 Executes ``notebooks/00..04`` and ``06`` in order with papermill on the smoke profile (the ``defaults`` and
-``threads`` of ``params/smoke.yaml``: a few hundred sequences, 1 epoch, XLA off, 1 TensorFlow thread; dataset
-``nyt``; experiment ``smoke``) into a fresh temporary outputs folder, then writes each executed notebook to
-``tests/nbval/`` keeping only the outputs of the cells marked ``# NBVAL_CHECK_OUTPUT`` (the ones nbval compares in
-``--nbval-lax`` mode). Figures, logs and paths of the other cells are dropped, so the references hold nothing
-machine-specific and no figure of the data.
+``threads`` of ``params/smoke.yaml``: a few hundred sequences, 1 epoch, XLA off, 1 TensorFlow thread; experiment
+``smoke``) into a fresh temporary outputs folder, once per corpus: the NYT headlines (references in
+``tests/nbval/nyt/``, checked where the NYT files are) and the project's synthetic corpus (``tests/nbval/synthetic/``,
+checked where they are not, so a fresh clone checks its notebooks too). Each executed notebook keeps only the
+outputs of the cells marked ``# NBVAL_CHECK_OUTPUT`` (the ones nbval compares in ``--nbval-lax`` mode). Figures,
+logs and paths of the other cells are dropped, so the references hold nothing machine-specific and no figure of
+the data.
 
-``python tests/nbval/refresh.py [NAME ...]`` refreshes only the named notebooks (e.g. ``04_predictions``),
-but executes every notebook before them too, since later notebooks read the runs of earlier ones.
+``python tests/nbval/refresh.py [NAME ...] [--dataset nyt|synthetic]`` refreshes only the named notebooks (e.g.
+``04_predictions``) of one corpus (default: both, or only the synthetic one without the NYT files), but executes
+every notebook before them too, since later notebooks read the runs of earlier ones.
 """
 
 from __future__ import annotations
@@ -37,10 +40,13 @@ def _smoke_file() -> dict:
     return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
 
 
-def smoke_parameters() -> dict:
-    """The smoke profile: ``params/smoke.yaml``'s defaults, experiment ``smoke``, dataset ``nyt``."""
+DATASETS = ("nyt", "synthetic")
+
+
+def smoke_parameters(dataset: str = "nyt") -> dict:
+    """The smoke profile: ``params/smoke.yaml``'s defaults, experiment ``smoke``, the given dataset."""
     defaults = {**FALLBACK_SMOKE, **(_smoke_file().get("defaults") or {})}
-    return {**defaults, "experiment": "smoke", "dataset": "nyt"}
+    return {**defaults, "experiment": "smoke", "dataset": dataset}
 
 
 def smoke_threads() -> int:
@@ -84,17 +90,34 @@ def strip(notebook, name: str):
     return notebook
 
 
-def main(names: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    names = [a for a in argv if not a.startswith("--dataset")]
+    chosen = [a.split("=", 1)[1] for a in argv if a.startswith("--dataset=")]
+    unknown = [n for n in names if n not in NOTEBOOKS] + [d for d in chosen if d not in DATASETS]
+    if unknown:
+        print(f"unknown notebook(s) or dataset(s) {', '.join(unknown)}; choose from {', '.join(NOTEBOOKS)} and "
+              f"--dataset={'|'.join(DATASETS)}", file=sys.stderr)
+        return 2
+    from entropylab.data import find_nyt_dir
+
+    datasets = chosen or [d for d in DATASETS if d != "nyt" or find_nyt_dir(None) is not None]
+    if "nyt" in datasets and find_nyt_dir(None) is None:
+        print("the NYT references need the NYT files (see the README's data section)", file=sys.stderr)
+        return 2
+    for dataset in datasets:
+        refresh(names, dataset)
+    return 0
+
+
+def refresh(names: list[str], dataset: str) -> None:
+    """Execute the notebooks on the smoke profile of ``dataset`` and write the references of ``names`` (all)."""
     import nbformat
     import papermill
 
-    unknown = [n for n in names if n not in NOTEBOOKS]
-    if unknown:
-        print(f"unknown notebook(s) {', '.join(unknown)}; choose from {', '.join(NOTEBOOKS)}", file=sys.stderr)
-        return 2
     wanted = set(names or NOTEBOOKS)
     last = max(NOTEBOOKS.index(n) for n in wanted)
-    smoke = smoke_parameters()
+    smoke = smoke_parameters(dataset)
+    folder = HERE / dataset
     outputs = Path(tempfile.mkdtemp(prefix="entropylab-nbval-"))
     os.environ.update({"ENTROPYLAB_OUTPUTS": str(outputs), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0",
                        "ENTROPYLAB_THREADS": str(smoke_threads())})
@@ -103,7 +126,7 @@ def main(names: list[str]) -> int:
     try:
         for name in NOTEBOOKS[: last + 1]:
             source = ROOT / "notebooks" / f"{name}.ipynb"
-            target = HERE / f"{name}.ipynb"
+            target = folder / f"{name}.ipynb"
             if not source.is_file():
                 print(f"  {name}: not in notebooks/, skipped")
                 target.unlink(missing_ok=True)
@@ -111,7 +134,7 @@ def main(names: list[str]) -> int:
             declared = papermill.inspect_notebook(str(source))
             parameters = {k: v for k, v in smoke.items() if k in declared}
             started = time.perf_counter()
-            executed = papermill.execute_notebook(str(source), None, parameters=parameters, cwd=str(HERE),
+            executed = papermill.execute_notebook(str(source), None, parameters=parameters, cwd=str(folder),
                                                   kernel_name="python3", progress_bar=False, log_output=False)
             seconds = time.perf_counter() - started
             if name not in wanted:
@@ -124,7 +147,6 @@ def main(names: list[str]) -> int:
             print(f"  {name}: {target.relative_to(ROOT)} ({seconds:.0f} s)")
     finally:
         shutil.rmtree(outputs, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Claims with verdicts: a claim, the rule that turns measured values into agree / disagree / cannot tell, and
-the machinery to combine per-seed and per-unit verdicts (a claim about "every weight" fails on one weight).
+"""Claims with verdicts: a claim, its rule, its check, and the combination of per-seed and per-unit verdicts.
+
+A rule turns measured values into agree / disagree / cannot tell; a claim about "every weight" fails on one weight.
 
 A study lists its claims (:class:`Claim`, each with a check function of the results table and the study's
 other tables) and :func:`claims_table` evaluates them.

@@ -1,5 +1,6 @@
-"""Figures of a results table, drawn with seaborn: one metric per epoch with seed bands, validation perplexity
-against the count-model references, the spread over seeds, one run's curves, and atomic PNG writing.
+"""Figures of a results table (seaborn): metrics per epoch with seed bands, perplexity against references, PNGs.
+
+Also the spread over seeds, one run's curves, and atomic PNG writing.
 
 With several seeds a line is the mean over seeds and its band the 95% t-interval of that mean,
 ``mean ± t_{0.975, n-1} · sd / sqrt(n)`` (:mod:`entropylab.analysis.stats`). An axis whose values span two

@@ -1,5 +1,7 @@
-"""Report tables: where an experiment's figures, tables and notebooks go, Markdown/CSV writing, and the final-epoch
-summary and count-model reference tables of a results table (grouped by every identity column that varies)."""
+"""Report tables: the report folders, Markdown/CSV writing, the final-epoch summary and the reference table.
+
+Tables group the runs by every identity column that varies (seeds pooled).
+"""
 
 from __future__ import annotations
 

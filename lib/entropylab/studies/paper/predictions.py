@@ -1,5 +1,4 @@
-"""The paper's §4.4 predictions: greedy continuations of its six seed texts by the runs of its tables, beside
-the words it reports, and how diverse they are.
+"""The paper's §4.4 predictions: greedy continuations of its six seed texts, beside its words, and their diversity.
 
 Our ``mean_probability`` of a continuation is ``(1/n) Σ_k p(w_k | seed, w_1..w_{k-1})`` of the chosen words
 under the normalised distribution ``p`` (``c / Σ_j c_j`` with ``c = clip(o, 1e-7, 1)`` for the linear head).
