@@ -301,3 +301,10 @@ def test_a_distribution_without_words_is_refused():
         filter_distribution([1.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="non-negative"):
         filter_distribution([0.0, 1.5, -0.5])
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n"])
+def test_an_empty_seed_text_is_refused(corpus, text):
+    table = np.zeros((corpus.vocab_size, corpus.vocab_size))
+    with pytest.raises(ValueError, match="seed text is empty"):
+        continue_text(FixedModel(table), corpus, text, n_words=2)

@@ -177,3 +177,18 @@ def test_notebook_loss_check():
     params.check_notebook_loss("somewhere/else.ipynb", "kl_regularized")  # unknown notebooks: any loss
     with pytest.raises(ValueError, match=r"03_kl_regularization\.ipynb trains the loss 'kl_regularized'"):
         params.check_notebook_loss("03_kl_regularization.ipynb", "mse")
+
+
+def test_a_file_that_is_not_utf8_names_itself(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("experiment: caf\xe9\nruns: []\n".encode("latin-1"))
+    with pytest.raises(ParamsError, match=rf"{path}: not UTF-8 text"):
+        load_params(path)
+
+
+def test_cluster_key(tmp_path):
+    run = "runs:\n  - notebook: notebooks/01_control.ipynb\n"
+    assert load_params(write(tmp_path, f"experiment: x\ncluster: local\n{run}")).cluster == "local"
+    assert load_params(write(tmp_path, f"experiment: x\ncluster: tcp://lab:8786\n{run}")).cluster == "tcp://lab:8786"
+    with pytest.raises(ParamsError, match="cluster: got 'slurm'; expected 'local'"):
+        load_params(write(tmp_path, f"experiment: x\ncluster: slurm\n{run}"))

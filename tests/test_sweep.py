@@ -161,24 +161,24 @@ def test_resume_after_sigkill_redoes_only_unfinished_runs(tmp_path):
     assert table.groupby("run")["epoch"].max().to_dict() == {first.name: 1, second.name: 3, third.name: 1}
 
 
-def test_failing_point_is_isolated_and_counted(tmp_path):
+def test_failing_point_is_isolated_counted_and_explained(tmp_path):
     out = tmp_path / "out"
     params_file = write_params(tmp_path, (
-        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n"
-        # two sequences of one headline leave a side of the headline split empty: the notebook raises
-        "  - notebook: notebooks/01_control.ipynb\n"
-        "    grid: {loss: cross_entropy, max_sequences: 2, split: headline}\n"))
+        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: cross_entropy}\n"
+        # an absurd learning rate makes the loss NaN in epoch 1: the run stops and its notebook raises
+        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse, learning_rate: 1.0e+30}\n"))
     result = subprocess.run(sweep_command(params_file, out, "--workers", "2"), cwd=ROOT, env=sweep_env(),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr  # the number of failed runs
-    assert "2 to run with 2 worker(s) of" in result.stdout
+    assert "2 to run on 2 worker(s) of" in result.stdout
     good, bad = (Path(t.run_dir) for t in sweep.make_plan(params_file, output_root=out).tasks)
     assert runs.is_complete(good) and (good / execute.NOTEBOOK).is_file()
     assert runs.is_failed(bad) and not runs.is_complete(bad)
     reason = runs.failure_reason(bad)
-    assert "01_control.ipynb failed" in reason and "empty side" in reason
+    assert "01_control.ipynb failed" in reason and "NaN" in reason
     assert (bad / execute.FAILED_NOTEBOOK).is_file() and not (bad / execute.NOTEBOOK).exists()
-    assert f"FAILED {bad.name}" in result.stdout
+    # the console says why, from what the run recorded, not only papermill's exception name
+    assert f"FAILED {bad.name}: training loss became NaN or infinite in epoch 1" in result.stdout, result.stdout
     assert set(pd.read_csv(out / "results" / "t.csv")["run"]) == {good.name}
 
 
@@ -229,3 +229,138 @@ def test_reproduce_runs_the_sweep_then_the_reports_and_a_second_time_skips_both(
     printed = capsys.readouterr().out
     assert "1 already finished, 0 to run" in printed and "inputs unchanged" in printed
     assert executed.stat().st_mtime_ns == mtime
+
+
+def test_progress_counts_epochs_within_running_runs(tmp_path):
+    params_file = write_params(tmp_path, "  - notebook: notebooks/01_control.ipynb\n"
+                                         "    grid: {loss: [mse, cross_entropy], epochs: 4}\n")
+    plan = sweep.make_plan(params_file, output_root=tmp_path / "out")
+    progress = sweep.EpochProgress(plan, done=0, enabled=False)
+    assert progress.bar.total == 8
+    first = plan.tasks[0]
+    progress.start(first)
+    runs.write_json(Path(first.run_dir) / runs.PROGRESS, {"epoch": 3, "epochs": 4, "step": 5, "steps": 10})
+    progress.refresh()
+    assert progress.bar.n == pytest.approx(2.5)  # two epochs done and half of the third
+    progress.finish(first)
+    assert progress.bar.n == pytest.approx(4) and progress.runs_done == 1
+    progress.close()
+
+
+def test_reproduce_defaults_to_the_environments_outputs(tmp_path, monkeypatch):
+    from entropylab.experiments import reproduce
+
+    seen = {}
+    monkeypatch.setattr(reproduce, "reproduce", lambda params, notebooks, output_root=None: seen.update(
+        output_root=output_root) or 0)
+    monkeypatch.setenv("ENTROPYLAB_OUTPUTS", str(tmp_path / "mine"))
+    assert reproduce.main() == 0
+    from entropylab import paths
+
+    assert paths.outputs_dir(seen["output_root"]) == tmp_path / "mine"
+
+
+# --- faults: a dead worker, a crash after a run finished, folders that cannot be written, two sweeps at once --------
+
+def _wait_for(condition, seconds: float, what: str, process=None) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process is None or process.poll() is None, f"the sweep ended before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _worker_pid(run_dir: Path) -> int:
+    """The pid of the process executing a run (written into its lock file by the run lock)."""
+    return int((run_dir / execute.LOCK).read_text().split()[0])
+
+
+def test_a_killed_worker_fails_only_its_own_run(tmp_path):
+    out = tmp_path / "out"
+    params_file = write_params(tmp_path, (
+        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n"
+        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: cross_entropy, max_sequences: 4000, epochs: 3}\n"
+        "  - notebook: notebooks/03_kl_regularization.ipynb\n    grid: {weight: [10.0, 100.0]}\n"))
+    tasks = sweep.make_plan(params_file, output_root=out).tasks
+    victim = Path(tasks[1].run_dir)
+    process = subprocess.Popen(sweep_command(params_file, out, "--workers", "2"), cwd=ROOT, env=sweep_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        _wait_for(lambda: (victim / runs.PROGRESS).is_file(), 180, "the long run to train", process)
+        os.kill(_worker_pid(victim), signal.SIGKILL)
+        stdout, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stdout  # one failed run: the killed one
+    assert "killed by SIGKILL" in runs.failure_reason(victim) and not runs.is_complete(victim)
+    for task in (tasks[0], tasks[2], tasks[3]):  # the others, before, beside and after it, all finished
+        assert runs.is_complete(Path(task.run_dir)) and (Path(task.run_dir) / execute.NOTEBOOK).is_file()
+    again = subprocess.run(sweep_command(params_file, out), cwd=ROOT, env=sweep_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0 and "3 already finished, 1 to run" in again.stdout, again.stdout
+    assert runs.is_complete(victim)
+
+
+def test_a_lost_worker_never_unmarks_a_finished_run(tmp_path):
+    config = RunConfig(dataset="synthetic", loss="mse", epochs=1)
+    run_dir = tmp_path / config.run_name
+    fake_run(run_dir, config, 1, notebook=False)  # killed after COMPLETE, before its notebook was renamed
+    task = execute.Task("nb.ipynb", {}, str(run_dir), config.run_name, config.identity(), 1)
+    outcome = execute.record_lost_worker(task, "killed by SIGKILL")
+    assert outcome.status == "failed" and runs.is_complete(run_dir)  # the training it finished stays finished
+    assert "SIGKILL" in runs.failure_reason(run_dir)
+    (run_dir / runs.FAILED).unlink()
+    with execute.run_lock(run_dir):  # another process executes it now: nothing is written under its feet
+        subprocess.run([sys.executable, "-c", "from entropylab.experiments import execute\n"
+                        f"t = execute.Task('nb', {{}}, {str(run_dir)!r}, 'x', {{}}, 1)\n"
+                        "execute.record_lost_worker(t, 'x')"], check=True, cwd=ROOT)
+    assert not (run_dir / runs.FAILED).exists()
+
+
+def test_folders_that_cannot_be_written_are_one_line_errors(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    params_file = write_params(tmp_path, "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n")
+    for argv in (sweep_command(params_file, blocker / "outputs"),
+                 [sys.executable, "-m", "entropylab", "train", "--dataset", "synthetic", "--epochs", "1",
+                  "--max-sequences", "200", "--output", str(blocker)]):
+        result = subprocess.run(argv, cwd=ROOT, env=sweep_env(), capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and str(blocker) in lines[0] and "writable" in lines[0], result.stderr
+        assert "Traceback" not in result.stderr
+    task = execute.Task("nb.ipynb", {}, str(blocker / "run"), "run", {}, 1)
+    outcome = execute.execute_task(task)
+    assert outcome.status == "failed" and "cannot write" in outcome.error and str(blocker) in outcome.error
+
+
+def test_two_sweeps_of_one_file_share_the_work_and_both_succeed(tmp_path):
+    out = tmp_path / "out"
+    params_file = write_params(tmp_path, (
+        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: cross_entropy, max_sequences: 3000, epochs: 2}\n"
+        "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n"))
+    first_run = Path(sweep.make_plan(params_file, output_root=out).tasks[0].run_dir)
+    one = subprocess.Popen(sweep_command(params_file, out), cwd=ROOT, env=sweep_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    try:
+        _wait_for(lambda: (first_run / execute.LOCK).is_file() and (first_run / execute.LOCK).read_text(), 120,
+                  "the first sweep to take its first run", one)
+        two = subprocess.run(sweep_command(params_file, out), cwd=ROOT, env=sweep_env(), capture_output=True,
+                             text=True, timeout=300)
+        one_out, _ = one.communicate(timeout=300)
+    finally:
+        if one.poll() is None:
+            one.kill()
+    assert two.returncode == 0 and one.returncode == 0, two.stdout + one_out
+    assert "running elsewhere" in two.stdout and "FAILED" not in two.stdout
+    assert all(runs.is_complete(Path(t.run_dir)) for t in sweep.make_plan(params_file, output_root=out).tasks)
+
+
+def test_a_sequence_cap_too_small_to_split_is_refused_before_running(tmp_path):
+    params_file = write_params(tmp_path, "  - notebook: notebooks/01_control.ipynb\n"
+                                         "    grid: {loss: mse, max_sequences: 2, split: headline}\n")
+    result = subprocess.run(sweep_command(params_file, tmp_path / "out"), cwd=ROOT, env=sweep_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "max_sequences 2 is too small" in result.stderr, result.stderr
+    assert not (tmp_path / "out" / "runs").exists()

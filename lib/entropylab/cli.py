@@ -45,6 +45,10 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="TensorFlow threads per run (default: cores // workers)")
     p.add_argument("--output-root", default=None, help="outputs folder (default: $ENTROPYLAB_OUTPUTS or outputs)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
+    p.add_argument("--scheduler", default=None,
+                   help="run the points on the Dask cluster of this scheduler (tcp://HOST:PORT; docs/scaling.md)")
+    p.add_argument("--cluster", default=None, choices=["local"],
+                   help="start a Dask LocalCluster of --workers processes here and run the points on it")
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
@@ -111,8 +115,14 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps(load_corpus(args.dataset, args.data_dir).summary(), indent=2))
             return 0
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, ConnectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be written: one line with the path and the fix
+        from .experiments.execute import write_error
+
+        print(f"error: {write_error(exc, getattr(args, 'output', None) or getattr(args, 'output_root', None) or '?')}",
+              file=sys.stderr)
         return 2
     return 1
 

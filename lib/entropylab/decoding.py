@@ -240,6 +240,8 @@ def continue_text(model: Any, corpus: Corpus, seed_text: str, n_words: int = 10,
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     check_sampling_parameters(**params)
     rng = np.random.default_rng(seed)
+    if not str(seed_text).strip():
+        raise ValueError("the seed text is empty; give at least one word to continue (e.g. 'New York')")
     context = corpus.encode(seed_text)
     index_word = corpus.index_word
     words: list[str] = []

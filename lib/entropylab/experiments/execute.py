@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
+import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ class Task:
     name: str
     identity: dict[str, Any]
     epochs: int = 1
+    env: dict[str, str] = field(default_factory=dict)  # the kernel's environment (threads), set by the task itself
 
 
 @dataclass
@@ -56,8 +59,18 @@ def error_text(exc: BaseException) -> str:
     return _ANSI.sub("", f"{type(exc).__name__}: {exc}").strip()
 
 
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when the process (thread) that started it dies (``PR_SET_PDEATHSIG``)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
 def _logged_kernel_manager(log_path: Path) -> type:
-    """A jupyter_client kernel manager whose kernel process writes its stdout and stderr to ``log_path``."""
+    """A jupyter_client kernel manager whose kernel process writes its stdout and stderr to ``log_path`` and dies
+    with the process that started it (a killed sweep worker or Dask worker leaves no kernel behind)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class LoggedKernelManager(AsyncKernelManager):
@@ -66,6 +79,7 @@ def _logged_kernel_manager(log_path: Path) -> type:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             handle = open(log_path, "ab")  # noqa: SIM115 - the kernel process owns it; closed when it exits
             kw["stdout"] = kw["stderr"] = handle
+            kw["preexec_fn"] = die_with_parent
             return command, kw
 
     return LoggedKernelManager
@@ -103,7 +117,8 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike, par
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[bool]:
-    """An exclusive lock on the run folder (``True`` when acquired); released when the process dies."""
+    """An exclusive lock on the run folder (``True`` when acquired), holding the owner's pid; released when the
+    process dies."""
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
@@ -116,27 +131,83 @@ def run_lock(run_dir: Path) -> Iterator[bool]:
         except OSError:
             yield False
             return
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")  # which process executes the run (to find it, e.g. to stop it)
+        handle.flush()
         try:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def kernel_environment(threads: int) -> dict[str, str]:
+    """Variables the notebooks' kernels need: the TensorFlow threads (the numbers depend on them), quiet logs."""
+    return {"ENTROPYLAB_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
+
+
+@contextlib.contextmanager
+def applied_environment(env: dict[str, str]) -> Iterator[None]:
+    """``env`` set (and ``MPLBACKEND`` unset, so kernels draw inline) in this process, restored afterwards."""
+    saved = {k: os.environ.get(k) for k in [*env, "MPLBACKEND"]}
+    os.environ.update(env)
+    os.environ.pop("MPLBACKEND", None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def execute_task(task: Task) -> Outcome:
-    """Execute one point's notebook into its run folder; a failure is recorded there, never raised."""
+    """Execute one point's notebook into its run folder, in the task's environment; a failure is recorded there,
+    never raised (a folder that cannot be written is a failed outcome naming it)."""
     started = time.perf_counter()
+    try:
+        with applied_environment(task.env):
+            return _execute_locked(task, started)
+    except OSError as exc:
+        return Outcome(task.name, task.run_dir, "failed", write_error(exc, task.run_dir), time.perf_counter() - started)
+
+
+def write_error(exc: OSError, where: str | os.PathLike) -> str:
+    """One line for a folder that cannot be written: the path, the reason and the fix."""
+    path = exc.filename or where
+    return (f"cannot write {path} ({exc.strerror or type(exc).__name__}); make the outputs folder writable or "
+            f"choose another with --output-root or $ENTROPYLAB_OUTPUTS")
+
+
+def _execute_locked(task: Task, started: float) -> Outcome:
     run_dir = Path(task.run_dir)
     with run_lock(run_dir) as locked:
         if not locked:
             return Outcome(task.name, task.run_dir, "busy", f"{run_dir} is being executed by another sweep")
+        (run_dir / store.FAILED).unlink(missing_ok=True)  # a reason read below is this attempt's, never an older one
         error = execute_notebook(task.notebook, run_dir / NOTEBOOK, task.parameters)
         if error is None and not store.is_complete(run_dir):
             (run_dir / NOTEBOOK).unlink()
             error = f"the notebook finished but {run_dir} has no {store.COMPLETE} marker"
         if error is not None:
-            reason = store.failure_reason(run_dir)  # what the run itself recorded (e.g. a NaN loss)
-            if reason and reason.splitlines()[0] not in error:
-                error = f"{reason.splitlines()[0]} ({error.splitlines()[0]})"
+            reason = store.failure_reason(run_dir)  # what the run itself recorded (e.g. a NaN loss) comes first
+            if reason and reason.strip():
+                error = f"{reason.strip().splitlines()[0]} ({error})"
             store.mark_failed(run_dir, f"notebook {Path(task.notebook).name} failed: {error}")
             return Outcome(task.name, task.run_dir, "failed", error, time.perf_counter() - started)
     return Outcome(task.name, task.run_dir, "complete", None, time.perf_counter() - started)
+
+
+def record_lost_worker(task: Task, why: str) -> Outcome:
+    """The outcome of a task whose worker process died: recorded as failed in its folder under the run's lock (a
+    finished run is never unmarked: :func:`entropylab.training.store.mark_failed`)."""
+    error = f"the worker process stopped ({why}) while executing this run; run the sweep again to retry it"
+    try:
+        with run_lock(Path(task.run_dir)) as locked:
+            if locked:
+                store.mark_failed(Path(task.run_dir), error)
+    except OSError as exc:
+        error += f"; {write_error(exc, task.run_dir)}"
+    return Outcome(task.name, task.run_dir, "failed", error)

@@ -58,7 +58,7 @@ NOTEBOOK_LOSSES: dict[str, tuple[str, ...]] = {
     "02_entropy_regularization.ipynb": (objectives.ENTROPY,),
     "03_kl_regularization.ipynb": (objectives.KL,),
 }
-TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "defaults", "runs")
+TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", "defaults", "runs")
 RUN_KEYS = ("notebook", "grid")
 DATASETS = ("auto", "nyt", "synthetic")
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -243,6 +243,7 @@ class ParamSet:
     threads: int | None = None  # TensorFlow threads per run: the numbers depend on it, so a file can fix it
     defaults: dict[str, Any] = field(default_factory=dict)
     points: list[Point] = field(default_factory=list)
+    cluster: str | None = None  # "local" (a Dask LocalCluster) or a Dask scheduler address; None: local processes
 
 
 def _fail(path: Path, key: str, message: str) -> ParamsError:
@@ -291,6 +292,8 @@ def load_params(path: str | os.PathLike) -> ParamSet:
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML ({' '.join(str(exc).split())}); expected a mapping with "
                           f"'experiment' and 'runs' (see params/README.md)") from exc
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the file as UTF-8") from None
     if not isinstance(document, dict):
         raise _fail(path, "<top level>", f"got {type(document).__name__}; expected a mapping with 'experiment' "
                                          f"and 'runs' (see params/README.md)")
@@ -312,6 +315,11 @@ def load_params(path: str | os.PathLike) -> ParamSet:
     threads = document.get("threads")
     if threads is not None and (not _is_int(threads) or threads < 1):
         raise _fail(path, "threads", f"got {threads!r}; expected an integer >= 1 (TensorFlow threads per run)")
+
+    cluster = document.get("cluster")
+    if cluster is not None and not (cluster == "local" or (isinstance(cluster, str) and "://" in cluster)):
+        raise _fail(path, "cluster", f"got {cluster!r}; expected 'local' (a Dask LocalCluster) or a Dask scheduler "
+                                     f"address such as tcp://HOST:8786")
 
     defaults = _mapping(path, "defaults", document.get("defaults"))
     _check_names(path, "defaults", defaults, lambda n: n in NOTEBOOK_PARAMETERS,
@@ -338,7 +346,7 @@ def load_params(path: str | os.PathLike) -> ParamSet:
             raise _fail(path, where, f"two grid points are the same run {config.run_name!r} "
                                      f"({_describe(seen[config.run_name])} and {_describe(point)}); remove one")
         seen[config.run_name] = point
-    return ParamSet(path, experiment, description, workers, threads, defaults, points)
+    return ParamSet(path, experiment, description, workers, threads, defaults, points, cluster)
 
 
 def _describe(point: Point) -> str:

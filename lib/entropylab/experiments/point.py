@@ -16,17 +16,26 @@ def train_point(notebook: str, *, experiment: str, output_root: str | os.PathLik
     line) with the experiment ``<experiment>-synthetic``; ``config`` are the other
     :class:`~entropylab.training.config.RunConfig` fields. A failed run raises ``RuntimeError`` with its reason.
     """
-    from .. import paths
-    from ..training import RunConfig, run
+    from ..training import RunConfig
     from .params import check_notebook_loss, resolve_experiment
 
     if "loss" in config:
         check_notebook_loss(notebook, config["loss"])
     dataset, experiment = resolve_experiment(experiment, dataset, data_dir)
     run_config = RunConfig(dataset=dataset, data_dir=data_dir, **config)
-    run_dir = paths.runs_dir(experiment, output_root) / run_config.run_name
     print(f"run {run_config.run_name} of experiment {experiment!r} on the {dataset} corpus")
-    result = run(run_config, run_dir, verbose=verbose)
+    return train_in_experiment(run_config, experiment, output_root, verbose)
+
+
+def train_in_experiment(config: Any, experiment: str, output_root: str | os.PathLike | None = None,
+                        verbose: int = 0) -> Any:
+    """Train (or reuse) ``config`` in ``<outputs>/runs/<experiment>/<run name>``; a failure raises ``RuntimeError``
+    with its reason and folder."""
+    from .. import paths
+    from ..training import run
+
+    run_dir = paths.runs_dir(experiment, output_root) / config.run_name
+    result = run(config, run_dir, verbose=verbose)
     if result.status != "complete":
-        raise RuntimeError(f"run {run_config.run_name} failed: {result.metrics.get('reason')}")
+        raise RuntimeError(f"run {config.run_name} failed: {result.metrics.get('reason')}; see {run_dir}")
     return result

@@ -71,8 +71,9 @@ def main(output_root: str | Path | None = None) -> int:
 def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str | Path | None = None) -> int:
     """The sweep of ``params_file``, then each of ``report_notebooks`` that exists; the number of failures."""
     from ..analysis.tables import report_dir
+    from .execute import applied_environment, kernel_environment
     from .params import notebook_parameters
-    from .sweep import applied_environment, available_cores, kernel_environment, run_sweep
+    from .sweep import available_cores, run_sweep
 
     result = run_sweep(params_file, output_root=output_root)
     plan = result.plan

@@ -10,10 +10,12 @@
 * A point is done when its folder holds the ``COMPLETE`` marker (written last by the training), the same
   identity and the executed notebook; done points are skipped, so a stopped sweep (Ctrl-C, SIGKILL)
   restarted redoes only the unfinished ones.
-* ``N`` workers run points in parallel, each in its own process (and each notebook in its own kernel, whose
-  start-up log goes to a file in the run folder) with ``ENTROPYLAB_THREADS`` TensorFlow threads: ``--threads``,
-  else the file's ``threads``, else ``max(1, cores // N)``. The thread count changes the numbers (not their
-  determinism), so it is part of each run's identity and the paper's file fixes it.
+* ``N`` workers run points in parallel, each point in its own process (a worker killed from outside fails its
+  point only) and each notebook in its own kernel (whose start-up log goes to a file in the run folder), with
+  ``ENTROPYLAB_THREADS`` TensorFlow threads: ``--threads``, else the file's ``threads``, else ``max(1, cores // N)``.
+  With ``--scheduler tcp://HOST:PORT`` (or ``--cluster local``, or the file's ``cluster``) the points run as Dask
+  tasks on that cluster instead (:mod:`entropylab.experiments.engines`; ``docs/scaling.md``). The thread count
+  changes the numbers (not their determinism), so it is part of each run's identity and the paper's file fixes it.
 * A failing point is recorded in its folder (``FAILED`` with the error, ``notebook.failed.ipynb``); the others
   go on. The exit status is the number of failed points (at most 100).
 * ``dataset: auto`` is resolved once: without the NYT data the runs use the synthetic corpus and go to the
@@ -27,22 +29,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import paths
 from ..training import store
-from .execute import NOTEBOOK, Outcome, Task, execute_task
+from .execute import NOTEBOOK, Outcome, Task, applied_environment, kernel_environment, write_error
 from .params import ParamSet, Point, load_params
 from .results import collect, results_path
 
+__all__ = ["Plan", "SweepResult", "applied_environment", "dry_run", "kernel_environment", "make_plan", "run_sweep"]
 MAX_EXIT_STATUS = 100
-POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -105,14 +105,50 @@ def make_plan(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLi
             from ..data import DataError, missing_data_message
 
             raise DataError(f"{param_set.path}: a run asks for dataset 'nyt'; {missing_data_message()}")
+    _check_splits(param_set.path, points)
     plan = Plan(param_set, experiment, root, workers, threads)
+    env = kernel_environment(threads)
     for point in points:
         config = point.config(threads=threads)
         parameters = {**point.parameters, "experiment": experiment, "output_root": str(root)}
         run_dir = plan.runs_dir / config.run_name
         plan.tasks.append(Task(str(point.notebook), parameters, str(run_dir), config.run_name, config.identity(),
-                               config.epochs))
+                               config.epochs, env))
     return plan
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a file in it, or raise :class:`OutputsError` naming the folder and the fix."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise OutputsError(write_error(exc, folder)) from None
+
+
+class OutputsError(ValueError):
+    """The outputs folder cannot be written; the message names it and the fix."""
+
+
+def _check_splits(path: Path, points: list[Point]) -> None:
+    """Every point with a sequence cap must leave both sides of its split non-empty (checked before any run)."""
+    capped = [p for p in points if p.parameters.get("max_sequences") is not None]
+    if not capped:
+        return
+    from ..data import DataError, load_corpus
+
+    corpora: dict[tuple, Any] = {}
+    for point in capped:
+        p = point.parameters
+        key = (p["dataset"], p.get("data_dir"))
+        if key not in corpora:
+            corpora[key] = load_corpus(p["dataset"], p.get("data_dir"))
+        try:
+            corpora[key].subset(p["max_sequences"]).split(p["split"], p["val_fraction"], p.get("split_seed", 0))
+        except (DataError, ValueError) as exc:
+            raise DataError(f"{path}: runs[{point.entry}]: max_sequences {p['max_sequences']} is too small for the "
+                            f"{p['split']!r} split ({exc}); raise max_sequences") from None
 
 
 def _replace(point: Point, **values: Any) -> Point:
@@ -136,46 +172,6 @@ def task_state(task: Task) -> str:
     if store.is_complete(run_dir):
         return "done" if (run_dir / NOTEBOOK).is_file() else "todo"
     return "failed" if store.is_failed(run_dir) else "todo"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The workers' environment
-# ---------------------------------------------------------------------------------------------------------
-
-def kernel_environment(threads: int) -> dict[str, str]:
-    """Variables the notebooks' kernels need (set in the worker, inherited by its kernels)."""
-    return {"ENTROPYLAB_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-            "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
-
-
-def _prepare_worker(env: dict[str, str]) -> None:
-    """Worker process start-up: the kernels' environment, and die with the sweep (Linux)."""
-    os.environ.update(env)
-    # The kernels draw inline; a non-interactive backend (the Makefile's MPLBACKEND=Agg) would drop the figures.
-    os.environ.pop("MPLBACKEND", None)
-    # The sweep handles Ctrl-C and stops its workers (a handler, not SIG_IGN, which the kernels would inherit).
-    signal.signal(signal.SIGINT, lambda signum, frame: None)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-@contextlib.contextmanager
-def applied_environment(env: dict[str, str]) -> Iterator[None]:
-    """``env`` set (and ``MPLBACKEND`` unset, so kernels draw inline) in this process, restored afterwards."""
-    saved = {k: os.environ.get(k) for k in [*env, "MPLBACKEND"]}
-    os.environ.update(env)
-    os.environ.pop("MPLBACKEND", None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -238,10 +234,16 @@ class EpochProgress:
 
 def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = None, threads: int | None = None,
               data_dir: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
-              progress: bool = True) -> SweepResult:
-    """Execute every unfinished point of a parameter file (see the module docstring)."""
+              scheduler: str | None = None, cluster: str | None = None, progress: bool = True) -> SweepResult:
+    """Execute every unfinished point of a parameter file (see the module docstring).
+
+    ``scheduler`` (``tcp://HOST:PORT``) runs the points on that Dask cluster; ``cluster="local"`` starts a Dask
+    ``LocalCluster`` of ``workers`` processes; both default to the file's ``cluster``; without any, the local
+    worker processes run them.
+    """
     plan = make_plan(params, data_dir=data_dir, output_root=output_root, workers=workers, threads=threads)
-    env = kernel_environment(plan.threads)
+    check_writable(plan.runs_dir)
+    engine = _engine(scheduler, cluster, plan.params.cluster)
     outcomes: list[Outcome] = []
     todo = []
     for task in plan.tasks:
@@ -253,14 +255,49 @@ def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = Non
                                     f"{task.run_dir} holds a finished run of another config; remove the folder"))
         else:
             todo.append(task)
-    print(f"sweep {plan.params.path.name}: experiment {plan.experiment!r}, {len(plan.tasks)} runs, "
-          f"{len(plan.tasks) - len(todo)} already finished, {len(todo)} to run with {plan.workers} worker(s) of "
-          f"{plan.threads} thread(s)", flush=True)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if engine != "local-processes" and todo:
+            from .engines import dask_client, describe_client
+
+            client = stack.enter_context(dask_client(engine if engine != "local" else None, plan.workers))
+        where = (describe_client(client) if client is not None else
+                 f"{plan.workers} worker(s)")
+        print(f"sweep {plan.params.path.name}: experiment {plan.experiment!r}, {len(plan.tasks)} runs, "
+              f"{len(plan.tasks) - len(todo)} already finished, {len(todo)} to run on {where} of "
+              f"{plan.threads} thread(s)", flush=True)
+        outcomes.extend(_execute(plan, todo, client, progress))
+    collect(plan.experiment, plan.output_root)
+    result = SweepResult(plan, outcomes)
+    summary = (f"{sum(o.status == 'complete' for o in outcomes)} ran, {sum(o.status == 'done' for o in outcomes)} "
+               f"were already finished, {sum(o.status == 'busy' for o in outcomes)} running elsewhere, "
+               f"{len(result.failed)} failed; results: {plan.results_csv}")
+    print(summary, flush=True)
+    for outcome in result.failed:
+        print(f"  failed: {outcome.name} ({outcome.run_dir})", flush=True)
+    return result
+
+
+def _engine(scheduler: str | None, cluster: str | None, from_file: str | None) -> str:
+    """``"local-processes"``, ``"local"`` (a Dask LocalCluster) or a scheduler address; the command line wins."""
+    if scheduler and cluster:
+        raise ValueError("give either --scheduler ADDRESS or --cluster local, not both")
+    if cluster is not None and cluster != "local":
+        raise ValueError(f"--cluster must be 'local' (a Dask LocalCluster here), got {cluster!r}; for a running "
+                         f"cluster give its scheduler with --scheduler tcp://HOST:PORT")
+    return scheduler or cluster or from_file or "local-processes"
+
+
+def _execute(plan: Plan, todo: list[Task], client: Any, progress: bool) -> list[Outcome]:
+    """Run ``todo`` (on ``client``'s Dask cluster, else in local processes) with the epoch progress bar."""
+    from .engines import run_dask, run_local
+
     bar = EpochProgress(plan, len(plan.tasks) - len(todo), enabled=progress and bool(todo))
     for task in plan.tasks:
         if task not in todo:
             bar.skip(task)
     by_dir = {task.run_dir: task for task in todo}
+    outcomes: list[Outcome] = []
 
     def finished(outcome: Outcome) -> None:
         outcomes.append(outcome)
@@ -275,58 +312,13 @@ def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = Non
         bar.finish(by_dir[outcome.run_dir])
 
     try:
-        if todo:
-            _run_pool(todo, plan.workers, env, finished, bar)
+        if todo and client is not None:
+            run_dask(todo, client, finished, bar)
+        elif todo:
+            run_local(todo, plan.workers, finished, bar)
     finally:
         bar.close()
-    collect(plan.experiment, plan.output_root)
-    result = SweepResult(plan, outcomes)
-    summary = (f"{sum(o.status == 'complete' for o in outcomes)} ran, {sum(o.status == 'done' for o in outcomes)} "
-               f"were already finished, {sum(o.status == 'busy' for o in outcomes)} run elsewhere, "
-               f"{len(result.failed)} failed; results: {plan.results_csv}")
-    print(summary, flush=True)
-    for outcome in result.failed:
-        print(f"  failed: {outcome.name} ({outcome.run_dir})", flush=True)
-    return result
-
-
-def _run_pool(todo: list[Task], workers: int, env: dict[str, str], finished: Callable[[Outcome], None],
-              bar: EpochProgress) -> None:
-    """Each task in a worker process (``workers`` at a time); the bar is refreshed while they train."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
-                               initializer=_prepare_worker, initargs=(env,))
-    try:
-        pending: dict[Future, Task] = {}
-        queue = list(todo)
-        while queue or pending:
-            while queue and len(pending) < workers:
-                task = queue.pop(0)
-                pending[pool.submit(execute_task, task)] = task
-                bar.start(task)
-            done, _ = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                task = pending.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # a worker died (killed, out of memory): the point failed
-                    from .execute import error_text
-
-                    error = f"the worker process stopped: {error_text(exc)}"
-                    store.mark_failed(Path(task.run_dir), error)
-                    outcome = Outcome(task.name, task.run_dir, "failed", error)
-                finished(outcome)
-            bar.refresh()
-    except BaseException:  # Ctrl-C: stop the workers now (their kernels follow within a second)
-        workers_now = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in workers_now:
-            with contextlib.suppress(Exception):
-                process.terminate()
-        raise
-    pool.shutdown(wait=True)
+    return outcomes
 
 
 def dry_run(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
@@ -356,7 +348,8 @@ def main(args: Any) -> int:
         dry_run(args.params, **options)
         return 0
     try:
-        result = run_sweep(args.params, **options)
+        result = run_sweep(args.params, scheduler=getattr(args, "scheduler", None),
+                           cluster=getattr(args, "cluster", None), **options)
     except KeyboardInterrupt:
         print("sweep stopped; run the same command again to finish the unfinished runs", file=sys.stderr)
         return 130

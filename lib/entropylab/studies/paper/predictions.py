@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ... import paths
 from ...analysis.tables import tables_dir, write_table
 from ...experiments.results import find_run
 from .reported import PAPER_PREDICTIONS, PAPER_SEED_TEXTS, PREDICTION_RUNS, PREDICTION_TITLES, paper_prediction_table
@@ -85,7 +84,8 @@ def ensure_prediction_runs(experiment: str, output_root: str | os.PathLike | Non
     weight and the given config ``values`` such as ``seed``, ``epochs``, ``max_sequences``, whatever its thread
     count and backend); a missing one is trained into ``<outputs>/runs/<experiment>/<run name>`` (a failure raises
     ``RuntimeError`` with its reason)."""
-    from ...training import RunConfig, run
+    from ...experiments.point import train_in_experiment
+    from ...training import RunConfig
 
     folders = {}
     for key, (objective, weight) in PREDICTION_RUNS.items():
@@ -93,11 +93,8 @@ def ensure_prediction_runs(experiment: str, output_root: str | os.PathLike | Non
         found = find_run(experiment, output_root, loss=objective, weight=weight, **wanted)
         if found is None:
             config = RunConfig(loss=objective, weight=weight, **values)
-            found = paths.runs_dir(experiment, output_root) / config.run_name
-            print(f"training {config.run_name} (no finished run of it in {found.parent})")
-            result = run(config, found, verbose=verbose)
-            if result.status != "complete":
-                raise RuntimeError(f"run {config.run_name} failed: {result.metrics.get('reason')}; see {found}")
+            print(f"training {config.run_name} (no finished run of it in experiment {experiment!r})")
+            found = train_in_experiment(config, experiment, output_root, verbose).run_dir
         folders[key] = found
     return folders
 
