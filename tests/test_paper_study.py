@@ -322,3 +322,12 @@ def test_kl_benefit_must_also_beat_the_unigram_reference():
     claims = paper_claims.claims_table(results)
     assert verdict(claims, "substantial benefit") == ct.DISAGREE  # 1000 beats 8000 but not a unigram
     assert "unigram" in claims.loc[claims["claim"].str.contains("substantial benefit"), "note"].item()
+
+
+def test_a_results_table_of_the_first_layout_still_reads(tmp_path):
+    csv = results_table.results_path("old", tmp_path)
+    csv.parent.mkdir(parents=True)
+    pd.DataFrame({"loss_name": ["mse", "mse"], "weight": [0, 0], "seed": [0, 0], "epoch": [1, 2],
+                  "loss": [1.0, 0.9], "run": ["mse_seed0"] * 2}).to_csv(csv, index=False)
+    loaded = results_table.load_results("old", tmp_path)
+    assert loaded["objective"].tolist() == ["mse", "mse"] and tables.summary_table(loaded)["n_seeds"].tolist() == [1]

@@ -1,4 +1,4 @@
-"""``python -m entropylab.bench {child,ab,profile}``: the benchmark's child process and the developer tools."""
+"""``python -m entropylab.bench {child,ab,profile,scaling}``: the benchmark's child process and developer tools."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .pipelines import PIPELINES, QUICK_EPOCHS, Settings, parse_pipelines
 
 
 def module_main(argv: list[str] | None = None) -> int:
-    """``python -m entropylab.bench {child,ab,profile}``: the child process and the developer tools."""
+    """``python -m entropylab.bench {child,ab,profile,scaling}``: the child process and the developer tools."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "child":
         from .runner import child_main
@@ -29,7 +29,15 @@ def module_main(argv: list[str] | None = None) -> int:
     prof.add_argument("--steps", type=int, default=200, help="steps per timing")
     prof.add_argument("--repeats", type=int, default=5)
     prof.add_argument("--vocab-size", type=int, default=11265)
+    scaling = sub.add_parser("scaling", help="a grid on a loopback Dask cluster and on the local pool, back to back")
+    scaling.add_argument("params", help="a parameter file, e.g. params/smoke.yaml")
+    scaling.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.command == "scaling":
+        from .scaling import measure
+
+        print(measure(args.params, args.workers))
+        return 0
     if args.command == "ab":
         from .runner import alternate
 

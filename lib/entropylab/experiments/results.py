@@ -77,7 +77,10 @@ def load_results(experiment: str, output_root: str | os.PathLike | None = None, 
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Check the columns every report needs and give ``weight`` a float type."""
+    """Check the columns every report needs and give ``weight`` a float type (a table written before the
+    identity columns, with ``loss_name`` for the objective, reads as ``objective``)."""
+    if "objective" not in frame.columns and "loss_name" in frame.columns:
+        frame = frame.rename(columns={"loss_name": "objective"})
     missing = [c for c in ("objective", "weight", "seed", "epoch", "loss") if c not in frame.columns]
     if missing and len(frame):
         raise ValueError(f"the results table lacks column(s) {', '.join(missing)} (has {', '.join(frame.columns)}); "
