@@ -180,3 +180,16 @@ def test_a_killed_client_leaves_finished_runs_that_a_rerun_keeps(tmp_path, clust
     while not all(store.is_complete(Path(t.run_dir)) for t in tasks):
         assert time.monotonic() < deadline, "a run was lost"
         time.sleep(0.5)
+
+
+def test_a_params_file_can_name_a_local_cluster(tmp_path):
+    """``cluster: local`` in the file starts a Dask LocalCluster for the sweep (and stops it afterwards)."""
+    params_file = tmp_path / "c.yaml"
+    params_file.write_text(f"experiment: c\nthreads: 1\ncluster: local\nworkers: 1\ndefaults: {{{QUICK}}}\n"
+                           "runs:\n  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n")
+    result = subprocess.run(sweep_command(params_file, tmp_path / "out"), cwd=ROOT, env=env(), capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 to run on 1 Dask worker(s) at tcp://127.0.0.1" in result.stdout
+    (run_dir,) = (tmp_path / "out" / "runs" / "c").iterdir()
+    assert store.is_complete(run_dir) and (run_dir / execute.NOTEBOOK).is_file()
