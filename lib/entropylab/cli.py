@@ -68,8 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     p = sub.add_parser("data", help="download the NYT Articles*.csv files with kagglehub")
     p.add_argument("--dest", default="data/nyt-comments")
-    p = sub.add_parser("reproduce", help="the paper's whole protocol and its report (what `make reproduce` runs)")
+    p = sub.add_parser("reproduce", help="a study's whole protocol and its report (`make reproduce`: the paper's)")
     p.add_argument("--output-root", default=None, help="outputs folder (default: $ENTROPYLAB_OUTPUTS or outputs)")
+    p.add_argument("--study", default="paper", choices=("paper", "objectives"),
+                   help="the paper's protocol (default) or the objectives study (params/objectives.yaml, notebook 07)")
+    p.add_argument("--params", default=None, help="another parameter file of the study (e.g. its smoke file)")
     p = sub.add_parser("info", help="print the corpus summary (the loader's regression numbers)")
     p.add_argument("--dataset", choices=DATASETS, default="nyt")
     p.add_argument("--data-dir", default=None)
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reproduce":
             from .experiments.reproduce import main as reproduce_main
 
-            return reproduce_main(args.output_root)
+            return reproduce_main(args.output_root, args.study, args.params)
         if args.command == "info":
             from .data import load_corpus
 

@@ -1,4 +1,5 @@
-"""Statistics over seeds: the 95 % t-interval of a mean (linear and log scale) and the geometric mean."""
+"""Statistics over seeds: the 95 % t-interval of a mean (linear and log scale), the geometric mean, and the paired
+comparison of two configurations seed by seed."""
 
 from __future__ import annotations
 
@@ -46,3 +47,29 @@ def log_seed_band(values: Sequence[float]) -> tuple[float, float]:
     """:func:`seed_band` of ``log x``, exponentiated: a positive band around the geometric mean (log axes)."""
     low, high = seed_band(np.log(np.asarray(values, dtype=np.float64)))
     return math.exp(low), math.exp(high)
+
+
+def paired_difference(values: Sequence[float], baseline: Sequence[float]) -> tuple[float, float, float, int]:
+    """``(mean, low, high, n)`` of the seed-by-seed differences ``d_s = values_s - baseline_s`` (pairs where both
+    are finite): their mean and its 95 % t-interval ``mean(d) ± t_{0.975, n-1} · sd(d) / sqrt(n)``, the paired
+    t-test's interval (it excludes 0 exactly when the two-sided paired t-test rejects at 5 %)."""
+    a = np.asarray(values, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need one per seed on both sides, got {a.shape} and {b.shape}")
+    d = (a - b)[np.isfinite(a) & np.isfinite(b)]
+    low, high = seed_band(d)
+    return (float(d.mean()) if len(d) else math.nan), low, high, len(d)
+
+
+def paired_verdict(values: Sequence[float], baseline: Sequence[float], lower_is_better: bool = True,
+                   min_pairs: int = 3) -> str:
+    """``better``, ``worse`` or ``no difference`` against ``baseline``, seed by seed: better (worse) when the 95 %
+    t-interval of the mean paired difference lies entirely on the better (worse) side of 0; ``too few seeds``
+    with fewer than ``min_pairs`` finite pairs."""
+    _, low, high, n = paired_difference(values, baseline)
+    if n < min_pairs:
+        return "too few seeds"
+    if high < 0 or low > 0:
+        return "better" if (high < 0) == lower_is_better else "worse"
+    return "no difference"

@@ -193,6 +193,14 @@ class Corpus:
         n_groups = int(np.searchsorted(taken, fraction * len(owners), side="left")) + 1
         return np.array([h for g in order[:n_groups] for h in members[g]], dtype=np.int64)
 
+    def select(self, indices: np.ndarray) -> Corpus:
+        """The sequences at ``indices`` (in their order; vocabulary unchanged): e.g. a split's training side, to
+        carve a tuning split out of it."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return Corpus(self.name, self.headlines, self.word_index, self.max_len, self.X[indices], self.y[indices],
+                      self.headline_index[indices], source=self.source + f" ({len(indices)} selected sequences)",
+                      true_next=self.true_next)
+
     def subset(self, max_sequences: int | None) -> Corpus:
         """The first ``max_sequences`` sequences (vocabulary unchanged), for quick runs."""
         if max_sequences is None or max_sequences >= self.n_sequences:

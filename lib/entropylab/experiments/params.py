@@ -49,7 +49,13 @@ NOTEBOOK_PARAMETERS: dict[str, str] = {
     "data_dir": "null or a folder path",
     "output_root": "null or a folder path",
     "jit_compile": "true or false",
+    "patience": "null (train every epoch) or an integer >= 1 (early stopping on validation cross-entropy)",
+    "tuning": "true or false (train and validate on a carve of the training split)",
+    "generation_prefixes": "an integer >= 0 (validation prefixes continued for the generation metrics)",
 }
+#: Parameters a training notebook may lack (added after the paper's notebooks); a file may set them only for
+#: notebooks that have them.
+OPTIONAL_PARAMETERS = ("patience", "tuning", "generation_prefixes")
 #: Set by the sweep itself (top-level ``experiment``, ``--output-root``), never in ``defaults`` or a grid.
 SWEEP_OWNED = ("experiment", "output_root")
 #: The losses each training notebook accepts (the paper's section it follows).
@@ -58,8 +64,9 @@ NOTEBOOK_LOSSES: dict[str, tuple[str, ...]] = {
     "02_entropy_regularization.ipynb": (objectives.ENTROPY,),
     "03_kl_regularization.ipynb": (objectives.KL,),
 }
-TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", "defaults", "runs")
-RUN_KEYS = ("notebook", "grid")
+TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", "defaults", "settings", "runs")
+RUN_KEYS = ("notebook", "grid", "tune")
+TUNE_KEYS = ("seeds", "neighbours")
 DATASETS = ("auto", "nyt", "synthetic")
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -137,8 +144,16 @@ def check_value(name: str, value: Any) -> Any:
         if value is not None and not (isinstance(value, str) and value):
             raise bad
         return value
-    if name == "jit_compile":
+    if name in ("jit_compile", "tuning"):
         if not isinstance(value, bool):
+            raise bad
+        return value
+    if name == "patience":
+        if value is not None and (not _is_int(value) or value < 1):
+            raise bad
+        return value
+    if name == "generation_prefixes":
+        if not _is_int(value) or value < 0:
             raise bad
         return value
     raise AssertionError(name)  # pragma: no cover - every name above is handled
@@ -213,12 +228,34 @@ def resolve_notebook(name: str, params_file: Path) -> Path | None:
 # ---------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Tune:
+    """How a run entry's ``weight`` is tuned: each grid value trained once (``tuning: true``, the file's seed) on
+    a carve of the training split; the value of lowest best-epoch validation cross-entropy there and its
+    ``neighbours`` grid values on each side are then trained with every seed of ``seeds`` on the real split."""
+
+    seeds: tuple[int, ...]
+    neighbours: int = 1
+
+
+@dataclass(frozen=True)
 class Point:
-    """One grid point: a notebook and every one of its parameters except ``experiment``/``output_root``."""
+    """One grid point: a notebook and every one of its parameters except ``experiment``/``output_root``.
+
+    A tuning point (``tune`` set) belongs to the group ``(entry, setting)``: the grid values of one objective in
+    one data setting, among which :mod:`entropylab.experiments.tuning` chooses.
+    """
 
     notebook: Path
     parameters: dict[str, Any]
     entry: int  # index in ``runs`` of the file
+    setting: int = 0  # index in ``settings`` of the file (0 without settings)
+    tune: Tune | None = None
+    final: tuple[tuple[str, Any], ...] = ()  # a tuning point: the values its chosen runs take instead
+
+    def chosen(self, **values: Any) -> Point:
+        """The run of a tuning point's group trained on the real split with ``values`` (its weight, its seed)."""
+        parameters = {**self.parameters, **dict(self.final), **values}
+        return Point(self.notebook, parameters, self.entry, self.setting)
 
     def config(self, **overrides: Any) -> Any:
         """The :class:`~entropylab.training.config.RunConfig` the notebook will build for this point."""
@@ -244,6 +281,8 @@ class ParamSet:
     defaults: dict[str, Any] = field(default_factory=dict)
     points: list[Point] = field(default_factory=list)
     cluster: str | None = None  # "local" (a Dask LocalCluster) or a Dask scheduler address; None: local processes
+    settings: list[dict[str, Any]] = field(default_factory=list)
+    tuning_points: list[Point] = field(default_factory=list)  # trained first; the chosen values join ``points``
 
 
 def _fail(path: Path, key: str, message: str) -> ParamsError:
@@ -325,6 +364,7 @@ def load_params(path: str | os.PathLike) -> ParamSet:
     _check_names(path, "defaults", defaults, lambda n: n in NOTEBOOK_PARAMETERS,
                  ", ".join(n for n in NOTEBOOK_PARAMETERS if n not in SWEEP_OWNED))
     defaults = {name: _checked(path, f"defaults.{name}", name, value) for name, value in defaults.items()}
+    settings = _settings(path, document.get("settings"))
 
     entries = document["runs"]
     if not isinstance(entries, list) or not entries:
@@ -332,8 +372,17 @@ def load_params(path: str | os.PathLike) -> ParamSet:
                                   f"and 'grid'")
     points: list[Point] = []
     for index, entry in enumerate(entries):
-        points.extend(_expand_entry(path, index, entry, defaults))
+        for number, setting in enumerate(settings or [{}]):
+            points.extend(_expand_entry(path, index, entry, {**defaults, **setting}, number))
+    static = [p for p in points if p.tune is None]
+    tuning = [p for p in points if p.tune is not None]
+    for group in (static, tuning):
+        check_points(path, group)
+    return ParamSet(path, experiment, description, workers, threads, defaults, static, cluster, settings, tuning)
 
+
+def check_points(path: Path, points: list[Point]) -> None:
+    """Every point a valid config of its notebook's objective, and no two the same run (a :class:`ParamsError`)."""
     seen: dict[str, Point] = {}
     for point in points:
         where = f"runs[{point.entry}]"
@@ -346,14 +395,53 @@ def load_params(path: str | os.PathLike) -> ParamSet:
             raise _fail(path, where, f"two grid points are the same run {config.run_name!r} "
                                      f"({_describe(seen[config.run_name])} and {_describe(point)}); remove one")
         seen[config.run_name] = point
-    return ParamSet(path, experiment, description, workers, threads, defaults, points, cluster)
+
+
+def _settings(path: Path, value: Any) -> list[dict[str, Any]]:
+    """The file's data settings: a list of parameter mappings, each applied over ``defaults`` to every run."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not value:
+        raise _fail(path, "settings", f"got {value!r}; expected a non-empty list of mappings of parameter: value "
+                                      f"(one per data setting, e.g. {{dataset: nyt, split: headline}})")
+    settings = []
+    for number, setting in enumerate(value):
+        key = f"settings[{number}]"
+        setting = _mapping(path, key, setting)
+        _check_names(path, key, setting, lambda n: n in NOTEBOOK_PARAMETERS,
+                     ", ".join(n for n in NOTEBOOK_PARAMETERS if n not in SWEEP_OWNED))
+        settings.append({name: _checked(path, f"{key}.{name}", name, v) for name, v in setting.items()})
+    return settings
+
+
+def _tune(path: Path, key: str, value: Any, grid: dict[str, list[Any]], base: dict[str, Any]) -> Tune:
+    """A run entry's ``tune`` mapping, checked against its grid (which must vary ``weight`` and not ``seed``)."""
+    value = _mapping(path, key, value)
+    for name in value:
+        if name not in TUNE_KEYS:
+            raise _fail(path, f"{key}.{name}", f"unknown key; expected one of {', '.join(TUNE_KEYS)}")
+    seeds = value.get("seeds", [base.get("seed", 0)])
+    seeds = seeds if isinstance(seeds, list) else [seeds]
+    if not seeds or any(not _is_int(s) or not 0 <= s < 2**32 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise _fail(path, f"{key}.seeds", f"got {seeds!r}; expected a list of distinct integers >= 0")
+    neighbours = value.get("neighbours", 1)
+    if not _is_int(neighbours) or neighbours < 0:
+        raise _fail(path, f"{key}.neighbours", f"got {neighbours!r}; expected an integer >= 0 (grid values on each "
+                                               f"side of the chosen one)")
+    weights = grid.get("weight", [])
+    if len(weights) < 2 or len(set(weights)) != len(weights):
+        raise _fail(path, f"{key}", "tuning needs a grid of at least two distinct 'weight' values to choose from")
+    if "seed" in grid or "tuning" in grid:
+        raise _fail(path, f"{key}", "a tuned run's grid must not vary 'seed' or 'tuning'; give the seeds of the "
+                                    "chosen values in tune.seeds")
+    return Tune(tuple(seeds), neighbours)
 
 
 def _describe(point: Point) -> str:
     return f"{point.notebook.name} {point.parameters}"
 
 
-def _expand_entry(path: Path, index: int, entry: Any, defaults: dict[str, Any]) -> list[Point]:
+def _expand_entry(path: Path, index: int, entry: Any, defaults: dict[str, Any], setting: int = 0) -> list[Point]:
     key = f"runs[{index}]"
     if not isinstance(entry, dict):
         raise _fail(path, key, f"got {entry!r}; expected a mapping with 'notebook' and 'grid'")
@@ -372,7 +460,12 @@ def _expand_entry(path: Path, index: int, entry: Any, defaults: dict[str, Any]) 
         own = notebook_parameters(notebook)
     except ValueError as exc:
         raise _fail(path, f"{key}.notebook", str(exc)) from None
-    expected = [n for n in NOTEBOOK_PARAMETERS if n not in own]
+    expected = [n for n in NOTEBOOK_PARAMETERS if n not in own and n not in OPTIONAL_PARAMETERS]
+    lacking = [n for n in defaults if n in OPTIONAL_PARAMETERS and n not in own]
+    if lacking:
+        raise _fail(path, f"{key}.notebook", f"{name} lacks the parameter(s) {', '.join(lacking)} that defaults or "
+                                             f"settings give; use a notebook that has them (e.g. "
+                                             f"notebooks/07_objectives_train.ipynb) or remove them")
     if expected:
         raise _fail(path, f"{key}.notebook", f"{name} lacks the parameter(s) {', '.join(expected)}; expected a "
                                              f"training notebook whose 'parameters' cell has all of "
@@ -387,10 +480,18 @@ def _expand_entry(path: Path, index: int, entry: Any, defaults: dict[str, Any]) 
                                                      f"({NOTEBOOK_PARAMETERS[param]})")
         axes[param] = [_checked(path, f"{key}.grid.{param}[{i}]", param, v) for i, v in enumerate(values)]
     base = {**own, **defaults}
+    tune = None
+    if entry.get("tune") is not None:
+        if "tuning" not in own:
+            raise _fail(path, f"{key}.tune", f"{name} has no 'tuning' parameter; tune with a notebook that has it "
+                                             f"(e.g. notebooks/07_objectives_train.ipynb)")
+        tune = _tune(path, f"{key}.tune", entry["tune"], axes, base)
+        final = (("tuning", False), ("generation_prefixes", base.get("generation_prefixes", 0)))
+        base = {**base, "tuning": True, "generation_prefixes": 0}
     points = []
     for combination in itertools.product(*axes.values()):
         parameters = {**base, **dict(zip(axes, combination, strict=True))}
         for param in SWEEP_OWNED:
             parameters.pop(param, None)
-        points.append(Point(notebook, parameters, index))
+        points.append(Point(notebook, parameters, index, setting, tune, final if tune else ()))
     return points

@@ -1,4 +1,7 @@
-"""``make reproduce``: the paper's sweep (``params/paper.yaml``), then the report notebooks.
+"""``make reproduce``: a study's sweep (the paper's: ``params/paper.yaml``), then its report notebooks.
+
+``python -m entropylab reproduce --study objectives`` (``make objectives``) does the same for the objectives study
+(:data:`STUDIES`); ``--params FILE`` runs another parameter file of a study (e.g. its smoke file) instead.
 
 1. :func:`entropylab.sweep.run_sweep` runs every unfinished run of ``params/paper.yaml`` (on the synthetic
    corpus, experiment ``paper-synthetic``, when the NYT data is absent) and collects
@@ -24,6 +27,11 @@ from .. import paths
 PARAMS_FILE = Path("params") / "paper.yaml"
 REPORT_NOTEBOOKS = ("00_data.ipynb", "04_predictions.ipynb", "06_results.ipynb")
 REPORT_PARAMETERS = ("experiment", "output_root", "data_dir", "dataset")
+#: Each study's parameter file and report notebooks.
+STUDIES: dict[str, tuple[Path, tuple[str, ...]]] = {
+    "paper": (PARAMS_FILE, REPORT_NOTEBOOKS),
+    "objectives": (Path("params") / "objectives.yaml", ("07_objectives.ipynb",)),
+}
 
 
 def inputs_fingerprint(notebook: Path, parameters: dict[str, Any], results_csv: Path,
@@ -61,11 +69,15 @@ def run_report(notebook: Path, out_dir: Path, parameters: dict[str, Any], finger
     return error
 
 
-def main(output_root: str | Path | None = None) -> int:
-    """Run the paper's sweep and the report notebooks (outputs in ``output_root``, default ``$ENTROPYLAB_OUTPUTS``
-    or ``<project>/outputs``); returns the number of failures (0: all done)."""
+def main(output_root: str | Path | None = None, study: str = "paper", params: str | Path | None = None) -> int:
+    """Run a study's sweep (``params`` overrides its file) and its report notebooks (outputs in ``output_root``,
+    default ``$ENTROPYLAB_OUTPUTS`` or ``<project>/outputs``); returns the number of failures (0: all done)."""
+    if study not in STUDIES:
+        raise ValueError(f"unknown study {study!r}; choose one of {', '.join(STUDIES)}")
     root = paths.project_root()
-    return reproduce(root / PARAMS_FILE, [root / "notebooks" / name for name in REPORT_NOTEBOOKS], output_root)
+    params_file, notebooks = STUDIES[study]
+    params_file = Path(params) if params is not None else root / params_file
+    return reproduce(params_file, [root / "notebooks" / name for name in notebooks], output_root)
 
 
 def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str | Path | None = None) -> int:

@@ -3,7 +3,9 @@
 The table has one row per run and epoch: ``experiment``, ``run`` (the folder name), every identity column of
 the run (:data:`entropylab.training.config.IDENTITY_COLUMNS`: ``objective`` is the config's loss, ``parameter``
 says whether ``weight`` is a weight, a smoothing amount or an exponent), the history columns (``loss`` is the
-training loss) and ``ref_<name>`` for each count-model reference of the run (its ``metrics.json``). The sweep
+training loss) and ``ref_<name>`` for each count-model reference of the run (its ``metrics.json``), the run's
+``best_epoch`` (lowest validation cross-entropy under early stopping, else its last epoch) and, when the run
+measured them, its generation metrics as ``gen_<name>`` (the same on every row of the run). The sweep
 writes it to ``<outputs>/results/<experiment>.csv``; reports, figures and the explorer read it.
 """
 
@@ -45,6 +47,9 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None, *, wr
         references = record.metrics.get("references", {})
         for key in REFERENCE_KEYS:
             frame[f"ref_{key}"] = references.get(key, math.nan)
+        frame["best_epoch"] = int(record.metrics.get("best_epoch") or frame["epoch"].max())
+        for key, value in (record.metrics.get("generation") or {}).items():
+            frame[f"gen_{key}"] = value
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["experiment", "run", *IDENTITY_COLUMNS, "epoch"])
@@ -111,6 +116,13 @@ def final_epoch(results: pd.DataFrame) -> pd.DataFrame:
     by = ["run"] if "run" in results.columns else [*group_columns(results), "seed"]
     index = results.groupby(by)["epoch"].idxmax()
     return results.loc[sorted(index)].reset_index(drop=True)
+
+
+def best_epoch(results: pd.DataFrame) -> pd.DataFrame:
+    """The best epoch's row of each run (its ``best_epoch`` column; a table without it: the last epoch)."""
+    if results.empty or "best_epoch" not in results.columns:
+        return final_epoch(results)
+    return results[results["epoch"] == results["best_epoch"]].reset_index(drop=True)
 
 
 def find_run(experiment: str, output_root: str | os.PathLike | None = None, **fields: object) -> Path | None:

@@ -20,6 +20,11 @@
   go on. The exit status is the number of failed points (at most 100).
 * ``dataset: auto`` is resolved once: without the NYT data the runs use the synthetic corpus and go to the
   experiment ``<experiment>-synthetic``.
+* A file with tuned run entries (``tune``, :mod:`entropylab.experiments.tuning`) runs in two stages: its tuning
+  runs go to the experiment ``<experiment>-tuning``; then each group's chosen value and its neighbours, with every
+  seed, join the file's other points in ``<experiment>``. The choices are written to
+  ``<outputs>/results/<experiment>-choices.csv``. Both stages resume like any sweep. A file with ``settings`` runs
+  both stages of one setting before the next, so a study stopped part-way has whole settings.
 * Progress counts epochs (done over planned, read from each running run's ``progress.json``), with finished
   runs as a second number. After every finished point the experiment's results table is collected again
   (:func:`entropylab.experiments.results.collect`).
@@ -28,6 +33,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
@@ -239,9 +245,76 @@ def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = Non
 
     ``scheduler`` (``tcp://HOST:PORT``) runs the points on that Dask cluster; ``cluster="local"`` starts a Dask
     ``LocalCluster`` of ``workers`` processes; both default to the file's ``cluster``; without any, the local
-    worker processes run them.
+    worker processes run them. A file with tuned entries runs its tuning stage first (the result's outcomes are
+    those of both stages).
     """
-    plan = make_plan(params, data_dir=data_dir, output_root=output_root, workers=workers, threads=threads)
+    options = {"workers": workers, "threads": threads, "data_dir": data_dir, "output_root": output_root,
+               "scheduler": scheduler, "cluster": cluster, "progress": progress}
+    param_set = params if isinstance(params, ParamSet) else load_params(params)
+    if not param_set.tuning_points:
+        return _run_stage(param_set, **options)
+    outcomes: list[Outcome] = []
+    plan = None
+    for part in by_setting(param_set):  # one setting after the other: each is finished before the next starts
+        first = _run_stage(tuning_stage(part), **options)
+        final, missing = final_stage(part, first.plan)
+        for entry, setting in missing:
+            print(f"  runs[{entry}] in setting {setting}: no tuning run finished, nothing to choose; its runs are "
+                  f"left out (run the sweep again to retry the tuning runs)", flush=True)
+        second = _run_stage(final, **options)
+        outcomes += first.outcomes + second.outcomes
+        plan = second.plan
+    return SweepResult(plan, outcomes)
+
+
+def by_setting(param_set: ParamSet) -> list[ParamSet]:
+    """The file cut into one parameter set per data setting (its points and tuning points), in file order."""
+    settings = sorted({p.setting for p in [*param_set.points, *param_set.tuning_points]})
+    return [dataclasses.replace(param_set, points=[p for p in param_set.points if p.setting == s],
+                                tuning_points=[p for p in param_set.tuning_points if p.setting == s])
+            for s in settings]
+
+
+def tuning_stage(param_set: ParamSet) -> ParamSet:
+    """The tuning runs of a file as a parameter set of their own, in the experiment ``<experiment>-tuning``."""
+    return dataclasses.replace(param_set, experiment=f"{param_set.experiment}-tuning",
+                               points=list(param_set.tuning_points), tuning_points=[])
+
+
+def final_stage(param_set: ParamSet, tuning_plan: Plan) -> tuple[ParamSet, list[tuple[int, int]]]:
+    """The file's points plus each tuning group's chosen runs (see :mod:`entropylab.experiments.tuning`), the
+    choices written to ``<outputs>/results/<experiment>-choices.csv``; also the groups nothing was chosen for."""
+    from . import tuning
+
+    made, missing = tuning.choices(param_set.tuning_points, [t.run_dir for t in tuning_plan.tasks])
+    experiment = tuning_plan.experiment.replace(f"{param_set.experiment}-tuning", param_set.experiment, 1)
+    if made:
+        table = tuning.choices_table(made)
+        path = choices_path(experiment, tuning_plan.output_root)
+        if path.is_file():  # keep the other settings' choices (a file runs one setting at a time)
+            import pandas as pd
+
+            kept = pd.read_csv(path)
+            kept = kept[~kept.set_index(["entry", "setting"]).index.isin(table.set_index(["entry", "setting"]).index)]
+            table = pd.concat([kept, table], ignore_index=True).sort_values(["setting", "entry"], kind="stable")
+        store.write_csv(path, table)
+        for row in tuning.choices_table(made).itertuples():
+            print(f"  tuned {row.objective} on {row.dataset}/{row.split}: chosen {row.chosen:g} of [{row.grid}]"
+                  f"{' (at the edge of the grid: widen it)' if row.at_edge else ''}", flush=True)
+    points = [*param_set.points, *(p for choice in made for p in choice.final_points())]
+    return dataclasses.replace(param_set, points=points, tuning_points=[]), missing
+
+
+def choices_path(experiment: str, output_root: str | os.PathLike | None = None) -> Path:
+    """``<outputs>/results/<experiment>-choices.csv``: the tuned values of a study."""
+    return results_path(f"{experiment}-choices", output_root)
+
+
+def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None, data_dir: str | os.PathLike | None,
+               output_root: str | os.PathLike | None, scheduler: str | None, cluster: str | None,
+               progress: bool) -> SweepResult:
+    """Execute every unfinished point of ``param_set`` (no tuning stage)."""
+    plan = make_plan(param_set, data_dir=data_dir, output_root=output_root, workers=workers, threads=threads)
     check_writable(plan.runs_dir)
     engine = _engine(scheduler, cluster, plan.params.cluster)
     outcomes: list[Outcome] = []
@@ -325,6 +398,26 @@ def dry_run(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLike
             output_root: str | os.PathLike | None = None, workers: int | None = None,
             threads: int | None = None) -> Plan:
     """Print every point with its state, without running anything."""
+    param_set = params if isinstance(params, ParamSet) else load_params(params)
+    options = {"data_dir": data_dir, "output_root": output_root, "workers": workers, "threads": threads}
+    if param_set.tuning_points:
+        first = _dry_run_stage(tuning_stage(param_set), **options)
+        if all(task_state(t) == "done" for t in first.tasks):
+            final, _ = final_stage(param_set, first)
+        else:
+            final = dataclasses.replace(param_set, tuning_points=[])
+            print(f"  then: {param_set.experiment!r} with the chosen values of {len(_groups(param_set))} tuned "
+                  f"group(s), decided when the tuning runs have finished, and these points:")
+        return _dry_run_stage(final, **options)
+    return _dry_run_stage(param_set, **options)
+
+
+def _groups(param_set: ParamSet) -> set[tuple[int, int]]:
+    return {(p.entry, p.setting) for p in param_set.tuning_points}
+
+
+def _dry_run_stage(params: ParamSet, *, data_dir: str | os.PathLike | None, output_root: str | os.PathLike | None,
+                   workers: int | None, threads: int | None) -> Plan:
     from collections import Counter
 
     plan = make_plan(params, data_dir=data_dir, output_root=output_root, workers=workers, threads=threads)
@@ -333,7 +426,7 @@ def dry_run(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLike
     rows = [(task_state(t), Path(t.notebook).name, t.name,
              ", ".join(f"{k}={v}" for k, v in t.parameters.items() if k in ("epochs", "max_sequences", "dataset")))
             for t in plan.tasks]
-    width = max(len(r[2]) for r in rows)
+    width = max((len(r[2]) for r in rows), default=0)
     for state, notebook, name, extra in rows:
         print(f"  {state:8} {notebook:34} {name:{width}}  {extra}")
     print("  " + ", ".join(f"{n} {state}" for state, n in Counter(r[0] for r in rows).items()))

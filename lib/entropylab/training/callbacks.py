@@ -83,3 +83,31 @@ def progress_file(run_dir: str | Path, every_s: float = 2.0) -> Progress:
         write_json(path, {"epoch": epoch, "epochs": epochs, "step": step, "steps": steps})
 
     return Progress(write, every_s=every_s)
+
+
+class BestEpoch(keras.callbacks.Callback):
+    """Early stopping on a validation metric (lower is better): keeps the best epoch's weights, stops after
+    ``patience`` epochs without a strict improvement, and puts the best weights back when training ends.
+
+    Put it after the callback that adds ``monitor`` to the epoch's logs. ``best_epoch`` is 1-based (0: no epoch
+    had a finite value; the weights are then left as they are).
+    """
+
+    def __init__(self, monitor: str = "val_cross_entropy", patience: int | None = None) -> None:
+        super().__init__()
+        self.monitor, self.patience = monitor, patience
+        self.best = math.inf
+        self.best_epoch = 0
+        self._weights: list | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = float((logs or {}).get(self.monitor, math.nan))
+        if math.isfinite(value) and value < self.best:
+            self.best, self.best_epoch = value, epoch + 1
+            self._weights = self.model.get_weights()
+        elif self.patience is not None and epoch + 1 - self.best_epoch >= self.patience:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._weights is not None:
+            self.model.set_weights(self._weights)

@@ -25,6 +25,11 @@ DATASETS = ("nyt", "synthetic")
 BACKENDS = ("tensorflow", "jax")
 THREADS_ENV_VAR = "ENTROPYLAB_THREADS"
 HASH_LENGTH = 8
+#: Fields added after runs were first stored, with the default under which a run's identity omits them:
+#: ``patience`` (early stopping on validation cross-entropy; ``None``: train every epoch), ``tuning`` (train
+#: and validate on a carve of the training split, never touching the validation split) and
+#: ``generation_prefixes`` (how many validation prefixes the generation metrics continue; 0: none).
+LATER_FIELDS: dict[str, Any] = {"patience": None, "tuning": False, "generation_prefixes": 0}
 
 
 def current_backend() -> str:
@@ -74,6 +79,9 @@ class RunConfig:
     backend: str | None = None
     threads: int | None = None
     synthetic: dict[str, Any] = field(default_factory=dict)
+    patience: int | None = None
+    tuning: bool = False
+    generation_prefixes: int = 0
 
     def __post_init__(self) -> None:
         objective = objectives.get(self.loss)
@@ -103,6 +111,15 @@ class RunConfig:
             raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
         if self.max_sequences is not None and (not isinstance(self.max_sequences, int) or self.max_sequences < 2):
             raise ValueError(f"max_sequences must be at least 2 (or None for all), got {self.max_sequences!r}")
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ValueError(f"patience must be null (no early stopping) or an integer >= 1, got {self.patience!r}")
+        if not isinstance(self.tuning, bool):
+            raise ValueError(f"tuning must be true or false, got {self.tuning!r}")
+        if isinstance(self.generation_prefixes, bool) or not isinstance(self.generation_prefixes, int) \
+                or self.generation_prefixes < 0:
+            raise ValueError(f"generation_prefixes must be an integer >= 0 (0: no generation metrics), "
+                             f"got {self.generation_prefixes!r}")
         self.backend = self.backend or current_backend()
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown Keras backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
@@ -127,9 +144,15 @@ class RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **values})
 
     def identity(self) -> dict[str, Any]:
-        """Every field that decides the numbers (all but ``data_dir``), as stored in ``config.json``."""
+        """Every field that decides the numbers (all but ``data_dir``), as stored in ``config.json``.
+
+        The fields added after the first studies (:data:`LATER_FIELDS`) are left out while at their default,
+        so a run trained before they existed keeps its name (its numbers are those of the default)."""
         values = self.to_dict()
         values.pop("data_dir")
+        for name, default in LATER_FIELDS.items():
+            if values.get(name) == default:
+                values.pop(name)
         return values
 
     @property
@@ -146,7 +169,7 @@ class RunConfig:
     def slug(self) -> str:
         """The readable part of the folder name, e.g. ``kl_regularized_w10_seed0``."""
         weight = f"_w{self.weight:g}" if objectives.get(self.loss).takes_parameter else ""
-        return f"{self.loss}{weight}_seed{self.seed}"
+        return f"{self.loss}{weight}_seed{self.seed}{'_tuning' if self.tuning else ''}"
 
     @property
     def run_name(self) -> str:
@@ -163,7 +186,8 @@ def identity_hash(identity: dict[str, Any]) -> str:
 #: Identity fields that become columns of the results table, in this order (``loss`` as ``objective``).
 IDENTITY_COLUMNS = ("dataset", "objective", "parameter", "weight", "head", "seed", "split", "val_fraction",
                     "split_seed", "epochs", "batch_size", "learning_rate", "embedding_dim", "lstm_units", "dropout",
-                    "max_sequences", "backend", "jit_compile", "threads")
+                    "max_sequences", "backend", "jit_compile", "threads", "patience", "tuning",
+                    "generation_prefixes")
 
 
 def identity_columns(config: dict[str, Any]) -> dict[str, Any]:
@@ -172,4 +196,6 @@ def identity_columns(config: dict[str, Any]) -> dict[str, Any]:
     values = {**config, "objective": config.get("loss")}
     values["parameter"] = objectives.parameter_name(values["objective"]) if values["objective"] in \
         objectives.OBJECTIVES else ""
+    for name, default in LATER_FIELDS.items():
+        values.setdefault(name, default)
     return {column: values.get(column) for column in IDENTITY_COLUMNS}

@@ -91,6 +91,11 @@ def stored_identity(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     if not isinstance(stored, dict):
         return None
     stored.pop("data_dir", None)
+    from .config import LATER_FIELDS
+
+    for name, default in LATER_FIELDS.items():  # as RunConfig.identity leaves them out
+        if name in stored and stored[name] == default:
+            stored.pop(name)
     return stored
 
 

@@ -142,12 +142,12 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     from ..metrics import EpochMetrics, ValidationEvaluator
     from ..model import build_model
     from ..references import ngram_references
-    from .callbacks import EpochTimer, StopOnNonFinite, progress_file
+    from .callbacks import BestEpoch, EpochTimer, StopOnNonFinite, progress_file
 
     started = time.perf_counter()
     if corpus is None:
         corpus = load_run_corpus(config)
-    data = corpus.subset(config.max_sequences).split(config.split, config.val_fraction, config.split_seed)
+    data = run_split(corpus, config)
     seed_everything(config.seed, op_determinism=not config.jit_compile)
     model = build_model(corpus.vocab_size, corpus.max_len - 1, embedding_dim=config.embedding_dim,
                         lstm_units=config.lstm_units, dropout=config.dropout, head=config.head)
@@ -158,8 +158,9 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     epoch_metrics = EpochMetrics(evaluator)
     timer = EpochTimer()
     non_finite = StopOnNonFinite()
+    best = BestEpoch(patience=config.patience)
     dataset, steps = training_dataset(data.x_train, data.y_train, config.batch_size, config.seed)
-    own_callbacks = [non_finite, timer, epoch_metrics]
+    own_callbacks = [non_finite, timer, epoch_metrics, best]
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
         store.write_json(run_path / store.CONFIG, config.to_dict())
@@ -178,15 +179,20 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     status = "failed" if non_finite_loss or history.empty else "complete"
     reason = (f"training loss became NaN or infinite in epoch {max(len(history), 1)}; the run was stopped"
               if non_finite_loss else "no epoch finished" if history.empty else None)
+    best_epoch = best.best_epoch if config.patience is not None and best.best_epoch else len(history)
     metrics: dict[str, Any] = {
         "status": status,
         "reason": reason,
         "stopped_early": status == "complete" and len(history) < config.epochs,
         "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "best": history.iloc[best_epoch - 1].to_dict() if best_epoch else {},
+        "reliability": epoch_metrics.bins[best_epoch - 1] if best_epoch else {},
         "corpus": corpus.summary(),
         "split_sizes": {"train": len(data.y_train), "val": len(data.y_val)},
         "references": ngram_references(data.y_train, data.x_train, data.y_val, data.x_val, corpus.vocab_size),
         "final": history.iloc[-1].to_dict() if len(history) else {},
+        "generation": _generation(model, data, corpus, config) if status == "complete" else {},
         "seconds_total": time.perf_counter() - started,
         "seconds_per_epoch": float(pd.Series(timer.seconds).median()) if timer.seconds else None,
         "peak_memory_mb": peak_memory_mb(),
@@ -204,6 +210,31 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
         else:
             store.mark_failed(run_path, reason or "unknown")
     return RunResult(config, history, metrics, status, run_path, model, corpus)
+
+
+def run_split(corpus: Corpus, config: RunConfig) -> Any:
+    """The training and validation sides a config trains and is judged on.
+
+    The corpus is capped at ``max_sequences`` and split by ``split``/``val_fraction``/``split_seed``. A tuning run
+    (``config.tuning``) then carves its own validation side out of the *training* side by the same rule (the
+    last ``val_fraction`` of it for ``tail``, whole headlines for ``headline``), so a parameter chosen on it has
+    never seen the validation side that the study reports.
+    """
+    data = corpus.subset(config.max_sequences).split(config.split, config.val_fraction, config.split_seed)
+    if config.tuning:
+        data = corpus.select(data.train_index).split(config.split, config.val_fraction, config.split_seed)
+    return data
+
+
+def _generation(model: Any, data: Any, corpus: Corpus, config: RunConfig) -> dict[str, float]:
+    """Generation metrics of the (best-epoch) model on ``generation_prefixes`` validation prefixes (none at 0)."""
+    if not config.generation_prefixes:
+        return {}
+    from ..metrics.generation import choose_prefixes, generation_metrics
+
+    rows = choose_prefixes(len(data.y_val), config.generation_prefixes, config.split_seed)
+    return generation_metrics(model, data.x_val[rows], head=config.head, seed=config.seed,
+                              true_next=corpus.true_next)
 
 
 def load_trained(run_dir: str | os.PathLike, corpus: Corpus | None = None) -> tuple[Any, Corpus, RunConfig]:

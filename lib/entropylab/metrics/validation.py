@@ -12,6 +12,14 @@ linear head):
 * ``val_cross_entropy``: mean ``-log p_t`` in nats; ``val_perplexity = exp(val_cross_entropy)``;
 * ``val_accuracy``: mean ``[argmax_j o_j = t]``;
 * ``val_entropy``: mean ``H(p) = -sum_j p_j log p_j``;
+* ``val_entropy_gap = val_entropy - val_cross_entropy``: below 0 the model is over-confident (it expects less
+  surprise than it gets), above 0 under-confident; 0 in expectation for a calibrated-in-entropy model;
+* ``val_brier``: mean ``sum_j (p_j - [j = t])^2 = sum_j p_j^2 - 2 p_t + 1`` (Brier 1950), in ``[0, 2]``;
+* ``val_ece``: expected calibration error of the top-1 probability ``c_i = max_j p_ij`` with ``K = 15`` equal-width
+  bins ``B_k = [(k-1)/K, k/K)`` (the last one closed): ``ECE = sum_k |B_k|/N |acc(B_k) - conf(B_k)|
+  = (1/N) sum_k |sum_{i in B_k} ([argmax_j p_ij = t_i] - c_i)|`` (Guo, Pleiss, Sun & Weinberger 2017). The per-bin
+  counts, confidence sums and correct counts of the last evaluation are kept (:attr:`ValidationEvaluator.bins`)
+  for a reliability diagram;
 * synthetic corpus only, with the exact next-word law ``q``: ``true_kl`` = mean ``sum_j q_j log(q_j / p_j)``
   and ``entropy_floor`` = mean ``H(q)``, the cross-entropy floor (``val_cross_entropy >= entropy_floor``
   in expectation, with equality only for ``p = q``).
@@ -29,10 +37,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from .losses import EPSILON, EntropyLabLoss, paper_entropy, paper_kl
+from ..losses import EPSILON, EntropyLabLoss, paper_entropy, paper_kl
 
 EVAL_BATCH_SIZE = 512
-_SUM_KEYS = ("paper_entropy", "paper_kl", "val_loss", "val_cross_entropy", "val_accuracy", "val_entropy")
+#: Equal-width bins of the top-1 probability for the expected calibration error.
+CALIBRATION_BINS = 15
+BIN_KEYS = ("bin_count", "bin_confidence", "bin_correct")
 
 
 def log_distribution(outputs: Any, head: str) -> Any:
@@ -49,6 +59,10 @@ def batch_sums(outputs: Any, labels: Any, loss: EntropyLabLoss, head: str, true_
     log_p = log_distribution(outputs, head)
     log_p_t = ops.squeeze(ops.take_along_axis(log_p, ops.expand_dims(labels, -1), axis=-1), -1)
     probs = ops.exp(log_p)
+    confidence = ops.max(probs, axis=-1)
+    correct = ops.cast(ops.equal(ops.argmax(log_p, axis=-1), labels), "float32")
+    bins = ops.minimum(ops.cast(ops.floor(confidence * CALIBRATION_BINS), "int32"), CALIBRATION_BINS - 1)
+    in_bin = ops.one_hot(bins, CALIBRATION_BINS)
     sums = {
         "paper_entropy": ops.sum(paper_entropy(outputs)),
         "paper_kl": ops.sum(paper_kl(labels, outputs)),
@@ -56,6 +70,10 @@ def batch_sums(outputs: Any, labels: Any, loss: EntropyLabLoss, head: str, true_
         "val_cross_entropy": ops.sum(-log_p_t),
         "val_accuracy": ops.sum(ops.cast(ops.equal(ops.argmax(outputs, axis=-1), labels), "float32")),
         "val_entropy": ops.sum(-ops.sum(probs * log_p, axis=-1)),
+        "val_brier": ops.sum(ops.sum(probs * probs, axis=-1) - 2.0 * ops.exp(log_p_t) + 1.0),
+        "bin_count": ops.sum(in_bin, axis=0),
+        "bin_confidence": ops.sum(in_bin * confidence[:, None], axis=0),
+        "bin_correct": ops.sum(in_bin * correct[:, None], axis=0),
     }
     if true_probs is not None:
         q = true_probs
@@ -75,6 +93,7 @@ class ValidationEvaluator:
         self.loss, self.head, self.true_next = loss, head, true_next
         self.batch_size = batch_size
         self._compiled: dict[int, Callable] = {}
+        self.bins: dict[str, np.ndarray] = {}
 
     def _function(self, model: keras.Model) -> Callable:
         key = id(model)
@@ -92,17 +111,21 @@ class ValidationEvaluator:
         return self._compiled[key]
 
     def evaluate(self, model: keras.Model) -> dict[str, float]:
+        """Every scalar metric (means over the validation examples); the calibration bins go to :attr:`bins`."""
         function = self._function(model)
-        totals: dict[str, float] = {}
+        totals: dict[str, Any] = {}
         n = len(self.y_val)
         for start in range(0, n, self.batch_size):
             x = self.x_val[start:start + self.batch_size]
             y = self.y_val[start:start + self.batch_size]
             q = None if self.true_next is None else self.true_next(x)
             for key, value in function(x, y, q).items():
-                totals[key] = totals.get(key, 0.0) + float(ops.convert_to_numpy(value))
-        means = {key: value / n for key, value in totals.items()}
+                totals[key] = totals.get(key, 0.0) + np.asarray(ops.convert_to_numpy(value), dtype=np.float64)
+        self.bins = {key: totals.pop(key) for key in BIN_KEYS}
+        means = {key: float(value) / n for key, value in totals.items()}
         means["val_perplexity"] = math.exp(min(means["val_cross_entropy"], 700.0))
+        means["val_entropy_gap"] = means["val_entropy"] - means["val_cross_entropy"]
+        means["val_ece"] = float(np.abs(self.bins["bin_correct"] - self.bins["bin_confidence"]).sum()) / n
         return means
 
 
@@ -124,12 +147,13 @@ def _jax_evaluate_batch(model: keras.Model, loss: EntropyLabLoss, head: str) -> 
 
 
 class EpochMetrics(keras.callbacks.Callback):
-    """Adds the validation metrics to each epoch's logs and keeps every epoch's row."""
+    """Adds the validation metrics to each epoch's logs and keeps every epoch's row and calibration bins."""
 
     def __init__(self, evaluator: ValidationEvaluator) -> None:
         super().__init__()
         self.evaluator = evaluator
         self.rows: list[dict[str, float]] = []
+        self.bins: list[dict[str, list[float]]] = []
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
@@ -137,3 +161,4 @@ class EpochMetrics(keras.callbacks.Callback):
         logs.update(values)
         row = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)), **values}
         self.rows.append(row)
+        self.bins.append({key: value.tolist() for key, value in self.evaluator.bins.items()})

@@ -1,0 +1,114 @@
+"""What a model generates: batched continuations of validation prefixes and their diversity and true quality.
+
+A batch of ``B`` prefixes (rows of the model's padded input) is continued ``n`` words at once: each step is one
+model call for the whole batch, the chosen words are appended and the window slides left by one (the oldest
+token, padding first, drops out, as the model only ever sees its fixed window). Padding (index 0) never has mass.
+
+* greedy: ``w = argmax_{j >= 1} p_j``; ancestral at temperature 1: ``w ~ p`` (restricted to ``j >= 1``,
+  renormalised), drawn by inverse CDF with ``numpy.random.default_rng(seed)``.
+
+Metrics of the ``B`` continuations ``c_1 .. c_B`` of ``n`` words each:
+
+* ``distinct_k = |{k-grams of all continuations}| / (B (n - k + 1))`` (distinct n-grams over all of them,
+  Li, Galley, Brockett, Gao & Dolan 2016), for ``k = 1, 2``;
+* ``repeat = (1/B) sum_b [c_b holds some word twice]``;
+* with the exact law ``q`` of a synthetic source: ``true_loglik = (1/(B n)) sum_{b,i} ln max(q(w_{b,i} | context),
+  1e-10)``, the mean log-probability under the source of each generated word in its own context (0 is the best;
+  a word the source can never emit there counts as ``ln 1e-10``) and ``impossible``, the fraction of such words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..decoding import normalise
+
+STRATEGIES = ("greedy", "sample")
+#: The floor of ``q`` in ``true_loglik``: a word the source cannot emit costs ``ln 1e-10 = -23.0``.
+TRUE_PROBABILITY_FLOOR = 1e-10
+
+
+def choose_prefixes(n_rows: int, n_prefixes: int, seed: int) -> np.ndarray:
+    """``n_prefixes`` row indices of ``range(n_rows)``, drawn without replacement and sorted (all when fewer);
+    the same for every model of one split, so that generation metrics compare models on the same prefixes."""
+    if n_prefixes >= n_rows:
+        return np.arange(n_rows)
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=n_prefixes, replace=False))
+
+
+def batch_distributions(model: Any, contexts: np.ndarray, head: str) -> np.ndarray:
+    """``p`` of every row of ``contexts`` (one model call), padding removed and rows renormalised (float64)."""
+    outputs = np.asarray(model(contexts, training=False), dtype=np.float64)
+    if head == "softmax":
+        outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+    else:
+        outputs = np.stack([normalise(row, head) for row in outputs]) if len(outputs) else outputs
+    outputs[:, 0] = 0.0
+    return outputs / outputs.sum(axis=1, keepdims=True)
+
+
+def continue_batch(model: Any, contexts: np.ndarray, n_words: int, *, head: str, strategy: str = "greedy",
+                   seed: int = 0, true_next: Callable[[np.ndarray], np.ndarray] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The next ``n_words`` word ids of every context row (``B x n``) and, with ``true_next``, the source's
+    probability ``q`` of each chosen word in its context (``B x n``); see the module docstring."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    rng = np.random.default_rng(seed)
+    window = np.array(contexts, dtype=np.int32, copy=True)
+    rows = np.arange(len(window))
+    words = np.zeros((len(window), n_words), dtype=np.int64)
+    true_probability = None if true_next is None else np.zeros((len(window), n_words))
+    for step in range(n_words):
+        p = batch_distributions(model, window, head)
+        if strategy == "greedy":
+            chosen = np.argmax(p, axis=1)
+        else:
+            cumulative = np.cumsum(p, axis=1)
+            draws = rng.random(len(p)) * cumulative[:, -1]
+            chosen = np.minimum((cumulative <= draws[:, None]).sum(axis=1), p.shape[1] - 1)
+        if true_probability is not None:
+            true_probability[:, step] = np.asarray(true_next(window))[rows, chosen]
+        words[:, step] = chosen
+        window = np.concatenate([window[:, 1:], chosen[:, None].astype(window.dtype)], axis=1)
+    return words, true_probability
+
+
+def distinct_n(words: np.ndarray, n: int) -> float:
+    """Distinct ``n``-grams over all rows of ``words`` divided by their number (see the module docstring)."""
+    words = np.asarray(words)
+    if words.ndim != 2 or words.shape[1] < n or len(words) == 0:
+        raise ValueError(f"distinct_{n} needs a non-empty 2-D array of continuations of at least {n} words")
+    grams = [tuple(row[i:i + n]) for row in words.tolist() for i in range(len(row) - n + 1)]
+    return len(set(grams)) / len(grams)
+
+
+def repeat_fraction(words: np.ndarray) -> float:
+    """The fraction of rows of ``words`` in which some word occurs more than once."""
+    words = np.asarray(words)
+    return float(np.mean([len(set(row)) < len(row) for row in words.tolist()]))
+
+
+def true_log_likelihood(true_probability: np.ndarray) -> tuple[float, float]:
+    """``(true_loglik, impossible)`` of the source probabilities of generated words (see the module docstring)."""
+    q = np.asarray(true_probability, dtype=np.float64)
+    return float(np.log(np.maximum(q, TRUE_PROBABILITY_FLOOR)).mean()), float((q <= 0).mean())
+
+
+def generation_metrics(model: Any, contexts: np.ndarray, *, head: str, n_words: int = 10, seed: int = 0,
+                       true_next: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, float]:
+    """``greedy_*`` and ``sample_*`` metrics of continuing every row of ``contexts`` by ``n_words`` words:
+    ``distinct_1``, ``distinct_2``, ``repeat`` and, with ``true_next``, ``true_loglik`` and ``impossible``."""
+    metrics: dict[str, float] = {"prefixes": float(len(contexts)), "words": float(n_words)}
+    for strategy in STRATEGIES:
+        words, q = continue_batch(model, contexts, n_words, head=head, strategy=strategy, seed=seed,
+                                  true_next=true_next)
+        metrics[f"{strategy}_distinct_1"] = distinct_n(words, 1)
+        metrics[f"{strategy}_distinct_2"] = distinct_n(words, 2)
+        metrics[f"{strategy}_repeat"] = repeat_fraction(words)
+        if q is not None:
+            metrics[f"{strategy}_true_loglik"], metrics[f"{strategy}_impossible"] = true_log_likelihood(q)
+    return metrics

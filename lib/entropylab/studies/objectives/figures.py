@@ -1,0 +1,135 @@
+"""The objectives study's figures (seaborn): perplexity against each objective's value, reliability diagrams, and
+the true KL against the value on the synthetic corpus.
+
+Lines are means over seeds at a run's best epoch, bands the 95 % t-interval of that mean
+(:func:`entropylab.analysis.stats.seed_band`); the grey band is cross-entropy's, on the same setting. A reliability
+diagram pools the calibration bins of a configuration's seeds: in each of the 15 equal-width bins of the top-1
+probability, the accuracy against the mean confidence (the diagonal is perfect calibration).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ... import objectives
+from ...analysis.stats import seed_band
+from ...training import store
+from .tables import BASELINE, setting_name
+
+RELIABILITY_COLUMNS = ("setting", "objective", "weight", "seed", "bin", "count", "confidence", "correct")
+
+
+def _bands(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    rows = []
+    for weight, group in frame.groupby("weight"):
+        low, high = seed_band(group[metric].to_numpy(dtype=float))
+        rows.append({"weight": weight, "mean": float(group[metric].mean()), "low": low, "high": high})
+    return pd.DataFrame(rows).sort_values("weight")
+
+
+def value_figure(results: pd.DataFrame, metric: str = "val_perplexity", settings: list[str] | None = None,
+                 choices: pd.DataFrame | None = None):
+    """``metric`` against the objective's value: a row of panels per tuned objective, a column per setting."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    settings = settings or sorted(results["setting"].unique())
+    tuned = [o for o in objectives.names() if o in set(results["objective"]) and objectives.get(o).takes_parameter]
+    fig, axes = plt.subplots(len(tuned), len(settings), figsize=(3.4 * len(settings), 2.1 * len(tuned)),
+                             squeeze=False)
+    for i, objective in enumerate(tuned):
+        for j, setting in enumerate(settings):
+            ax = axes[i][j]
+            here = results[results["setting"] == setting]
+            bands = _bands(here[here["objective"] == objective], metric)
+            base = here[here["objective"] == BASELINE][metric].to_numpy(dtype=float)
+            if len(base):
+                low, high = seed_band(base)
+                ax.axhspan(low, high, color="0.8", alpha=0.6, label="cross-entropy (95 % band)")
+                ax.axhline(float(np.mean(base)), color="0.4", lw=1)
+            if len(bands):
+                ax.plot(bands["weight"], bands["mean"], marker="o", color="C0", lw=1.5)
+                ax.fill_between(bands["weight"], bands["low"], bands["high"], color="C0", alpha=0.25)
+                if choices is not None:
+                    chosen = choices[(choices["setting"] == setting) & (choices["objective"] == objective)]
+                    for value in chosen["chosen"]:
+                        ax.axvline(float(value), color="C3", lw=1, ls="--")
+                if bands["weight"].max() / max(bands["weight"].min(), 1e-12) >= 10:
+                    ax.set_xscale("log")
+            if i == 0:
+                ax.set_title(setting)
+            if j == 0:
+                ax.set_ylabel(f"{objectives.get(objective).label}\n{metric.replace('val_', '')}", fontsize=8)
+            ax.set_xlabel(objectives.parameter_name(objective), fontsize=8)
+            ax.tick_params(labelsize=7)
+    fig.suptitle(f"{metric} at the best epoch against each objective's value (mean, 95 % band over seeds; grey: "
+                 f"cross-entropy; dashed: the value chosen on the tuning carve)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_table(experiment: str, output_root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The calibration bins of every finished run's best epoch (``metrics.json``), one row per run and bin."""
+    from ... import paths
+
+    rows = []
+    for record in store.completed_runs(paths.runs_dir(experiment, output_root)):
+        bins = record.metrics.get("reliability") or {}
+        config = record.config
+        if not bins or not config:
+            continue
+        for k, (count, confidence, correct) in enumerate(zip(bins["bin_count"], bins["bin_confidence"],
+                                                             bins["bin_correct"], strict=True)):
+            rows.append({"setting": setting_name(config["dataset"], config["split"]), "objective": config["loss"],
+                         "weight": float(config["weight"]), "seed": config["seed"], "bin": k, "count": count,
+                         "confidence": confidence, "correct": correct})
+    return pd.DataFrame(rows, columns=list(RELIABILITY_COLUMNS))
+
+
+def reliability_figure(bins: pd.DataFrame, picks: dict[str, list[tuple[str, float]]]):
+    """Accuracy against confidence per bin (seeds pooled), a panel per setting, a line per ``(objective, value)``
+    of ``picks[setting]``; the marker size follows the bin's share of the examples."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 4.0), squeeze=False)
+    for ax, (setting, chosen) in zip(axes[0], picks.items(), strict=True):
+        ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1)
+        for n, (objective, weight) in enumerate(chosen):
+            rows = bins[(bins["setting"] == setting) & (bins["objective"] == objective)
+                        & np.isclose(bins["weight"], weight, rtol=1e-9, atol=0.0)]
+            pooled = rows.groupby("bin")[["count", "confidence", "correct"]].sum()
+            pooled = pooled[pooled["count"] > 0]
+            if pooled.empty:
+                continue
+            share = pooled["count"] / pooled["count"].sum()
+            ax.plot(pooled["confidence"] / pooled["count"], pooled["correct"] / pooled["count"], marker="o",
+                    ms=3, lw=1.2, color=f"C{n}", label=objectives.describe(objective, weight))
+            ax.scatter(pooled["confidence"] / pooled["count"], pooled["correct"] / pooled["count"],
+                       s=400 * share, color=f"C{n}", alpha=0.3)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean top-1 probability in the bin", ylabel="accuracy in the bin",
+               title=setting)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("Reliability at the best epoch (15 bins, seeds pooled; diagonal: perfectly calibrated)")
+    fig.tight_layout()
+    return fig
+
+
+def best_two(table: pd.DataFrame) -> list[tuple[str, float]]:
+    """Cross-entropy and the two tuned objectives of lowest mean validation cross-entropy in a setting table."""
+    models = table[table["seeds"] > 0]
+    base = models[models["objective"] == BASELINE]
+    others = models[models["objective"] != BASELINE].sort_values("val_cross_entropy").head(2)
+    return [(r.objective, float(r.value)) for r in pd.concat([base, others]).itertuples()]
+
+
+def save_reliability(bins: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write the bins table (for reports made without the run folders)."""
+    store.write_csv(Path(path), bins)
+    return Path(path)
