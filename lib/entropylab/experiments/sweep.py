@@ -281,14 +281,14 @@ def tuning_stage(param_set: ParamSet) -> ParamSet:
                                points=list(param_set.tuning_points), tuning_points=[])
 
 
-def final_stage(param_set: ParamSet, tuning_plan: Plan) -> tuple[ParamSet, list[tuple[int, int]]]:
+def final_stage(param_set: ParamSet, tuning_plan: Plan, write: bool = True) -> tuple[ParamSet, list[tuple[int, int]]]:
     """The file's points plus each tuning group's chosen runs (see :mod:`entropylab.experiments.tuning`), the
     choices written to ``<outputs>/results/<experiment>-choices.csv``; also the groups nothing was chosen for."""
     from . import tuning
 
     made, missing = tuning.choices(param_set.tuning_points, [t.run_dir for t in tuning_plan.tasks])
     experiment = tuning_plan.experiment.replace(f"{param_set.experiment}-tuning", param_set.experiment, 1)
-    if made:
+    if made and write:
         table = tuning.choices_table(made)
         path = choices_path(experiment, tuning_plan.output_root)
         if path.is_file():  # keep the other settings' choices (a file runs one setting at a time)
@@ -298,6 +298,7 @@ def final_stage(param_set: ParamSet, tuning_plan: Plan) -> tuple[ParamSet, list[
             kept = kept[~kept.set_index(["entry", "setting"]).index.isin(table.set_index(["entry", "setting"]).index)]
             table = pd.concat([kept, table], ignore_index=True).sort_values(["setting", "entry"], kind="stable")
         store.write_csv(path, table)
+    if made:
         for row in tuning.choices_table(made).itertuples():
             print(f"  tuned {row.objective} on {row.dataset}/{row.split}: chosen {row.chosen:g} of [{row.grid}]"
                   f"{' (at the edge of the grid: widen it)' if row.at_edge else ''}", flush=True)
@@ -403,7 +404,7 @@ def dry_run(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLike
     if param_set.tuning_points:
         first = _dry_run_stage(tuning_stage(param_set), **options)
         if all(task_state(t) == "done" for t in first.tasks):
-            final, _ = final_stage(param_set, first)
+            final, _ = final_stage(param_set, first, write=False)
         else:
             final = dataclasses.replace(param_set, tuning_points=[])
             print(f"  then: {param_set.experiment!r} with the chosen values of {len(_groups(param_set))} tuned "

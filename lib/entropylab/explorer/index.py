@@ -87,11 +87,14 @@ class FinishedRun(store.RunRecord):
 
 
 def read_finished_runs(runs_root: str | os.PathLike) -> list[FinishedRun]:
-    """Every finished run under ``runs_root`` (any depth) that has a history and a known objective."""
+    """Every finished run under ``runs_root`` (any depth) that has a history and a known objective; tuning runs
+    (trained and validated on a carve of the training split, :mod:`entropylab.experiments.tuning`) are left out,
+    since their numbers are not on the validation split the other runs report."""
     runs_root = Path(runs_root)
     found = []
     for record in store.completed_runs(runs_root):
-        if record.history.empty or not record.config or record.config.get("loss") not in objectives.OBJECTIVES:
+        if record.history.empty or not record.config or record.config.get("loss") not in objectives.OBJECTIVES \
+                or record.config.get("tuning"):
             continue
         parent = record.run_dir.parent
         experiment = parent.relative_to(runs_root).as_posix() if parent != runs_root else "."

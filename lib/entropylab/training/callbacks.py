@@ -87,7 +87,8 @@ def progress_file(run_dir: str | Path, every_s: float = 2.0) -> Progress:
 
 class BestEpoch(keras.callbacks.Callback):
     """Early stopping on a validation metric (lower is better): keeps the best epoch's weights, stops after
-    ``patience`` epochs without a strict improvement, and puts the best weights back when training ends.
+    ``patience`` epochs without a strict improvement, and puts the best weights back when training ends. With
+    ``patience=None`` it only records the best epoch (the run trains every epoch and keeps the last weights).
 
     Put it after the callback that adds ``monitor`` to the epoch's logs. ``best_epoch`` is 1-based (0: no epoch
     had a finite value; the weights are then left as they are).
@@ -104,7 +105,8 @@ class BestEpoch(keras.callbacks.Callback):
         value = float((logs or {}).get(self.monitor, math.nan))
         if math.isfinite(value) and value < self.best:
             self.best, self.best_epoch = value, epoch + 1
-            self._weights = self.model.get_weights()
+            if self.patience is not None:  # without early stopping the run keeps its last epoch's weights
+                self._weights = self.model.get_weights()
         elif self.patience is not None and epoch + 1 - self.best_epoch >= self.patience:
             self.model.stop_training = True
 

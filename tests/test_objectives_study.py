@@ -1,0 +1,78 @@
+"""The objectives study's whole chain on its smoke file: tuning on a carve, the choice, the chosen values with
+seeds, the report notebook's tables and figures, and a second run that redoes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from entropylab.paths import project_root
+
+ROOT = project_root(Path(__file__).parent)
+SMOKE = ROOT / "params" / "objectives_smoke.yaml"
+
+
+def reproduce(output_root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ENTROPYLAB_OUTPUTS": str(output_root)}
+    return subprocess.run([sys.executable, "-m", "entropylab", "reproduce", "--study", "objectives", "--params",
+                           str(SMOKE), "--output-root", str(output_root)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("objectives")
+    done = reproduce(root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return root, done.stdout
+
+
+def test_tuning_chooses_on_the_carve_then_runs_the_chosen_value_with_every_seed(study):
+    root, stdout = study
+    choices = pd.read_csv(root / "results" / "objectives-smoke-choices.csv")
+    assert len(choices) == 2 and set(choices["split"]) == {"headline", "tail"}
+    tuned = pd.read_csv(root / "results" / "objectives-smoke-tuning.csv")
+    assert tuned["tuning"].all() and sorted(tuned["weight"].unique()) == [0.05, 0.1, 0.2]
+    results = pd.read_csv(root / "results" / "objectives-smoke.csv")
+    assert not results["tuning"].any()
+    for row in choices.itertuples():
+        runs = results[(results["objective"] == "label_smoothing") & (results["split"] == row.split)]
+        assert sorted(runs["weight"].unique()) == [row.chosen]  # neighbours: 0
+        assert sorted(runs["seed"].unique()) == [0, 1]
+        best = pd.Series(map(float, row.tuning_cross_entropy.split())).idxmin()
+        assert float(row.grid.split()[best]) == row.chosen  # the lowest tuning score wins
+    assert {"best_epoch", "val_ece", "val_brier", "val_entropy_gap", "gen_sample_distinct_2", "true_kl",
+            "gen_greedy_true_loglik"} <= set(results.columns)
+    assert "tuned label_smoothing on synthetic/headline" in stdout
+
+
+def test_the_report_writes_one_table_per_setting_with_verdicts_and_the_figures(study):
+    root, _ = study
+    tables = root / "tables" / "objectives-smoke"
+    for setting in ("synthetic_headline", "synthetic_tail"):
+        numbers = pd.read_csv(tables / f"{setting}_numbers.csv")
+        assert list(numbers["objective"][:2]) == ["cross_entropy", "label_smoothing"]
+        assert {"unigram count model", "bigram count model"} <= set(numbers["objective"])
+        assert numbers.loc[1, "verdict_val_cross_entropy"] == "too few seeds"  # two seeds: no verdict is given
+        assert numbers.loc[0, "val_cross_entropy_low"] <= numbers.loc[0, "val_cross_entropy"] <= \
+            numbers.loc[0, "val_cross_entropy_high"]
+        assert "true KL" in (tables / f"{setting}.md").read_text()
+    for figure in ("perplexity_vs_value", "reliability", "true_kl_vs_value"):
+        assert (root / "figures" / "objectives-smoke" / f"{figure}.png").stat().st_size > 10_000
+    notebook = json.loads((root / "notebooks" / "objectives-smoke" / "07_objectives.ipynb").read_text())
+    text = json.dumps(notebook)
+    assert "synthetic/headline" in text and '"output_type": "error"' not in text
+
+
+def test_a_second_run_redoes_nothing(study):
+    root, _ = study
+    again = reproduce(root)
+    assert again.returncode == 0, again.stderr[-2000:]
+    summaries = [line for line in again.stdout.splitlines() if " ran, " in line]
+    assert summaries and all(line.startswith("0 ran,") and "0 failed" in line for line in summaries)
