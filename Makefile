@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 
-.PHONY: setup reproduce test nbval-refresh test-browser lint lab sweep bench bench-quick data info clean-runs
+.PHONY: setup reproduce objectives test nbval-refresh test-browser lint lab sweep bench bench-quick data info clean-runs
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,6 +21,10 @@ setup: $(STAMP)
 
 reproduce: setup
 	$(PY) -m entropylab reproduce
+
+# the objectives study: params/objectives.yaml (tuning, then 3 seeds; resumable), then notebooks/07_objectives.ipynb
+objectives: setup
+	$(PY) -m entropylab reproduce --study objectives
 
 # nbval re-executes tests/nbval/{nyt,synthetic}/*.ipynb (the smoke profile; the NYT set where the data is, else
 # the synthetic one) in an empty outputs folder and compares the cells

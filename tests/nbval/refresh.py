@@ -11,7 +11,8 @@ the data.
 
 ``python tests/nbval/refresh.py [NAME ...] [--dataset nyt|synthetic]`` refreshes only the named notebooks (e.g.
 ``04_predictions``) of one corpus (default: both, or only the synthetic one without the NYT files), but executes
-every notebook before them too, since later notebooks read the runs of earlier ones.
+every notebook before them too, since later notebooks read the runs of earlier ones (except the
+:data:`INDEPENDENT` ones, such as the objectives study's training notebook, which read none).
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 NOTEBOOKS = ("00_data", "01_control", "02_entropy_regularization", "03_kl_regularization", "04_predictions",
-             "06_results")
+             "06_results", "07_objectives_train")
+#: Notebooks that read no earlier notebook's runs: refreshing one of them executes only itself.
+INDEPENDENT = ("07_objectives_train",)
+#: Parameters of the smoke profile that only some notebooks have.
+EXTRA_PARAMETERS = {"07_objectives_train": {"generation_prefixes": 20, "patience": 1}}
 CHECK_MARKER = "NBVAL_CHECK_OUTPUT"
 CHECK_TAG = "nbval-check-output"
 FALLBACK_SMOKE = {"epochs": 1, "batch_size": 32, "split": "tail", "seed": 0, "max_sequences": 400,
@@ -115,7 +120,8 @@ def refresh(names: list[str], dataset: str) -> None:
     import papermill
 
     wanted = set(names or NOTEBOOKS)
-    last = max(NOTEBOOKS.index(n) for n in wanted)
+    last = max((NOTEBOOKS.index(n) for n in wanted if n not in INDEPENDENT), default=-1)
+    chain = [n for i, n in enumerate(NOTEBOOKS) if n in wanted or (i <= last and n not in INDEPENDENT)]
     smoke = smoke_parameters(dataset)
     folder = HERE / dataset
     outputs = Path(tempfile.mkdtemp(prefix="entropylab-nbval-"))
@@ -124,7 +130,7 @@ def refresh(names: list[str], dataset: str) -> None:
     os.environ.pop("MPLBACKEND", None)
     print(f"smoke profile {smoke}, {smoke_threads()} TensorFlow thread(s); outputs in {outputs}")
     try:
-        for name in NOTEBOOKS[: last + 1]:
+        for name in chain:
             source = ROOT / "notebooks" / f"{name}.ipynb"
             target = folder / f"{name}.ipynb"
             if not source.is_file():
@@ -132,7 +138,7 @@ def refresh(names: list[str], dataset: str) -> None:
                 target.unlink(missing_ok=True)
                 continue
             declared = papermill.inspect_notebook(str(source))
-            parameters = {k: v for k, v in smoke.items() if k in declared}
+            parameters = {k: v for k, v in {**smoke, **EXTRA_PARAMETERS.get(name, {})}.items() if k in declared}
             started = time.perf_counter()
             executed = papermill.execute_notebook(str(source), None, parameters=parameters, cwd=str(folder),
                                                   kernel_name="python3", progress_bar=False, log_output=False)

@@ -67,8 +67,8 @@ def value_figure(results: pd.DataFrame, metric: str = "val_perplexity", settings
                 ax.set_ylabel(f"{objectives.get(objective).label}\n{metric.replace('val_', '')}", fontsize=8)
             ax.set_xlabel(objectives.parameter_name(objective), fontsize=8)
             ax.tick_params(labelsize=7)
-    fig.suptitle(f"{metric} at the best epoch against each objective's value (mean, 95 % band over seeds; grey: "
-                 f"cross-entropy; dashed: the value chosen on the tuning carve)", fontsize=9)
+    fig.suptitle(f"{metric} at the best epoch against each objective's value (mean, 95 % band over seeds)\n"
+                 f"grey: cross-entropy; dashed: the value chosen on the tuning carve", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -101,6 +101,7 @@ def reliability_figure(bins: pd.DataFrame, picks: dict[str, list[tuple[str, floa
     fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 4.0), squeeze=False)
     for ax, (setting, chosen) in zip(axes[0], picks.items(), strict=True):
         ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1)
+        reach = 0.1
         for n, (objective, weight) in enumerate(chosen):
             rows = bins[(bins["setting"] == setting) & (bins["objective"] == objective)
                         & np.isclose(bins["weight"], weight, rtol=1e-9, atol=0.0)]
@@ -109,12 +110,14 @@ def reliability_figure(bins: pd.DataFrame, picks: dict[str, list[tuple[str, floa
             if pooled.empty:
                 continue
             share = pooled["count"] / pooled["count"].sum()
+            reach = max(reach, float(pooled[["confidence", "correct"]].div(pooled["count"], axis=0).max().max()))
             ax.plot(pooled["confidence"] / pooled["count"], pooled["correct"] / pooled["count"], marker="o",
                     ms=3, lw=1.2, color=f"C{n}", label=objectives.describe(objective, weight))
             ax.scatter(pooled["confidence"] / pooled["count"], pooled["correct"] / pooled["count"],
                        s=400 * share, color=f"C{n}", alpha=0.3)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean top-1 probability in the bin", ylabel="accuracy in the bin",
-               title=setting)
+        limit = min(1.0, 1.1 * reach)  # zoomed to where the bins are (the axes stay equal)
+        ax.set(xlim=(0, limit), ylim=(0, limit), xlabel="mean top-1 probability in the bin",
+               ylabel="accuracy in the bin", title=setting)
         ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("Reliability at the best epoch (15 bins, seeds pooled; diagonal: perfectly calibrated)")
     fig.tight_layout()
