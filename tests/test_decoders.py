@@ -1,0 +1,138 @@
+"""Batched decoders: each transform against the one-row rules and hand-computed cases, Top-H, Mirostat 2.0 (its
+observed surprise settles at the target on the synthetic source), beam search, seeding and bad parameters."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from entropylab.continuation import continue_prefixes, model_distributions
+from entropylab.decoders import check_decoder, filter_batch, keep_top_h, mirostat_step
+from entropylab.decoding import filter_distribution
+
+CASES = [{"temperature": 0.7}, {"top_k": 3}, {"top_p": 0.8}, {"min_p": 0.2}, {"typical_p": 0.6},
+         {"epsilon_cutoff": 0.05}, {"eta_cutoff": 0.1}, {"temperature": 1.5, "top_k": 5, "top_p": 0.9},
+         {"min_p": 0.05, "typical_p": 0.9, "eta_cutoff": 0.02}]
+
+
+@pytest.mark.parametrize("params", CASES)
+def test_batched_transforms_match_the_one_row_rules(params):
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.full(12, 0.4), size=40)
+    p[5, 3:6] = p[5, 3]  # ties
+    batched = filter_batch(p, **params)
+    for row, expected in zip(batched, p, strict=True):
+        assert np.allclose(row, filter_distribution(expected, **params), atol=1e-12)
+
+
+def test_top_h_keeps_the_longest_prefix_within_the_entropy_bound():
+    p = np.array([[0.0, 0.5, 0.3, 0.2]])
+    h = -(0.5 * math.log(0.5) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2))  # 1.0297 nats
+    two = -(0.625 * math.log(0.625) + 0.375 * math.log(0.375))  # 0.6616: the top two, renormalised
+    assert two / h == pytest.approx(0.6425, abs=1e-4)
+    assert np.allclose(keep_top_h(p, 0.6), [[0, 1, 0, 0]])  # 0.6616 > 0.6 H: only the most likely word
+    assert np.allclose(keep_top_h(p, 0.7), [[0, 0.625, 0.375, 0]])  # within 0.7 H; all three would be H > 0.7 H
+    assert np.allclose(keep_top_h(p, 1.0), p)
+    assert np.allclose(filter_batch(p, top_h=0.7), [[0, 0.625, 0.375, 0]])
+
+
+def test_mirostat_keeps_words_below_mu_and_moves_mu_towards_tau():
+    p = np.array([[0.0, 0.5, 0.25, 0.25]])  # surprises 1, 2, 2 bits
+    chosen, mu, observed = mirostat_step(p, np.array([1.5]), tau=3.0, eta=0.1, rng=np.random.default_rng(0))
+    assert chosen.tolist() == [1] and observed.tolist() == [0.0]  # only word 1 is within 1.5 bits: q = 1
+    assert mu.tolist() == [pytest.approx(1.5 - 0.1 * (0.0 - 3.0))]
+    draws = [mirostat_step(p, np.array([2.5]), 3.0, 0.1, np.random.default_rng(s))[2][0] for s in range(200)]
+    assert set(np.round(draws, 6)) == {1.0, 2.0}  # all three kept: q = p, surprises 1 or 2 bits
+
+
+def source_model(q: np.ndarray):
+    """The synthetic source's exact law as a 'model' (logits ln q of the last word's row)."""
+    with np.errstate(divide="ignore"):
+        logits = np.where(q > 0, np.log(np.where(q > 0, q, 1.0)), -1e9)
+
+    def model(x, training=False):
+        return logits[np.asarray(x)[:, -1]]
+
+    return model
+
+
+def test_mirostat_observed_surprise_settles_at_tau_on_the_synthetic_source():
+    from entropylab.data.synthetic import make_synthetic_corpus
+
+    corpus = make_synthetic_corpus(n_headlines=300)  # the project's source: about 2.7 bits per word (median)
+    q = corpus.true_next(np.arange(corpus.vocab_size)[:, None])
+    starts = corpus.X[np.random.default_rng(0).choice(len(corpus.X), 400)]
+    for tau in (1.0, 2.0):
+        result = continue_prefixes(source_model(q), starts, 60, head="softmax", strategy="mirostat", tau=tau,
+                                   eta=0.1, seed=1, true_next=corpus.true_next)
+        assert result.observed_surprise[:, 30:].mean() == pytest.approx(tau, abs=0.05)
+        assert np.all(result.true_probability > 0)  # only words the source can emit
+
+
+def tree_model():
+    """From word 1: 2 (0.6) or 3 (0.4); after 2 four words of 0.25; after 3 word 4 at 0.9: greedy takes 2 (total
+    0.15), a beam of two finds 3 4 (0.36)."""
+    table = np.full((8, 8), 1e-6)
+    table[1, 2], table[1, 3] = 0.6, 0.4
+    table[2, 4:8] = 0.25
+    table[3, 4], table[3, 5] = 0.9, 0.1
+    table[4:, 1] = 1.0
+
+    def model(x, training=False):
+        return np.log(table[np.asarray(x)[:, -1]])
+
+    return model
+
+
+def test_beam_search_finds_the_likelier_continuation_that_greedy_misses():
+    contexts = np.array([[0, 1], [0, 1]])
+    greedy = continue_prefixes(tree_model(), contexts, 2, head="softmax")
+    beam = continue_prefixes(tree_model(), contexts, 2, head="softmax", strategy="beam", num_beams=2)
+    one = continue_prefixes(tree_model(), contexts, 2, head="softmax", strategy="beam", num_beams=1)
+    assert greedy.words.tolist() == [[2, 4], [2, 4]] and one.words.tolist() == greedy.words.tolist()
+    assert beam.words.tolist() == [[3, 4], [3, 4]]
+    assert beam.surprisal.sum(axis=1) == pytest.approx([-math.log(0.4 * 0.9)] * 2, rel=1e-4)
+    assert greedy.surprisal.sum(axis=1) > beam.surprisal.sum(axis=1)
+
+
+def test_seeded_sampling_is_reproducible_and_the_seed_matters():
+    rng = np.random.default_rng(2)
+    table = rng.dirichlet(np.full(30, 0.5), size=30)
+
+    def model(x, training=False):
+        return np.log(table[np.asarray(x)[:, -1]])
+
+    contexts = np.ones((50, 3), dtype=np.int32)
+    first = continue_prefixes(model, contexts, 8, head="softmax", strategy="sample", seed=7, top_p=0.9)
+    again = continue_prefixes(model, contexts, 8, head="softmax", strategy="sample", seed=7, top_p=0.9)
+    other = continue_prefixes(model, contexts, 8, head="softmax", strategy="sample", seed=8, top_p=0.9)
+    assert np.array_equal(first.words, again.words) and not np.array_equal(first.words, other.words)
+    assert not (first.words == 0).any()
+
+
+def test_the_linear_head_is_normalised_after_clipping():
+    outputs = np.array([[0.3, -0.2, 0.6, 0.2]])
+
+    def model(x, training=False):
+        return outputs
+
+    p = model_distributions(model, np.zeros((1, 2), dtype=np.int32), "linear")
+    assert p[0, 0] == 0 and p.sum() == pytest.approx(1.0)
+    assert p[0, 2] / p[0, 3] == pytest.approx(3.0) and p[0, 1] > 0  # clipped to eps, never negative
+
+
+@pytest.mark.parametrize(("strategy", "params", "message"), [
+    ("sample", {"temperature": -1.0}, "temperature must be > 0"),
+    ("sample", {"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+    ("sample", {"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+    ("sample", {"top_h": 0.0}, r"top_h must be in \(0, 1\]"),
+    ("mirostat", {"tau": -2.0}, "tau must be > 0"),
+    ("beam", {"num_beams": 0}, "num_beams must be an integer >= 1"),
+    ("greedy", {"top_k": 3}, "takes no parameters"),
+    ("nucleus", {}, "unknown strategy 'nucleus'"),
+])
+def test_bad_decoder_parameters_are_one_clear_error(strategy, params, message):
+    with pytest.raises(ValueError, match=message):
+        check_decoder(strategy, **params)
