@@ -52,6 +52,7 @@ sweep: setup
 bench: setup
 	$(PY) -m pip install -q -e ".[jax]" || echo "JAX not installed: the benchmark skips ours-jax"
 	$(PY) -m entropylab bench
+	$(PY) -m entropylab.bench generation || echo "generation benchmark skipped: it needs a finished run (make reproduce)"
 
 bench-quick: setup
 	$(PY) -m pip install -q -e ".[jax]" || echo "JAX not installed: the benchmark skips ours-jax"

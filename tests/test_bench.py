@@ -144,3 +144,17 @@ def test_flop_count_matches_the_model():
     assert flops["lstm_forward"] == 23 * 2 * 110 * 400 and flops["dense_forward"] == 2 * 100 * 500
     n_train, n_val = 41416, 10354  # the NYT tail split: ~0.58 TFLOP per epoch (issue 4)
     assert profile.epoch_flops(n_train, n_val, 11265) == pytest.approx(0.58e12, rel=0.05)
+
+
+def test_generation_benchmark_times_both_ways_on_the_same_words(tmp_path):
+    from entropylab.bench.generation import measure
+    from entropylab.training import RunConfig, run
+
+    config = RunConfig(dataset="synthetic", loss="cross_entropy", epochs=1, max_sequences=300, jit_compile=False,
+                       threads=1)
+    assert run(config, tmp_path / config.run_name).status == "complete"
+    rows = {r["way"]: r for r in measure(tmp_path / config.run_name, prefixes=20, n_words=3, repeats=1,
+                                         per_sequence_prefixes=5)}
+    assert rows["batched"]["model_calls"] == 3 and rows["per_sequence"]["model_calls"] == 15
+    assert rows["per_sequence"]["seconds_for_prefixes"] == pytest.approx(
+        rows["per_sequence"]["median_seconds_measured"] * 20 / 5)

@@ -125,53 +125,6 @@ def check_sampling_parameters(**params: Any) -> dict[str, Any]:
     return checked
 
 
-# -- the transforms: each takes a normalised p and returns the mask of the words it keeps ------------------------
-
-def _entropy(p: np.ndarray) -> float:
-    support = p[p > 0]
-    return float(-(support * np.log(support)).sum())
-
-
-def _keep_top_k(p: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, p.size)
-    kth_largest = np.partition(p, p.size - k)[p.size - k]
-    return p >= kth_largest
-
-
-def _keep_top_p(p: np.ndarray, top_p: float) -> np.ndarray:
-    order = np.argsort(-p, kind="stable")  # most likely first; ties: lower index first
-    mass_before = np.concatenate(([0.0], np.cumsum(p[order])[:-1]))
-    keep = np.zeros(p.size, dtype=bool)
-    keep[order] = mass_before < top_p - _MASS_TOLERANCE
-    keep[order[0]] = True
-    return keep
-
-
-def _keep_min_p(p: np.ndarray, min_p: float) -> np.ndarray:
-    return p >= min_p * p.max()
-
-
-def _keep_typical(p: np.ndarray, mass: float) -> np.ndarray:
-    distance = np.full(p.size, np.inf)
-    support = p > 0
-    distance[support] = np.abs(-np.log(p[support]) - _entropy(p))
-    order = np.argsort(distance, kind="stable")
-    cumulative = np.cumsum(p[order])
-    last = min(int(np.count_nonzero(cumulative < mass - _MASS_TOLERANCE)), p.size - 1)
-    keep = distance <= distance[order[last]]
-    keep[order[0]] = True
-    return keep
-
-
-def _keep_above(p: np.ndarray, cutoff: float) -> np.ndarray:
-    return (p >= cutoff) | (p >= p.max())  # the most likely word stays even when it is below the cutoff
-
-
-def _keep_eta(p: np.ndarray, epsilon: float) -> np.ndarray:
-    eta = min(epsilon, math.sqrt(epsilon) * math.exp(-_entropy(p)))
-    return _keep_above(p, eta)
-
-
 def filter_distribution(p: np.ndarray, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                         typical_p: float = 1.0, min_p: float = 0.0, epsilon_cutoff: float = 0.0,
                         eta_cutoff: float = 0.0, **unknown: Any) -> np.ndarray:
@@ -190,9 +143,13 @@ def filter_distribution(p: np.ndarray, *, temperature: float = 1.0, top_k: int =
     * ``epsilon_cutoff``: keep ``p_j >= epsilon_cutoff`` (Hewitt et al. 2022; ``EpsilonLogitsWarper``);
     * ``eta_cutoff = ε``: keep ``p_j >= min(ε, sqrt(ε) exp(-H(p)))`` (Hewitt et al. 2022; ``EtaLogitsWarper``).
 
-    Every transform keeps at least the most likely word, so the result always sums to 1. The module docstring
-    has the exact rules. Raises ``ValueError`` for a parameter out of range or an unknown one.
+    Every transform keeps at least one word (the most likely; for ``typical_p`` the most typical), so the result
+    always sums to 1. The module docstring has the exact rules; :func:`entropylab.decoders.filter_batch` applies
+    them to a whole batch (this is its one-row view). Raises ``ValueError`` for a parameter out of range or an
+    unknown one.
     """
+    from .decoders import filter_batch  # the batched transforms; this is their one-row view
+
     params = check_sampling_parameters(temperature=temperature, top_k=top_k, top_p=top_p, typical_p=typical_p,
                                        min_p=min_p, epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff,
                                        **unknown)
@@ -200,32 +157,9 @@ def filter_distribution(p: np.ndarray, *, temperature: float = 1.0, top_k: int =
     if p.size < 2 or not np.all(np.isfinite(p)) or np.any(p < 0):
         raise ValueError("p must be a distribution over the padding index 0 and at least one word "
                          "(finite, non-negative)")
-    p[0] = 0.0
-    total = p.sum()
-    if not total > 0:
+    if not p[1:].sum() > 0:
         raise ValueError("p has no mass outside the padding index 0")
-    p /= total
-
-    if params["temperature"] != 1.0:
-        support = p > 0
-        scaled = np.full(p.size, -np.inf)
-        scaled[support] = np.log(p[support]) / params["temperature"]
-        p = np.exp(scaled - scaled.max())  # the most likely word gets exp(0) = 1, so the sum is >= 1
-        p /= p.sum()
-
-    steps = (
-        (params["top_k"] > 0, _keep_top_k, params["top_k"]),
-        (params["top_p"] < 1.0, _keep_top_p, params["top_p"]),
-        (params["min_p"] > 0.0, _keep_min_p, params["min_p"]),
-        (params["typical_p"] < 1.0, _keep_typical, params["typical_p"]),
-        (params["epsilon_cutoff"] > 0.0, _keep_above, params["epsilon_cutoff"]),
-        (params["eta_cutoff"] > 0.0, _keep_eta, params["eta_cutoff"]),
-    )
-    for active, keep, value in steps:
-        if active:
-            p = np.where(keep(p, value), p, 0.0)
-            p /= p.sum()
-    return p
+    return filter_batch(p[None, :], **params)[0]
 
 
 def continue_text(model: Any, corpus: Corpus, seed_text: str, n_words: int = 10, *, head: str = "linear",

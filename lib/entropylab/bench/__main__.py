@@ -1,4 +1,5 @@
-"""``python -m entropylab.bench {child,ab,profile,scaling}``: the benchmark's child process and developer tools."""
+"""``python -m entropylab.bench {child,ab,profile,scaling,generation}``: the benchmark's child process and developer
+tools."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ def module_main(argv: list[str] | None = None) -> int:
         from .runner import child_main
 
         return child_main(argv[1:])
+    if argv and argv[0] == "generation":
+        from .generation import main as generation_main
+
+        return generation_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m entropylab.bench", description=package_doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -32,6 +37,7 @@ def module_main(argv: list[str] | None = None) -> int:
     scaling = sub.add_parser("scaling", help="a grid on a loopback Dask cluster and on the local pool, back to back")
     scaling.add_argument("params", help="a parameter file, e.g. params/smoke.yaml")
     scaling.add_argument("--workers", type=int, default=2)
+    sub.add_parser("generation", help="continuing 1,000 prefixes one by one against the batch (see its --help)")
     args = parser.parse_args(argv)
     if args.command == "scaling":
         from .scaling import measure
