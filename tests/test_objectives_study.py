@@ -38,9 +38,11 @@ def test_tuning_chooses_on_the_carve_then_runs_the_chosen_value_with_every_seed(
     choices = pd.read_csv(root / "results" / "objectives-smoke-choices.csv")
     assert len(choices) == 2 and set(choices["split"]) == {"headline", "tail"}
     tuned = pd.read_csv(root / "results" / "objectives-smoke-tuning.csv")
-    assert tuned["tuning"].all() and sorted(tuned["weight"].unique()) == [0.05, 0.1, 0.2]
+    assert tuned["tuning"].all() and sorted(tuned["weight"].unique()) == [0.05, 0.2]
     results = pd.read_csv(root / "results" / "objectives-smoke.csv")
     assert not results["tuning"].any()
+    plan = pd.read_csv(root / "results" / "objectives-smoke-plan.csv")
+    assert set(plan["run"]) == set(results["run"]) and len(plan) == 8  # 2 settings x (2 cross-entropy + 2 chosen)
     for row in choices.itertuples():
         runs = results[(results["objective"] == "label_smoothing") & (results["split"] == row.split)]
         assert sorted(runs["weight"].unique()) == [row.chosen]  # neighbours: 0

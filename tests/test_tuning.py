@@ -47,12 +47,13 @@ runs:
 
 @pytest.mark.parametrize(("tune", "message"), [
     ("{seeds: [0, 0]}", "distinct integers"),
+    ("{seeds: [0], patience: 1}", "unknown key"),
     ("{neighbours: -1}", "neighbours"),
     ("{sideways: 1}", "unknown key"),
 ])
 def test_bad_tune_blocks_are_one_line_errors(tmp_path, tune, message):
     path = write(tmp_path, f"""experiment: s
-defaults: {{dataset: synthetic}}
+defaults: {{dataset: synthetic, patience: 1}}
 runs:
   - {{notebook: {ROOT / TRAIN}, grid: {{loss: label_smoothing, weight: [0.1, 0.2]}}, tune: {tune}}}
 """)
@@ -66,6 +67,20 @@ runs:
   - {{notebook: {ROOT / TRAIN}, grid: {{loss: label_smoothing, weight: 0.1}}, tune: {{seeds: [0]}}}}
 """)
     with pytest.raises(ParamsError, match="at least two distinct 'weight' values"):
+        load_params(path)
+    path = write(tmp_path, f"""experiment: s
+defaults: {{patience: 1}}
+runs:
+  - {{notebook: {ROOT / TRAIN}, grid: {{loss: [label_smoothing, alpha_divergence], weight: [0.1, 0.2]}}, tune: {{}}}}
+""")
+    with pytest.raises(ParamsError, match=r"varies only 'weight'.*loss"):
+        load_params(path)
+    path = write(tmp_path, f"""experiment: s
+defaults: {{patience: null}}
+runs:
+  - {{notebook: {ROOT / TRAIN}, grid: {{loss: label_smoothing, weight: [0.1, 0.2]}}, tune: {{}}}}
+""")
+    with pytest.raises(ParamsError, match="needs early stopping"):
         load_params(path)
     path = write(tmp_path, f"""experiment: s
 runs:
@@ -95,15 +110,16 @@ def test_the_window_keeps_its_width_at_an_edge_and_flags_it():
 
 def test_choose_takes_the_lowest_finite_score_in_grid_order(tmp_path):
     path = write(tmp_path, f"""experiment: s
-defaults: {{dataset: synthetic}}
+defaults: {{dataset: synthetic, patience: 1}}
 runs:
   - {{notebook: {ROOT / TRAIN}, grid: {{loss: label_smoothing, weight: [0.3, 0.01, 0.1, 0.03]}}, tune: {{seeds: [0]}}}}
 """)
     points = load_params(path).tuning_points  # file order 0.3, 0.01, 0.1, 0.03
-    choice = tuning.choose(points, [math.nan, 2.5, 2.0, 2.2])
+    choice = tuning.choose(points, [math.inf, 2.5, 2.0, 2.2])
     assert choice.chosen == 0.1 and not choice.at_edge and choice.values == [0.03, 0.1, 0.3]
-    assert choice.scores[-1] != choice.scores[-1]  # the failed 0.3 sorts last and never wins
-    assert tuning.choose(points, [math.nan] * 4) is None
+    assert choice.scores[-1] == math.inf  # the diverged 0.3 sorts last and never wins
+    assert tuning.choose(points, [math.inf] * 4) is None
+    assert tuning.choose(points, [math.nan, 2.5, 2.0, 2.2]) is None  # an unfinished run: wait for it
     edge = tuning.choose(points, [9.0, 1.0, 2.0, 3.0])
     assert edge.chosen == 0.01 and edge.at_edge and edge.values == [0.01, 0.03, 0.1]
     assert [p.parameters["weight"] for p in edge.final_points()] == [0.01, 0.03, 0.1]
@@ -150,3 +166,16 @@ def test_early_stopping_reports_the_best_epoch(small_synthetic):
     tuned = run(config.replace(tuning=True, generation_prefixes=0), corpus=small_synthetic)
     assert tuned.metrics["split_sizes"]["train"] + tuned.metrics["split_sizes"]["val"] == \
         metrics["split_sizes"]["train"]  # the carve is cut from the training side only
+
+
+def test_a_report_refuses_two_runs_of_one_configuration_and_seed():
+    import pandas as pd
+
+    from entropylab.studies.objectives.tables import chosen_runs
+
+    results = pd.DataFrame({"setting": ["s/headline"] * 3, "objective": ["cross_entropy"] * 2 + ["label_smoothing"],
+                            "weight": [0.0, 0.0, 0.1], "seed": [0, 0, 0], "run": ["a", "b", "c"]})
+    choices = pd.DataFrame({"setting": ["s/headline"], "objective": ["label_smoothing"], "chosen": [0.1]})
+    with pytest.raises(ValueError, match="two runs of one configuration and seed: a, b"):
+        chosen_runs(results, choices)
+    assert list(chosen_runs(results.iloc[1:], choices)["run"]) == ["b", "c"]

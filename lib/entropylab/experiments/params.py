@@ -434,6 +434,13 @@ def _tune(path: Path, key: str, value: Any, grid: dict[str, list[Any]], base: di
     if "seed" in grid or "tuning" in grid:
         raise _fail(path, f"{key}", "a tuned run's grid must not vary 'seed' or 'tuning'; give the seeds of the "
                                     "chosen values in tune.seeds")
+    varying = [name for name, values in grid.items() if name != "weight" and len(values) > 1]
+    if varying:
+        raise _fail(path, f"{key}", f"a tuned run's grid varies only 'weight' (it varies {', '.join(varying)}); "
+                                    f"give the other values one run entry each, or put them in settings")
+    if base.get("patience") is None:
+        raise _fail(path, f"{key}", "tuning needs early stopping to judge each value at its best epoch; set "
+                                    "patience (e.g. 1) in defaults, settings or the grid")
     return Tune(tuple(seeds), neighbours)
 
 
@@ -485,7 +492,7 @@ def _expand_entry(path: Path, index: int, entry: Any, defaults: dict[str, Any], 
         if "tuning" not in own:
             raise _fail(path, f"{key}.tune", f"{name} has no 'tuning' parameter; tune with a notebook that has it "
                                              f"(e.g. notebooks/07_objectives_train.ipynb)")
-        tune = _tune(path, f"{key}.tune", entry["tune"], axes, base)
+        tune = _tune(path, f"{key}.tune", entry["tune"], axes, {**base, **{k: v[0] for k, v in axes.items()}})
         final = (("tuning", False), ("generation_prefixes", base.get("generation_prefixes", 0)))
         base = {**base, "tuning": True, "generation_prefixes": 0}
     points = []

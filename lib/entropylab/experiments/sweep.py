@@ -245,8 +245,8 @@ def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = Non
 
     ``scheduler`` (``tcp://HOST:PORT``) runs the points on that Dask cluster; ``cluster="local"`` starts a Dask
     ``LocalCluster`` of ``workers`` processes; both default to the file's ``cluster``; without any, the local
-    worker processes run them. A file with tuned entries runs its tuning stage first (the result's outcomes are
-    those of both stages).
+    worker processes run them. A file with tuned entries runs, setting by setting, its tuning stage and then the
+    chosen runs (the result's outcomes are those of every stage, its plan the last one's).
     """
     options = {"workers": workers, "threads": threads, "data_dir": data_dir, "output_root": output_root,
                "scheduler": scheduler, "cluster": cluster, "progress": progress}
@@ -255,13 +255,15 @@ def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = Non
         return _run_stage(param_set, **options)
     outcomes: list[Outcome] = []
     plan = None
+    study = StudyRecord(param_set.experiment)
     for part in by_setting(param_set):  # one setting after the other: each is finished before the next starts
         first = _run_stage(tuning_stage(part), **options)
-        final, missing = final_stage(part, first.plan)
+        final, missing = final_stage(part, first.plan, study)
         for entry, setting in missing:
-            print(f"  runs[{entry}] in setting {setting}: no tuning run finished, nothing to choose; its runs are "
-                  f"left out (run the sweep again to retry the tuning runs)", flush=True)
+            print(f"  runs[{entry}] in setting {setting}: a tuning run is unfinished or failed, nothing is chosen "
+                  f"and its runs are left out; run the sweep again to retry it", flush=True)
         second = _run_stage(final, **options)
+        study.write(second.plan)
         outcomes += first.outcomes + second.outcomes
         plan = second.plan
     return SweepResult(plan, outcomes)
@@ -281,34 +283,61 @@ def tuning_stage(param_set: ParamSet) -> ParamSet:
                                points=list(param_set.tuning_points), tuning_points=[])
 
 
-def final_stage(param_set: ParamSet, tuning_plan: Plan, write: bool = True) -> tuple[ParamSet, list[tuple[int, int]]]:
-    """The file's points plus each tuning group's chosen runs (see :mod:`entropylab.experiments.tuning`), the
-    choices written to ``<outputs>/results/<experiment>-choices.csv``; also the groups nothing was chosen for."""
+@dataclass
+class StudyRecord:
+    """What a tuned file's sweep has decided so far, rewritten whole after each setting (never merged with an
+    older file): ``<experiment>-choices.csv`` (the choices) and ``<experiment>-plan.csv`` (the runs that the
+    file reports, one row per run: its setting and folder name), so a report takes exactly these runs."""
+
+    experiment: str
+    choices: list[Any] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, plan: Plan) -> None:
+        from . import tuning
+
+        experiment = plan.experiment
+        for task in plan.tasks:
+            p = task.parameters
+            self.runs.append({"dataset": p["dataset"], "split": p["split"], "objective": p["loss"],
+                              "weight": p["weight"], "seed": p["seed"], "run": task.name})
+        if self.choices:
+            store.write_csv(choices_path(experiment, plan.output_root), tuning.choices_table(self.choices))
+        import pandas as pd
+
+        store.write_csv(results_path(f"{experiment}-plan", plan.output_root), pd.DataFrame(self.runs))
+
+
+def final_stage(param_set: ParamSet, tuning_plan: Plan,
+                study: StudyRecord | None = None) -> tuple[ParamSet, list[tuple[int, int]]]:
+    """The file's points plus each tuning group's chosen runs (see :mod:`entropylab.experiments.tuning`), without
+    duplicates; the choices join ``study`` (written by the caller); also the groups nothing was chosen for."""
     from . import tuning
 
-    made, missing = tuning.choices(param_set.tuning_points, [t.run_dir for t in tuning_plan.tasks])
-    experiment = tuning_plan.experiment.replace(f"{param_set.experiment}-tuning", param_set.experiment, 1)
-    if made and write:
-        table = tuning.choices_table(made)
-        path = choices_path(experiment, tuning_plan.output_root)
-        if path.is_file():  # keep the other settings' choices (a file runs one setting at a time)
-            import pandas as pd
-
-            kept = pd.read_csv(path)
-            kept = kept[~kept.set_index(["entry", "setting"]).index.isin(table.set_index(["entry", "setting"]).index)]
-            table = pd.concat([kept, table], ignore_index=True).sort_values(["setting", "entry"], kind="stable")
-        store.write_csv(path, table)
-    if made:
-        for row in tuning.choices_table(made).itertuples():
-            print(f"  tuned {row.objective} on {row.dataset}/{row.split}: chosen {row.chosen:g} of [{row.grid}]"
-                  f"{' (at the edge of the grid: widen it)' if row.at_edge else ''}", flush=True)
-    points = [*param_set.points, *(p for choice in made for p in choice.final_points())]
+    made, missing = tuning.choices(param_set.tuning_points, [t.run_dir for t in tuning_plan.tasks],
+                                   [t.parameters["dataset"] for t in tuning_plan.tasks])
+    if study is not None:
+        study.choices += made
+    for row in tuning.choices_table(made).itertuples():
+        print(f"  tuned {row.objective} on {row.dataset}/{row.split}: chosen {row.chosen:g} of [{row.grid}]"
+              f"{' (at the edge of the grid: widen it)' if row.at_edge else ''}", flush=True)
+    points, names = [], set()
+    for point in [*param_set.points, *(p for choice in made for p in choice.final_points())]:
+        name = point.config(**({"dataset": "synthetic"} if point.parameters["dataset"] == "auto" else {})).run_name
+        if name not in names:  # a chosen run may also be a point of the file (or of another tuned entry)
+            names.add(name)
+            points.append(point)
     return dataclasses.replace(param_set, points=points, tuning_points=[]), missing
 
 
 def choices_path(experiment: str, output_root: str | os.PathLike | None = None) -> Path:
     """``<outputs>/results/<experiment>-choices.csv``: the tuned values of a study."""
     return results_path(f"{experiment}-choices", output_root)
+
+
+def plan_path(experiment: str, output_root: str | os.PathLike | None = None) -> Path:
+    """``<outputs>/results/<experiment>-plan.csv``: the runs a tuned file reports."""
+    return results_path(f"{experiment}-plan", output_root)
 
 
 def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None, data_dir: str | os.PathLike | None,
@@ -401,16 +430,19 @@ def dry_run(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLike
     """Print every point with its state, without running anything."""
     param_set = params if isinstance(params, ParamSet) else load_params(params)
     options = {"data_dir": data_dir, "output_root": output_root, "workers": workers, "threads": threads}
-    if param_set.tuning_points:
-        first = _dry_run_stage(tuning_stage(param_set), **options)
+    if not param_set.tuning_points:
+        return _dry_run_stage(param_set, **options)
+    plan = None
+    for part in by_setting(param_set):
+        first = _dry_run_stage(tuning_stage(part), **options)
         if all(task_state(t) == "done" for t in first.tasks):
-            final, _ = final_stage(param_set, first, write=False)
+            final, _ = final_stage(part, first)
         else:
-            final = dataclasses.replace(param_set, tuning_points=[])
-            print(f"  then: {param_set.experiment!r} with the chosen values of {len(_groups(param_set))} tuned "
+            final = dataclasses.replace(part, tuning_points=[])
+            print(f"  then: {param_set.experiment!r} with the chosen values of {len(_groups(part))} tuned "
                   f"group(s), decided when the tuning runs have finished, and these points:")
-        return _dry_run_stage(final, **options)
-    return _dry_run_stage(param_set, **options)
+        plan = _dry_run_stage(final, **options)
+    return plan
 
 
 def _groups(param_set: ParamSet) -> set[tuple[int, int]]:

@@ -53,6 +53,9 @@ def load_study(experiment: str, output_root: str | os.PathLike | None = None) ->
     """``(best-epoch rows of every run, choices)`` of a study, each row with its ``setting``; raises
     ``FileNotFoundError`` naming the command that makes what is missing."""
     results = best_epoch(load_results(experiment, output_root))
+    plan = results_path(f"{experiment}-plan", output_root)
+    if plan.is_file():  # exactly the runs the parameter file reports (not a stale or a hand-made run beside them)
+        results = results[results["run"].isin(set(pd.read_csv(plan)["run"]))].reset_index(drop=True)
     results = results.assign(setting=[setting_name(d, s) for d, s in zip(results["dataset"], results["split"],
                                                                            strict=True)])
     path = choices_path(experiment, output_root)
@@ -66,12 +69,19 @@ def load_study(experiment: str, output_root: str | os.PathLike | None = None) ->
 
 
 def chosen_runs(results: pd.DataFrame, choices: pd.DataFrame) -> pd.DataFrame:
-    """The runs of each objective's chosen value (every seed), and cross-entropy's, per setting."""
+    """The runs of each objective's chosen value (every seed), and cross-entropy's, per setting; two runs of one
+    configuration and seed are refused (the table would mix them)."""
     keep = results["objective"] == BASELINE
     for row in choices.itertuples():
         keep |= ((results["setting"] == row.setting) & (results["objective"] == row.objective)
                  & np.isclose(results["weight"], float(row.chosen), rtol=1e-9, atol=0.0))
-    return results[keep].reset_index(drop=True)
+    runs = results[keep].reset_index(drop=True)
+    twice = runs[runs.duplicated(["setting", "objective", "weight", "seed"], keep=False)]
+    if len(twice):
+        raise ValueError(f"two runs of one configuration and seed: {', '.join(sorted(twice['run']))}; remove the "
+                         f"stale one from the experiment's run folder (the sweep writes <experiment>-plan.csv, "
+                         f"which selects its own)")
+    return runs
 
 
 def _metrics(frame: pd.DataFrame) -> list[str]:
@@ -96,8 +106,10 @@ def setting_table(results: pd.DataFrame, choices: pd.DataFrame, setting: str) ->
                "seeds": len(frame), "best_epoch": float(frame["best_epoch"].mean())}
         for metric in metrics:
             values = frame[metric].to_numpy(dtype=float)
-            low, high = seed_band(values)
-            row.update({f"{metric}": float(np.nanmean(values)), f"{metric}_low": low, f"{metric}_high": high})
+            finite = values[np.isfinite(values)]
+            low, high = seed_band(finite)
+            row.update({f"{metric}": float(finite.mean()) if len(finite) else np.nan, f"{metric}_low": low,
+                        f"{metric}_high": high})
         for metric, lower_is_better in VERDICTS.items():
             seeds = sorted(set(frame.index) & set(baseline.index))
             a = frame.loc[seeds, metric].to_numpy(dtype=float)
