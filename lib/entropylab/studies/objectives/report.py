@@ -68,6 +68,22 @@ def findings(numeric: dict[str, pd.DataFrame]) -> list[str]:
     return lines
 
 
+#: The columns of the short tables (README): the value, cross-entropy and calibration with verdicts, diversity.
+SHORT_METRICS = ("val_cross_entropy", "val_ece", "gen_sample_distinct_2", "true_kl")
+
+
+def short_tables(report: StudyReport) -> str:
+    """One compact Markdown table per setting (objective, value, cross-entropy, ECE, sample distinct-2, true KL
+    and the two verdicts), for the README."""
+    from ...analysis.tables import to_markdown
+
+    parts = []
+    for setting in report.settings:
+        table = tables.readable(report.numeric[setting], SHORT_METRICS)
+        parts.append(f"**{setting}**\n\n{to_markdown(table)}")
+    return "\n".join(parts)
+
+
 def build(experiment: str = "objectives", output_root: str | os.PathLike | None = None,
           write: bool = True) -> StudyReport:
     """Make every table and figure of the study (see the module docstring); ``write=False`` makes them only."""
@@ -91,6 +107,11 @@ def build(experiment: str = "objectives", output_root: str | os.PathLike | None 
         write_table(choices.drop(columns=["entry"], errors="ignore"), table_dir, "choices",
                     f"{experiment}: values chosen on the tuning carve")
     report.findings = findings(report.numeric)
+    if write:
+        from ...training.store import atomic_write_text
+
+        atomic_write_text(table_dir / "summary.md", f"# {experiment}: short tables\n\n{short_tables(report)}\n"
+                          + "\n".join(f"- {line}" for line in report.findings) + "\n")
 
     made: dict[str, Any] = {"perplexity_vs_value": figures.value_figure(results, "val_perplexity", settings, choices)}
     bins = load_reliability(experiment, output_root)
