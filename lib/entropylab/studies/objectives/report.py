@@ -64,7 +64,9 @@ def findings(numeric: dict[str, pd.DataFrame]) -> list[str]:
         lines.append(f"{setting}: cross-entropy reaches {ce:.3f} nats; better than it on validation cross-entropy: "
                      f"{named('verdict_val_cross_entropy', 'better')}; worse: "
                      f"{named('verdict_val_cross_entropy', 'worse')}; better on ECE: "
-                     f"{named('verdict_val_ece', 'better')}; worse on ECE: {named('verdict_val_ece', 'worse')}.")
+                     f"{named('verdict_val_ece', 'better')}; worse on ECE: {named('verdict_val_ece', 'worse')}"
+                     + (f"; no verdict (fewer than 3 seeds): {named('verdict_val_cross_entropy', 'too few seeds')}"
+                        if (models["verdict_val_cross_entropy"] == "too few seeds").any() else "") + ".")
     return lines
 
 
