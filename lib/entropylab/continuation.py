@@ -58,6 +58,7 @@ def continue_prefixes(model: Any, contexts: np.ndarray, n_words: int, *, head: s
     if strategy == "beam":
         return _beam_search(model, window, n_words, head, params["num_beams"], true_next)
     rng = np.random.default_rng(seed)
+    plain = check_decoder("sample") if strategy == "sample" else None  # ancestral sampling: p as it is
     rows = np.arange(len(window))
     words = np.zeros((len(window), n_words), dtype=np.int64)
     surprisal = np.zeros((len(window), n_words))
@@ -69,7 +70,7 @@ def continue_prefixes(model: Any, contexts: np.ndarray, n_words: int, *, head: s
         if strategy == "greedy":
             chosen = np.argmax(p, axis=1)
         elif strategy == "sample":
-            chosen = sample_rows(filter_batch(p, **params), rng)
+            chosen = sample_rows(filter_batch(p, **params) if params != plain else p, rng)
         else:
             chosen, mu, observed[:, step] = mirostat_step(p, mu, params["tau"], params["eta"], rng)
         surprisal[:, step] = -np.log(p[rows, chosen])

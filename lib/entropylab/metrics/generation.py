@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..decoding import normalise
+from ..continuation import continue_prefixes
 
 STRATEGIES = ("greedy", "sample")
 #: The floor of ``q`` in ``true_loglik``: a word the source cannot emit costs ``ln 1e-10 = -23.0``.
@@ -39,42 +39,17 @@ def choose_prefixes(n_rows: int, n_prefixes: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_rows, size=n_prefixes, replace=False))
 
 
-def batch_distributions(model: Any, contexts: np.ndarray, head: str) -> np.ndarray:
-    """``p`` of every row of ``contexts`` (one model call), padding removed and rows renormalised (float64)."""
-    outputs = np.asarray(model(contexts, training=False), dtype=np.float64)
-    if head == "softmax":
-        outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    else:
-        outputs = np.stack([normalise(row, head) for row in outputs]) if len(outputs) else outputs
-    outputs[:, 0] = 0.0
-    return outputs / outputs.sum(axis=1, keepdims=True)
-
-
 def continue_batch(model: Any, contexts: np.ndarray, n_words: int, *, head: str, strategy: str = "greedy",
                    seed: int = 0, true_next: Callable[[np.ndarray], np.ndarray] | None = None
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """The next ``n_words`` word ids of every context row (``B x n``) and, with ``true_next``, the source's
-    probability ``q`` of each chosen word in its context (``B x n``); see the module docstring."""
+    probability ``q`` of each chosen word in its context (``B x n``): greedy or ancestral sampling of
+    :func:`entropylab.continuation.continue_prefixes` (see the module docstring)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-    rng = np.random.default_rng(seed)
-    window = np.array(contexts, dtype=np.int32, copy=True)
-    rows = np.arange(len(window))
-    words = np.zeros((len(window), n_words), dtype=np.int64)
-    true_probability = None if true_next is None else np.zeros((len(window), n_words))
-    for step in range(n_words):
-        p = batch_distributions(model, window, head)
-        if strategy == "greedy":
-            chosen = np.argmax(p, axis=1)
-        else:
-            cumulative = np.cumsum(p, axis=1)
-            draws = rng.random(len(p)) * cumulative[:, -1]
-            chosen = np.minimum((cumulative <= draws[:, None]).sum(axis=1), p.shape[1] - 1)
-        if true_probability is not None:
-            true_probability[:, step] = np.asarray(true_next(window))[rows, chosen]
-        words[:, step] = chosen
-        window = np.concatenate([window[:, 1:], chosen[:, None].astype(window.dtype)], axis=1)
-    return words, true_probability
+    result = continue_prefixes(model, contexts, n_words, head=head, strategy=strategy, seed=seed,
+                               true_next=true_next)
+    return result.words, result.true_probability
 
 
 def distinct_n(words: np.ndarray, n: int) -> float:
