@@ -361,3 +361,38 @@ def test_training_runs_in_the_background_and_the_controls_stay_live(trained_outp
     thread.join(timeout=30)
     assert "stopped by the test" in widget.error.value and widget.progress.bar_style == "danger"
     assert not widget.train_button.disabled
+
+
+def test_decoder_controls_change_the_words_and_name_their_parameter(trained_outputs):
+    from entropylab.explorer.decoding import DECODERS, get
+
+    assert get("top_p").arguments(0.5) == ("sample", {"top_p": 0.5})
+    assert get("beam").arguments(3.2) == ("beam", {"num_beams": 3}) and get("greedy").arguments(None) == ("greedy", {})
+    assert get("mirostat").describe(3.0) == "mirostat tau=3" and get("top_k").describe(None) == "top_k=10"
+    with pytest.raises(ValueError, match="unknown decoder 'nucleus'"):
+        get("nucleus")
+    widget = ExplorerWidget(Explorer(trained_outputs))
+    greedy_words = widget.words.value
+    assert "Greedy next" in greedy_words and widget.decoder_value.layout.display == "none"
+
+    widget.decoder.value = "temperature"
+    assert widget.decoder_value.description == "temperature" and widget.decoder_value.value == 1.0
+    assert widget.decoder_value.layout.display is None and widget.sampling_seed.layout.display is None
+    assert "temperature=1, sampling seed 0" in widget.words.value
+    seen = {widget.words.value}
+    for seed in (1, 2, 3):
+        widget.sampling_seed.value = seed
+        seen.add(widget.words.value)
+    assert len(seen) > 1, "the sampling seed does not change the words"
+    widget.sampling_seed.value = 0
+    again = widget.words.value
+    widget.sampling_seed.value = 1
+    widget.sampling_seed.value = 0
+    assert widget.words.value == again  # seeded: the same seed gives the same words
+
+    widget.decoder.value = "beam"
+    assert widget.decoder_value.description == "num_beams" and widget.sampling_seed.layout.display == "none"
+    assert "beam num_beams=4" in widget.words.value and widget.error.value == ""
+    for name in DECODERS:  # every decoder runs on the shown run
+        widget.decoder.value = name
+        assert widget.error.value == "", (name, widget.error.value)

@@ -129,14 +129,15 @@ def table_html(selection: Selection) -> str:
 
 
 def words_html(seed_text: str, rows: Sequence[tuple[str, str, Sequence[str]]], notes: Sequence[str] = (),
-               n_words: int = N_WORDS) -> str:
-    """The greedy continuations after ``seed_text``: ``rows`` of ``(role, run description, words)``, then the
-    notes (seed words that were skipped)."""
+               n_words: int = N_WORDS, decoder: str = "greedy") -> str:
+    """The continuations after ``seed_text`` by ``decoder`` (its description): ``rows`` of ``(role, run
+    description, words)``, then the notes (seed words that were skipped)."""
     body = "".join(f"<tr data-role='{role}'><td>{html.escape(name)}</td>"
                    f"<td class='entropylab-continuation'>[{html.escape(' '.join(words))}]</td></tr>"
                    for role, name, words in rows)
     note_html = f"<div style='color:#8a6d00'>{html.escape(' '.join(notes))}</div>" if notes else ""
-    return (f"<div><b>Greedy next {n_words} words after “{html.escape(seed_text)}”</b>"
+    title = "Greedy" if decoder == "greedy" else html.escape(decoder)
+    return (f"<div><b>{title} next {n_words} words after “{html.escape(seed_text)}”</b>"
             f"<table class='entropylab-words'>{body}</table>{note_html}</div>")
 
 

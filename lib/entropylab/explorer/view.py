@@ -12,6 +12,8 @@ from typing import Any
 
 from .. import objectives
 from . import render
+from .decoding import DECODERS
+from .decoding import get as get_decoder
 from .index import Explorer, RunKey, Selection
 
 WEIGHT_EXPONENTS = (-9.0, 3.0)  # a weight slider covers at least 1e-9 .. 1e3 (both sweep grids)
@@ -107,6 +109,14 @@ class ExplorerWidget(_widgets().VBox):
                                 layout=w.Layout(width="360px"))
         self.seed_text = w.Combobox(description="seed text", ensure_option=False, continuous_update=False,
                                     placeholder="type words, press Enter", layout=w.Layout(width="420px"))
+        self.decoder = w.Dropdown(options=list(DECODERS), value="greedy", description="decoder",
+                                  layout=w.Layout(width="220px"))
+        self.decoder_value = w.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description="value",
+                                           continuous_update=False, readout_format=".4g",
+                                           layout=w.Layout(width="360px", display="none"))
+        self.sampling_seed = w.IntSlider(value=0, min=0, max=99, description="sampling seed",
+                                         continuous_update=False, style={"description_width": "initial"},
+                                         layout=w.Layout(width="300px", display="none"))
         self.header = w.HTML()
         self.curves = w.Image(format="png", layout=w.Layout(max_width="960px"))
         self.numbers = w.HTML()
@@ -122,11 +132,13 @@ class ExplorerWidget(_widgets().VBox):
                              (self.words, "words"), (self.error, "error"), (self.train_button, "train"),
                              (self.progress, "progress"), (self.progress_label, "progress-label"),
                              (self.log_slider, "parameter"), (self.linear_slider, "parameter"),
-                             (self.seed, "seed"), (self.seed_text, "seed-text"),
+                             (self.seed, "seed"), (self.seed_text, "seed-text"), (self.decoder, "decoder"),
+                             (self.decoder_value, "decoder-value"), (self.sampling_seed, "sampling-seed"),
                              (self.objective, "objective"), (self.dataset, "dataset")):
             widget.add_class(f"entropylab-{name}")
         controls = w.VBox([self.objective, w.HBox([self.log_slider, self.linear_slider, self.seed]),
-                           w.HBox([self.seed_text, self.dataset])])
+                           w.HBox([self.seed_text, self.dataset]),
+                           w.HBox([self.decoder, self.decoder_value, self.sampling_seed])])
         train_row = w.HBox([self.train_button, self.progress, self.progress_label])
         style = w.HTML(f"<style>{render.CSS}</style>")
         super().__init__([style, controls, self.header, self.error, self.train_note, train_row, self.words,
@@ -137,6 +149,9 @@ class ExplorerWidget(_widgets().VBox):
         for control in (self.log_slider, self.linear_slider, self.seed, self.seed_text):
             control.observe(lambda change: self._guard(self._on_change, change), names="value")
         self.objective.observe(lambda change: self._guard(self._on_objective, change), names="value")
+        self.decoder.observe(lambda change: self._guard(self._on_decoder, change), names="value")
+        for control in (self.decoder_value, self.sampling_seed):
+            control.observe(lambda change: self._guard(self._refresh_words), names="value")
         self.dataset.observe(lambda change: self._guard(self._on_dataset, change), names="value")
         self._guard(self._initialise)
 
@@ -278,17 +293,50 @@ class ExplorerWidget(_widgets().VBox):
         self._show_train_offer(selection)
         self.header.value = render.header_html(selection)
 
+    def _on_decoder(self, change: dict) -> None:
+        """Show the chosen decoder's slider (named for its parameter, at its default) and the sampling seed."""
+        control = get_decoder(change["new"])
+        has_value = control.parameter is not None
+        if has_value:
+            def configure() -> None:
+                slider = self.decoder_value
+                slider.min, slider.max = min(slider.min, control.low), max(slider.max, control.high)
+                slider.step, slider.value = control.step, control.default
+                slider.min, slider.max = control.low, control.high
+                slider.description = control.parameter
+            self._quietly(configure)
+        self.decoder_value.layout.display = None if has_value else "none"
+        self.sampling_seed.layout.display = None if control.strategy in ("sample", "mirostat") else "none"
+        self._refresh_words()
+
+    def _refresh_words(self) -> None:
+        if self._quiet or self.selection is None or self.selection.shown is None:
+            return
+        self.error.value = ""
+        self.words.value = self._words_html(self.selection)
+
+    def decoder_choice(self) -> tuple[str, float | None, int]:
+        """``(decoder name, its slider's value or None, sampling seed)`` as the controls stand."""
+        control = get_decoder(self.decoder.value)
+        value = float(self.decoder_value.value) if control.parameter is not None else None
+        return control.name, value, int(self.sampling_seed.value)
+
     def _words_html(self, selection: Selection) -> str:
         seed_text = str(self.seed_text.value or "").strip()
         if not seed_text:
             return render.NO_SEED_TEXT_HTML
+        decoder, value, sampling_seed = self.decoder_choice()
         rows, notes = [], []
         for role, run in render.shown_pairs(selection):
-            words, note = self.explorer.continuation(run, seed_text)
+            words, note = self.explorer.continuation(run, seed_text, decoder=decoder, value=value,
+                                                     sampling_seed=sampling_seed)
             if note and note not in notes:
                 notes.append(note)
             rows.append((role, run.key.describe(), words))
-        return render.words_html(seed_text, rows, notes)
+        described = get_decoder(decoder).describe(value)
+        if get_decoder(decoder).strategy in ("sample", "mirostat"):
+            described += f", sampling seed {sampling_seed}"
+        return render.words_html(seed_text, rows, notes, decoder=described)
 
     def _show_train_offer(self, selection: Selection) -> None:
         busy = self._training is not None and self._training.is_alive()
