@@ -89,9 +89,7 @@ def make_plan(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLi
     """
     from ..data import find_nyt_dir
 
-    for name, value in (("workers", workers), ("threads", threads)):
-        if value is not None and value < 1:
-            raise ValueError(f"--{name} must be an integer >= 1, got {value}")
+    check_counts(workers, threads)
     param_set = params if isinstance(params, ParamSet) else load_params(params)
     workers = workers or param_set.workers or 1
     threads = threads or param_set.threads or max(1, available_cores() // workers)
@@ -121,6 +119,13 @@ def make_plan(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLi
         plan.tasks.append(Task(str(point.notebook), parameters, str(run_dir), config.run_name, config.identity(),
                                config.epochs, env))
     return plan
+
+
+def check_counts(workers: int | None, threads: int | None) -> None:
+    """``--workers`` and ``--threads``, when given, are integers >= 1 (a ``ValueError`` otherwise)."""
+    for name, value in (("workers", workers), ("threads", threads)):
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be an integer >= 1, got {value}")
 
 
 def check_writable(folder: Path) -> None:
@@ -250,6 +255,7 @@ def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = Non
     """
     options = {"workers": workers, "threads": threads, "data_dir": data_dir, "output_root": output_root,
                "scheduler": scheduler, "cluster": cluster, "progress": progress}
+    check_counts(workers, threads)
     param_set = params if isinstance(params, ParamSet) else load_params(params)
     if not param_set.tuning_points:
         return _run_stage(param_set, **options)
