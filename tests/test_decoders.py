@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from entropylab import decoders
 from entropylab.continuation import continue_prefixes, model_distributions
 from entropylab.decoders import check_decoder, filter_batch, keep_top_h, mirostat_step
 from entropylab.decoding import filter_distribution
@@ -139,3 +140,28 @@ def test_the_linear_head_is_normalised_after_clipping():
 def test_bad_decoder_parameters_are_one_clear_error(strategy, params, message):
     with pytest.raises(ValueError, match=message):
         check_decoder(strategy, **params)
+
+
+@pytest.mark.parametrize(("transform", "values"), [(decoders.keep_top_p, (0.3, 0.9, 0.999)),
+                                                   (decoders.keep_typical, (0.2, 0.9, 0.99)),
+                                                   (decoders.keep_top_h, (0.2, 0.6, 0.95))])
+def test_sorting_only_the_leading_candidates_keeps_exactly_what_a_full_sort_keeps(monkeypatch, transform, values):
+    rng = np.random.default_rng(3)
+    p = np.exp(rng.normal(size=(120, 600)) * rng.uniform(0.3, 4.0, size=(120, 1)))
+    p[:10, 1:40] = p[:10, 1:2]  # long ties, across any candidate boundary
+    p = np.round(p / p.sum(axis=1, keepdims=True), 4)
+    p[:, 0] = 0.0
+    p[:, 1] += 1e-4
+    p /= p.sum(axis=1, keepdims=True)
+    for value in values:
+        monkeypatch.setattr(decoders, "CANDIDATES", 10**6)
+        full = transform(p, value)
+        for candidates in (1, 3, 50):
+            monkeypatch.setattr(decoders, "CANDIDATES", candidates)
+            assert np.array_equal(transform(p, value), full), (value, candidates)
+
+
+def test_leading_orders_the_smallest_keys_with_ties_by_index_as_a_stable_sort_does():
+    key = np.array([[3.0, 1.0, 2.0, 1.0, 0.5, 1.0, 9.0]])
+    for m in range(1, 8):
+        assert decoders.leading(key, m).tolist() == np.argsort(key, axis=1, kind="stable")[:, :m].tolist()

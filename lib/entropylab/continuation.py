@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .decoders import check_decoder, filter_batch, mirostat_step, sample_rows
+from .decoders import check_decoder, filter_batch, leading, mirostat_step, sample_rows
 from .losses import EPSILON
 
 
@@ -100,7 +100,7 @@ def _beam_search(model: Any, window: np.ndarray, n_words: int, head: str, beams:
         vocab = log_p.shape[2]
         total = (scores[:, :, None] + log_p).reshape(n, k * vocab)
         width = min(beams, int(np.isfinite(total).sum(axis=1).min()))
-        best = np.argsort(-total, axis=1, kind="stable")[:, :width]  # ties: the lower beam, then the lower word
+        best = leading(-total, width)  # ties: the lower beam, then the lower word
         parent, word = best // vocab, best % vocab
         take = np.arange(n)[:, None]
         scores = np.take_along_axis(total, best, axis=1)
