@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", default="data/nyt-comments")
     p = sub.add_parser("reproduce", help="a study's whole protocol and its report (`make reproduce`: the paper's)")
     p.add_argument("--output-root", default=None, help="outputs folder (default: $ENTROPYLAB_OUTPUTS or outputs)")
-    p.add_argument("--study", default="paper", choices=("paper", "objectives"),
-                   help="the paper's protocol (default) or the objectives study (params/objectives.yaml, notebook 07)")
+    p.add_argument("--study", default="paper", choices=("paper", "objectives", "decoding"),
+                   help="the paper's protocol (default), the objectives study (params/objectives.yaml, notebook 07) "
+                        "or the decoding study (params/decoding.yaml, notebook 08)")
     p.add_argument("--params", default=None, help="another parameter file of the study (e.g. its smoke file)")
     p = sub.add_parser("info", help="print the corpus summary (the loader's regression numbers)")
     p.add_argument("--dataset", choices=DATASETS, default="nyt")

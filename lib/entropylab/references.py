@@ -6,6 +6,7 @@ A neural model's numbers mean little until they are set against these: on a temp
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -38,3 +39,57 @@ def ngram_references(y_train: np.ndarray, x_train: np.ndarray, y_val: np.ndarray
     bi_ce = float(-np.mean(np.log(prob)))
     return {"unigram_cross_entropy": uni_ce, "unigram_perplexity": math.exp(uni_ce),
             "bigram_cross_entropy": bi_ce, "bigram_perplexity": math.exp(bi_ce)}
+
+
+class CountModel:
+    """The unigram (``order=1``) or bigram (``order=2``) model of :func:`ngram_references` as a text generator:
+    called like a Keras model on a batch of context windows, it returns each row's log-probabilities over the
+    vocabulary (padding ``-inf``), to be decoded with ``head="softmax"``. Its numbers are those of
+    :func:`ngram_references` (``tests/test_decoding_study.py``)."""
+
+    def __init__(self, y_train: np.ndarray, x_train: np.ndarray, vocab_size: int, order: int = 2,
+                 interpolation: float = 0.6) -> None:
+        if order not in (1, 2):
+            raise ValueError(f"order must be 1 (unigram) or 2 (bigram), got {order!r}")
+        words = vocab_size - 1
+        counts = np.bincount(y_train, minlength=vocab_size).astype(np.float64)
+        self.unigram = (counts + 1.0) / (len(y_train) + words)
+        self.unigram[0] = 0.0
+        self.order, self.vocab_size, self.interpolation = order, vocab_size, interpolation
+        previous = x_train[:, -1].astype(np.int64)
+        self.context_counts = np.bincount(previous, minlength=vocab_size).astype(np.float64)
+        self.pairs, self.pair_counts = np.unique(previous * vocab_size + y_train, return_counts=True)
+
+    def probabilities(self, window: np.ndarray) -> np.ndarray:
+        """``p(. | last word of each row)`` (``B x V``)."""
+        window = np.asarray(window)
+        p = np.tile(self.unigram, (len(window), 1))
+        if self.order == 1:
+            return p
+        previous = window[:, -1].astype(np.int64)
+        for row, word in enumerate(previous):
+            n = self.context_counts[word]
+            if n == 0:
+                continue
+            lo, hi = np.searchsorted(self.pairs, [word * self.vocab_size, (word + 1) * self.vocab_size])
+            ml = np.zeros(self.vocab_size)
+            ml[self.pairs[lo:hi] - word * self.vocab_size] = self.pair_counts[lo:hi] / n
+            p[row] = self.interpolation * ml + (1 - self.interpolation) * self.unigram
+        return p
+
+    def __call__(self, window: np.ndarray, training: bool = False) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.probabilities(window))
+
+
+class SourceModel:
+    """A synthetic corpus's exact law ``q`` (its ``true_next``) as a text generator, like :class:`CountModel`:
+    log-probabilities, words the source cannot emit at ``-inf``; decode with ``head="softmax"``."""
+
+    def __init__(self, true_next: Any) -> None:
+        self.true_next = true_next
+
+    def __call__(self, window: np.ndarray, training: bool = False) -> np.ndarray:
+        q = np.asarray(self.true_next(np.asarray(window)), dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            return np.log(q)

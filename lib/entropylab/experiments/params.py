@@ -63,7 +63,8 @@ NOTEBOOK_LOSSES: dict[str, tuple[str, ...]] = {
     "02_entropy_regularization.ipynb": (objectives.ENTROPY,),
     "03_kl_regularization.ipynb": (objectives.KL,),
 }
-TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", "defaults", "settings", "runs")
+TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", "defaults", "settings", "runs",
+                  "decoding")  # decoding: the decoding study's section (entropylab.studies.decoding.spec)
 RUN_KEYS = ("notebook", "grid", "tune")
 TUNE_KEYS = ("seeds", "neighbours")
 DATASETS = ("auto", "nyt", "synthetic")
@@ -237,6 +238,7 @@ class ParamSet:
     cluster: str | None = None  # "local" (a Dask LocalCluster) or a Dask scheduler address; None: local processes
     settings: list[dict[str, Any]] = field(default_factory=list)
     tuning_points: list[Point] = field(default_factory=list)  # trained first; the chosen values join ``points``
+    decoding: dict[str, Any] | None = None  # the decoding study's section, checked by its own reader
 
 
 def _fail(path: Path, key: str, message: str) -> ParamsError:
@@ -332,7 +334,8 @@ def load_params(path: str | os.PathLike) -> ParamSet:
     tuning = [p for p in points if p.tune is not None]
     for group in (static, tuning):
         check_points(path, group)
-    return ParamSet(path, experiment, description, workers, threads, defaults, static, cluster, settings, tuning)
+    return ParamSet(path, experiment, description, workers, threads, defaults, static, cluster, settings, tuning,
+                    document.get("decoding"))
 
 
 def check_points(path: Path, points: list[Point]) -> None:

@@ -1,7 +1,9 @@
 """``make reproduce``: a study's sweep (the paper's: ``params/paper.yaml``), then its report notebooks.
 
 ``python -m entropylab reproduce --study objectives`` (``make objectives``) does the same for the objectives study
-(:data:`STUDIES`); ``--params FILE`` runs another parameter file of a study (e.g. its smoke file) instead.
+and ``--study decoding`` (``make decoding``) for the decoding study, whose decoding grid runs between its sweep and
+its report (:data:`STUDIES`, :data:`STAGES`); ``--params FILE`` runs another parameter file of a study (e.g. its
+smoke file) instead.
 
 1. :func:`entropylab.sweep.run_sweep` runs every unfinished run of ``params/paper.yaml`` (on the synthetic
    corpus, experiment ``paper-synthetic``, when the NYT data is absent) and collects
@@ -31,7 +33,11 @@ REPORT_PARAMETERS = ("experiment", "output_root", "data_dir", "dataset")
 STUDIES: dict[str, tuple[Path, tuple[str, ...]]] = {
     "paper": (PARAMS_FILE, REPORT_NOTEBOOKS),
     "objectives": (Path("params") / "objectives.yaml", ("07_objectives.ipynb",)),
+    "decoding": (Path("params") / "decoding.yaml", ("08_decoding.ipynb",)),
 }
+#: A study's stage between its sweep and its report notebooks: ``module:function``, called with the sweep's plan,
+#: returning its number of failures.
+STAGES: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:run_stage"}
 
 
 def inputs_fingerprint(notebook: Path, parameters: dict[str, Any], results_csv: Path,
@@ -77,11 +83,13 @@ def main(output_root: str | Path | None = None, study: str = "paper", params: st
     root = paths.project_root()
     params_file, notebooks = STUDIES[study]
     params_file = Path(params) if params is not None else root / params_file
-    return reproduce(params_file, [root / "notebooks" / name for name in notebooks], output_root)
+    return reproduce(params_file, [root / "notebooks" / name for name in notebooks], output_root, STAGES.get(study))
 
 
-def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str | Path | None = None) -> int:
-    """The sweep of ``params_file``, then each of ``report_notebooks`` that exists; the number of failures."""
+def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str | Path | None = None,
+              stage: str | None = None) -> int:
+    """The sweep of ``params_file``, then ``stage`` (see :data:`STAGES`) when the sweep has no failure, then each
+    of ``report_notebooks`` that exists; the number of failures."""
     from ..analysis.tables import report_dir
     from .execute import applied_environment, kernel_environment
     from .params import notebook_parameters
@@ -101,6 +109,11 @@ def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str 
         data_dir = find_nyt_dir(values["data_dir"])
     out_dir = report_dir("notebooks", plan.experiment, plan.output_root)
     failures = result.exit_status
+    if stage is not None and not failures:
+        import importlib
+
+        module, function = stage.split(":")
+        failures += getattr(importlib.import_module(module), function)(plan)
     with applied_environment(kernel_environment(available_cores())):
         for notebook in report_notebooks:
             if not notebook.is_file():

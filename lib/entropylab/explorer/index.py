@@ -301,13 +301,13 @@ class Explorer:
                      decoder: str = "greedy", value: float | None = None,
                      sampling_seed: int = 0) -> tuple[list[str], str]:
         """The next ``n_words`` words of ``run`` after ``seed_text`` by ``decoder`` (a name of
-        :data:`entropylab.explorer.decoding.DECODERS`, its slider at ``value``, sampling with ``sampling_seed``),
+        :data:`entropylab.decoder_choices.DECODERS`, its slider at ``value``, sampling with ``sampling_seed``),
         and a note on skipped seed words. Greedy is :func:`entropylab.decoding.continue_text`'s; the others come
         from :func:`entropylab.continuation.continue_prefixes` on the seed text's window."""
         from ..continuation import continue_prefixes
         from ..data import UnknownWordsWarning
+        from ..decoder_choices import get as get_decoder
         from ..decoding import continue_text
-        from .decoding import get as get_decoder
 
         strategy, params = get_decoder(decoder).arguments(value)
         model, corpus, config = self.model_for(run)

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import objectives
+from ..decoder_choices import DECODERS
+from ..decoder_choices import get as get_decoder
 from . import render
-from .decoding import DECODERS
-from .decoding import get as get_decoder
 from .index import Explorer, RunKey, Selection
 
 WEIGHT_EXPONENTS = (-9.0, 3.0)  # a weight slider covers at least 1e-9 .. 1e3 (both sweep grids)

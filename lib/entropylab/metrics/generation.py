@@ -14,7 +14,14 @@ Metrics of the ``B`` continuations ``c_1 .. c_B`` of ``n`` words each:
 * ``repeat = (1/B) sum_b [c_b holds some word twice]``;
 * with the exact law ``q`` of a synthetic source: ``true_loglik = (1/(B n)) sum_{b,i} ln max(q(w_{b,i} | context),
   1e-10)``, the mean log-probability under the source of each generated word in its own context (0 is the best;
-  a word the source can never emit there counts as ``ln 1e-10``) and ``impossible``, the fraction of such words.
+  a word the source can never emit there counts as ``ln 1e-10``) and ``impossible``, the fraction of such words;
+* ``repetition = (1/B) sum_b (1 - |set(c_b)| / n)``, the share of a continuation's words that repeat an earlier
+  word of it (0: no repeats; ``1 - 1/n``: one word ``n`` times);
+* over the word frequencies ``f_w`` of all generated words: their entropy ``H_gen = -sum_w f_w ln f_w`` (nats;
+  the diversity of the generated text), their Zipf coefficient ``s`` (least-squares slope of ``ln count`` on
+  ``ln rank``, :func:`entropylab.data.stats.zipf_exponent`) and, against a reference word distribution ``r``
+  (held-out text), the Jensen-Shannon divergence ``JS(f, r) = 1/2 KL(f || m) + 1/2 KL(r || m)``,
+  ``m = (f + r) / 2``, in bits (0: the same distribution, 1: disjoint supports).
 """
 
 from __future__ import annotations
@@ -65,6 +72,48 @@ def repeat_fraction(words: np.ndarray) -> float:
     """The fraction of rows of ``words`` in which some word occurs more than once."""
     words = np.asarray(words)
     return float(np.mean([len(set(row)) < len(row) for row in words.tolist()]))
+
+
+def repetition(words: np.ndarray) -> float:
+    """The mean share of repeated words per continuation (see the module docstring)."""
+    words = np.asarray(words)
+    return float(np.mean([1.0 - len(set(row)) / len(row) for row in words.tolist()]))
+
+
+def word_frequencies(words: np.ndarray, vocab_size: int) -> np.ndarray:
+    """How often each word id occurs in ``words``, divided by their number (a distribution over the vocabulary)."""
+    counts = np.bincount(np.asarray(words, dtype=np.int64).ravel(), minlength=vocab_size).astype(np.float64)
+    return counts / counts.sum()
+
+
+def word_entropy(frequencies: np.ndarray) -> float:
+    """``H_gen = -sum_w f_w ln f_w`` of a word distribution, in nats."""
+    f = np.asarray(frequencies, dtype=np.float64)
+    f = f[f > 0]
+    return max(0.0, float(-(f * np.log(f)).sum()))  # not -0.0 for one word
+
+
+def zipf_coefficient(words: np.ndarray) -> float:
+    """The Zipf coefficient ``s`` of the generated words' counts (NaN when fewer than two distinct words)."""
+    from ..data.stats import zipf_exponent
+
+    counts = np.bincount(np.asarray(words, dtype=np.int64).ravel())
+    counts = np.sort(counts[counts > 0])[::-1]
+    return zipf_exponent(counts) if len(counts) >= 2 else float("nan")
+
+
+def js_divergence(f: np.ndarray, r: np.ndarray) -> float:
+    """``JS(f, r)`` in bits of two distributions over the same words (see the module docstring)."""
+    f, r = np.asarray(f, dtype=np.float64), np.asarray(r, dtype=np.float64)
+    if f.shape != r.shape or not np.isclose(f.sum(), 1.0) or not np.isclose(r.sum(), 1.0):
+        raise ValueError("js_divergence needs two distributions over the same words (each summing to 1)")
+    m = (f + r) / 2
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float((a[nz] * np.log2(a[nz] / m[nz])).sum())
+
+    return max(0.0, 0.5 * kl(f) + 0.5 * kl(r))
 
 
 def true_log_likelihood(true_probability: np.ndarray) -> tuple[float, float]:

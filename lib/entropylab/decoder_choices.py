@@ -1,5 +1,6 @@
-"""The explorer's decoder choices: each a strategy of :mod:`entropylab.decoders` with the one parameter its
-slider sets (named as ``transformers`` names it) and that slider's range."""
+"""The decoders by name, each a strategy of :mod:`entropylab.decoders` with the one parameter that varies it
+(named as ``transformers`` names it) and that parameter's range: the explorer's decoder selector and slider, and
+the decoding study's grid (:mod:`entropylab.studies.decoding`)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ DECODERS: dict[str, DecoderControl] = {c.name: c for c in (
     DecoderControl("top_p", "sample", "top_p", 0.05, 1.0, 0.05, 0.9),
     DecoderControl("typical_p", "sample", "typical_p", 0.05, 1.0, 0.05, 0.9),
     DecoderControl("min_p", "sample", "min_p", 0.0, 0.5, 0.01, 0.1),
+    DecoderControl("epsilon_cutoff", "sample", "epsilon_cutoff", 0.0, 0.02, 0.0005, 0.001),
     DecoderControl("eta_cutoff", "sample", "eta_cutoff", 0.0, 0.02, 0.0005, 0.002),
     DecoderControl("top_h", "sample", "top_h", 0.05, 1.0, 0.05, 0.4),
     DecoderControl("mirostat", "mirostat", "tau", 0.5, 10.0, 0.5, 3.0),

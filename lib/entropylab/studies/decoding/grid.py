@@ -1,0 +1,239 @@
+"""The decoding grid: every model of every setting continued by every decoder cell, measured, written, resumable.
+
+A **job** is one model of one data setting (a finished run of the study's sweep, the hyperfitted model, or a
+reference: the unigram and bigram count models of the run's training split and, on the synthetic corpus, the
+source itself). It loads the model once, picks ``prefixes`` validation prefixes (the same rows for every model of
+a setting, :func:`entropylab.metrics.generation.choose_prefixes` with the split seed) and, for each cell
+``(decoder, value, sampling seed)`` of :meth:`DecodingSpec.cells`, generates ``words`` words for all of them in one
+batch (:func:`entropylab.continuation.continue_prefixes`) and measures (:func:`cell_metrics`):
+
+* ``distinct_1``, ``distinct_2``, ``repeat`` (share of continuations with a repeated word) and ``repetition``
+  (mean share of repeated words), ``zipf`` (Zipf coefficient of the generated words), ``word_entropy`` (entropy
+  of their frequencies, nats: the diversity axis), ``js_heldout`` (Jensen-Shannon divergence in bits between the
+  generated words' frequencies and the validation split's next words: :mod:`entropylab.metrics.generation`);
+* ``surprisal_mean`` and ``surprisal_std``: mean and standard deviation over all generated words of the model's
+  own surprisal ``-ln p(w_i | context)`` (nats, unfiltered ``p``);
+* on the synthetic corpus, ``true_loglik`` (mean ``ln q`` of each word under the source: the quality axis) and
+  ``impossible`` (share of words the source cannot emit).
+
+Each job writes ``<study folder>/cells/<setting>/<model>.csv`` whole after every cell (atomically), so a killed
+study resumes without redoing finished cells, plus the greedy words (``<model>-greedy.npy``, for the paired
+repetition test of the report) and ``<model>-examples.csv`` (continuations of the paper's six seed texts, or six
+validation headlines' first two words on the synthetic corpus, by each decoder at its middle value, seed 0).
+Jobs run ``workers`` at a time, each in its own process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...decoder_choices import DECODERS
+from ...training import store
+from .spec import DecodingSpec, HyperfitSpec
+
+CELL_KEYS = ("decoder", "value", "sampling_seed")
+HYPERFITTED = "hyperfitted"
+N_EXAMPLES = 6
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model of one setting to decode: ``kind`` is ``run``, ``hyperfit`` (from ``run_dir``) or a reference
+    (``unigram``, ``bigram``, ``source``, built from ``run_dir``'s data)."""
+
+    setting: str
+    model: str
+    kind: str
+    run_dir: str
+    out_dir: str
+    spec: DecodingSpec
+    hyperfit_dir: str | None = None
+
+    @property
+    def cells_csv(self) -> Path:
+        return Path(self.out_dir) / f"{self.model}.csv"
+
+
+def cell_metrics(words: np.ndarray, surprisal: np.ndarray, heldout: np.ndarray,
+                 true_probability: np.ndarray | None = None) -> dict[str, float]:
+    """The metrics of one cell (module docstring) from its words (``B x n``), their surprisal under the model and
+    the held-out word distribution ``heldout``."""
+    from ...metrics.generation import (
+        distinct_n,
+        js_divergence,
+        repeat_fraction,
+        repetition,
+        true_log_likelihood,
+        word_entropy,
+        word_frequencies,
+        zipf_coefficient,
+    )
+
+    frequencies = word_frequencies(words, len(heldout))
+    row = {"distinct_1": distinct_n(words, 1), "distinct_2": distinct_n(words, 2), "repeat": repeat_fraction(words),
+           "repetition": repetition(words), "zipf": zipf_coefficient(words), "word_entropy": word_entropy(frequencies),
+           "js_heldout": js_divergence(frequencies, heldout), "surprisal_mean": float(np.mean(surprisal)),
+           "surprisal_std": float(np.std(surprisal))}
+    if true_probability is not None:
+        row["true_loglik"], row["impossible"] = true_log_likelihood(true_probability)
+    return row
+
+
+def seed_texts(corpus: Any, dataset: str, val_headlines: Iterable[int]) -> list[str]:
+    """The paper's six seed texts on NYT; else the first two words of the first six validation headlines."""
+    from ..paper.reported import PAPER_SEED_TEXTS
+
+    if dataset == "nyt":
+        return list(PAPER_SEED_TEXTS)
+    texts: list[str] = []
+    cleaned = corpus.cleaned_texts()
+    for h in dict.fromkeys(int(i) for i in val_headlines):
+        text = " ".join(cleaned[h].split()[:2])
+        if text and text not in texts:
+            texts.append(text)
+        if len(texts) == N_EXAMPLES:
+            break
+    return texts
+
+
+def _load(job: Job) -> tuple[Any, str, Any, Any, Any, np.ndarray]:
+    """``(model, head, corpus, config, split, prefix rows)`` of a job."""
+    from ...continuation import model_distributions  # noqa: F401  (TensorFlow set up before the references)
+    from ...metrics.generation import choose_prefixes
+    from ...references import CountModel, SourceModel
+    from ...training import load_trained
+    from ...training.train import run_split
+
+    model, corpus, config = load_trained(job.run_dir)
+    data = run_split(corpus, config)
+    rows = choose_prefixes(len(data.y_val), job.spec.prefixes, config.split_seed)
+    head = config.head
+    if job.kind == "hyperfit":
+        from .hyperfit import hyperfit
+
+        recipe = job.spec.hyperfit
+        assert isinstance(recipe, HyperfitSpec)
+        model, _ = hyperfit(job.run_dir, recipe, job.hyperfit_dir or "", rows)
+    elif job.kind in ("unigram", "bigram"):
+        model, head = CountModel(data.y_train, data.x_train, corpus.vocab_size, 1 if job.kind == "unigram" else 2), \
+            "softmax"
+    elif job.kind == "source":
+        model, head = SourceModel(corpus.true_next), "softmax"
+    return model, head, corpus, config, data, rows
+
+
+def _read_done(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return pd.DataFrame()  # never written half (atomic), but a hand-edited file is redone, not trusted
+
+
+def _key(decoder: str, value: Any, seed: Any) -> tuple[str, float, int]:
+    number = float(value) if value is not None and not (isinstance(value, float) and np.isnan(value)) else -1.0
+    return str(decoder), round(number, 12), int(seed)
+
+
+def job_cells(job: Job) -> list[tuple[str, float | None, int]]:
+    """The cells of a job: every decoder for a trained or hyperfitted model, ancestral sampling for a reference."""
+    if job.kind in ("run", "hyperfit"):
+        return job.spec.cells()
+    return [("temperature", 1.0, seed) for seed in job.spec.sampling_seeds]
+
+
+def decode_job(job: Job) -> str:
+    """Run every unfinished cell of ``job`` (module docstring); returns the cells CSV's path."""
+    from ...continuation import continue_prefixes
+    from ...metrics.generation import word_frequencies
+
+    model, head, corpus, config, data, rows = _load(job)
+    contexts = data.x_val[rows]
+    heldout = word_frequencies(data.y_val, corpus.vocab_size)
+    out_dir = Path(job.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = _read_done(job.cells_csv)
+    finished = {_key(*k) for k in done[list(CELL_KEYS)].itertuples(index=False)} if len(done) else set()
+    records = done.to_dict("records") if len(done) else []
+    for decoder, value, seed in job_cells(job):
+        if _key(decoder, value, seed) in finished:
+            continue
+        strategy, params = DECODERS[decoder].arguments(value)
+        started = time.perf_counter()
+        result = continue_prefixes(model, contexts, job.spec.words, head=head, strategy=strategy, seed=seed,
+                                   true_next=corpus.true_next, **params)
+        row = {"setting": job.setting, "model": job.model, "kind": job.kind, "decoder": decoder,
+               "value": np.nan if value is None else float(value), "sampling_seed": seed,
+               "prefixes": len(rows), "words": job.spec.words,
+               **cell_metrics(result.words, result.surprisal, heldout, result.true_probability),
+               "seconds": time.perf_counter() - started}
+        if strategy == "greedy":
+            np.save(out_dir / f".{job.model}-greedy.partial.npy", result.words.astype(np.int32))
+            os.replace(out_dir / f".{job.model}-greedy.partial.npy", out_dir / f"{job.model}-greedy.npy")
+        records.append(row)
+        store.write_csv(job.cells_csv, pd.DataFrame(records))
+    if job.kind in ("run", "hyperfit"):
+        _examples(job, model, head, corpus, corpus.subset(config.max_sequences).headline_index[data.val_index])
+    return str(job.cells_csv)
+
+
+def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarray) -> None:
+    """Continuations of the seed texts by each decoder at its middle value, sampling seed 0."""
+    import warnings
+
+    from ...continuation import continue_prefixes
+
+    path = Path(job.out_dir) / f"{job.model}-examples.csv"
+    if path.is_file():
+        return
+    texts = seed_texts(corpus, "nyt" if corpus.true_next is None else "synthetic", val_owners)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        contexts = np.concatenate([corpus.pad(corpus.encode(t)) for t in texts])
+    rows = []
+    for decoder, values in job.spec.decoders.items():
+        value = values[len(values) // 2] if values else None
+        strategy, params = DECODERS[decoder].arguments(value)
+        words = continue_prefixes(model, contexts, job.spec.words, head=head, strategy=strategy,
+                                  seed=job.spec.sampling_seeds[0], **params).words
+        for text, ids in zip(texts, words, strict=True):
+            rows.append({"setting": job.setting, "model": job.model, "decoder": decoder,
+                         "value": np.nan if value is None else float(value), "seed_text": text,
+                         "continuation": " ".join(corpus.index_word.get(int(i), "") for i in ids)})
+    store.write_csv(path, pd.DataFrame(rows))
+
+
+def run_jobs(jobs: list[Job], workers: int) -> list[str]:
+    """Every job, ``workers`` at a time in their own processes (one: in this process); the failed jobs' errors
+    (the others go on)."""
+    errors: list[str] = []
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            try:
+                decode_job(job)
+                print(f"decoded {job.setting} {job.model}", flush=True)
+            except Exception as exc:  # one failed job does not stop the others
+                errors.append(f"{job.setting} {job.model}: {type(exc).__name__}: {exc}")
+        return errors
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(decode_job, job): job for job in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                future.result()
+                print(f"decoded {job.setting} {job.model}", flush=True)
+            except Exception as exc:  # a crashed or killed worker fails its job only
+                errors.append(f"{job.setting} {job.model}: {type(exc).__name__}: {exc}")
+    return errors

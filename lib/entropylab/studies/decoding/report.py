@@ -1,0 +1,144 @@
+"""The decoding study's report: its tables, figures and findings from the collected results, written to
+``<outputs>/tables/<experiment>/`` and ``<outputs>/figures/<experiment>/`` (what ``08_decoding.ipynb`` shows). It
+reads only the results CSVs and the saved greedy words, so it can be made again without the models."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ...analysis.figures import save_figure
+from ...analysis.tables import figures_dir, tables_dir, to_markdown, write_table
+from . import figures, tables
+
+#: The columns of the readable tables: (metric, its short name).
+READABLE = (("distinct_2", "distinct-2"), ("repetition", "repetition"), ("zipf", "Zipf s"),
+            ("word_entropy", "H_gen"), ("js_heldout", "JS held-out"), ("surprisal_mean", "surprisal"),
+            ("true_loglik", "true ll"))
+
+
+@dataclass
+class DecodingReport:
+    """What the report made, per setting: the cell table (numbers), its readable form, the frontier table
+    (synthetic), the hyperfitting comparison, the example continuations, and the figures' paths."""
+
+    experiment: str
+    settings: list[str]
+    cells: dict[str, pd.DataFrame] = field(default_factory=dict)
+    readable: dict[str, pd.DataFrame] = field(default_factory=dict)
+    frontiers: dict[str, pd.DataFrame] = field(default_factory=dict)
+    hyperfit: list[dict] = field(default_factory=list)
+    examples: dict[str, pd.DataFrame] = field(default_factory=dict)
+    hyperfit_history: pd.DataFrame | None = None
+    figures: dict[str, Path] = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
+
+
+def readable(cells: pd.DataFrame) -> pd.DataFrame:
+    """``mean ± std`` (over sampling seeds) of the main metrics per model and decoder setting."""
+    out = cells[["model", "decoder"]].copy()
+    out["value"] = ["" if pd.isna(v) else f"{v:g}" for v in cells["value"]]
+    for metric, name in READABLE:
+        if metric not in cells.columns:
+            continue
+        spread = cells.get(f"{metric}_std")
+        out[name] = [f"{m:.3f}" if s is None or pd.isna(s) else f"{m:.3f} ± {s:.3f}"
+                     for m, s in zip(cells[metric], spread if spread is not None else [None] * len(cells),
+                                     strict=True)]
+    return out
+
+
+def findings(report: DecodingReport) -> list[str]:
+    """Plain sentences from the tables: which decoders hold each model's frontier, the greedy repetition of each
+    model, and the hyperfitting verdicts."""
+    lines = []
+    for setting, table in report.frontiers.items():
+        for model, own in table.groupby("model", sort=False):
+            full = own[own["frontier_share"] == 1.0]["decoder"].tolist()
+            never = own[own["on_frontier"] == 0]["decoder"].tolist()
+            lines.append(f"{setting}, {model}: every setting on the frontier: {', '.join(full) or 'none'}; "
+                         f"never on it: {', '.join(never) or 'none'}.")
+    for setting, cells in report.cells.items():
+        greedy = cells[cells["decoder"] == "greedy"].set_index("model")["repetition"]
+        if len(greedy):
+            lines.append(f"{setting}: greedy repetition (share of repeated words) "
+                         + ", ".join(f"{m} {v:.2f}" for m, v in greedy.items()) + ".")
+    for row in report.hyperfit:
+        if row.get("verdict") != "not run":
+            lines.append(f"{row['setting']}: the hyperfitted model's greedy continuations are {row['verdict']} than "
+                         f"its starting model's (repetition {row['hyperfitted_repetition']:.3f} vs "
+                         f"{row['original_repetition']:.3f}; paired difference {row['difference']:+.3f} "
+                         f"[{row['low']:+.3f}, {row['high']:+.3f}] over {row['prefixes']} prefixes).")
+    return lines
+
+
+def build(experiment: str = "decoding", output_root: str | os.PathLike | None = None,
+          write: bool = True) -> DecodingReport:
+    """Make every table and figure of the study (module docstring); ``write=False`` makes them only."""
+    import matplotlib.pyplot as plt
+
+    results = tables.load(experiment, output_root)
+    settings = tables.settings_of(results.generation)
+    report = DecodingReport(experiment, settings)
+    table_dir, figure_dir = tables_dir(experiment, output_root), figures_dir(experiment, output_root)
+    made = {}
+    for setting in settings:
+        name = setting.replace("/", "_")
+        cells = tables.cell_table(results.generation, setting)
+        report.cells[setting] = cells
+        report.readable[setting] = readable(cells)
+        models = list(dict.fromkeys(cells.loc[~cells["kind"].isin(tables.REFERENCE_KINDS), "model"]))
+        if tables.QUALITY in cells.columns and cells[tables.QUALITY].notna().any():
+            report.frontiers[setting] = tables.frontier_table(cells)
+            made[f"frontier_{name}"] = figures.frontier_figure(
+                cells, models, f"{experiment}, {setting}: quality against diversity, per decoder setting "
+                               f"(mean ± sd over sampling seeds)")
+        made[f"diversity_{name}"] = figures.diversity_figure(
+            cells, "distinct_2", f"{experiment}, {setting}: distinct-2 against each decoder's parameter")
+        report.hyperfit.append(tables.hyperfit_comparison(experiment, setting, output_root))
+        if len(results.examples):
+            report.examples[setting] = tables.example_table(results.examples, setting)
+            report.examples[f"{setting} hyperfitted"] = tables.example_table(results.examples, setting,
+                                                                              "hyperfitted")
+        if write:
+            write_table(report.readable[setting], table_dir, name,
+                        f"{experiment}: {setting}, mean ± sd over sampling seeds")
+            write_table(cells, table_dir, f"{name}_numbers")
+            if setting in report.frontiers:
+                write_table(report.frontiers[setting], table_dir, f"{name}_frontier",
+                            f"{experiment}: {setting}, each decoder's settings on the quality-diversity frontier")
+            for key in (setting, f"{setting} hyperfitted"):
+                if len(report.examples.get(key, [])):
+                    write_table(report.examples[key].reset_index(), table_dir,
+                                f"examples_{key.replace('/', '_').replace(' ', '_')}",
+                                f"{experiment}: {key}, continuations of the seed texts (sampling seed 0)")
+    if len(results.hyperfit):
+        report.hyperfit_history = results.hyperfit
+        made["hyperfit"] = figures.hyperfit_figure(results.hyperfit)
+    report.findings = findings(report)
+    if write:
+        from ...training.store import atomic_write_text
+
+        write_table(pd.DataFrame(report.hyperfit), table_dir, "hyperfit",
+                    f"{experiment}: greedy repetition, hyperfitted against its starting model")
+        atomic_write_text(table_dir / "summary.md", f"# {experiment}: findings\n\n"
+                          + "\n".join(f"- {line}" for line in report.findings) + "\n")
+    for name, fig in made.items():
+        if write:
+            report.figures[name] = save_figure(fig, figure_dir / f"{name}.png")
+        plt.close(fig)
+    return report
+
+
+def short_table(report: DecodingReport, setting: str, decoders: tuple[str, ...] = ("greedy", "top_p", "top_h",
+                                                                                  "mirostat")) -> str:
+    """A compact Markdown table for the README: the cross-entropy and hyperfitted models under a few decoders."""
+    cells = report.cells[setting]
+    shown = cells[cells["model"].isin(["cross-entropy", "hyperfitted"]) & cells["decoder"].isin(decoders)]
+    return to_markdown(readable(shown.reset_index(drop=True)))
+
+
+__all__ = ["DecodingReport", "build", "findings", "readable", "short_table"]

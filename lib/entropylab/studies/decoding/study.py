@@ -1,0 +1,113 @@
+"""The decoding study's middle stage, between its sweep (the models) and its report: find the models, hyperfit,
+decode the grid (:mod:`.grid`) and collect the cells into ``<outputs>/results/<experiment>-generation.csv``,
+``-examples.csv`` and ``-hyperfit.csv``; its own files go to the study folder ``<outputs>/studies/<experiment>/``.
+
+``python -m entropylab reproduce --study decoding`` runs the sweep of ``params/decoding.yaml``, then this, then
+``notebooks/08_decoding.ipynb``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ... import paths
+from ...experiments.params import ParamsError
+from ...experiments.results import results_path
+from ...training import store
+from .grid import HYPERFITTED, Job, run_jobs
+from .spec import DecodingSpec, ModelSpec, read_spec, slug
+
+OBJECTIVE_WEIGHT_TOLERANCE = 1e-9
+
+
+def study_dir(experiment: str, output_root: str | os.PathLike | None = None) -> Path:
+    """``<outputs>/studies/<experiment>/``: the decoding study's own files."""
+    return paths.outputs_dir(output_root) / "studies" / experiment
+
+
+def setting_of(parameters: dict[str, Any]) -> str:
+    return f"{parameters['dataset']}/{parameters['split']}"
+
+
+def find_run(plan: Any, setting: str, model: ModelSpec) -> Path:
+    """The run folder of ``model`` in ``setting`` among the plan's tasks; a clear error when it is not there."""
+    for task in plan.tasks:
+        p = task.parameters
+        if setting_of(p) != setting or p["loss"] != model.loss or p.get("seed", 0) != model.seed:
+            continue
+        if model.weight is not None and abs(float(p.get("weight", 0.0)) - model.weight) > OBJECTIVE_WEIGHT_TOLERANCE:
+            continue
+        return Path(task.run_dir)
+    raise ParamsError(f"{plan.params.path}: decoding.models: no run of {setting} trains {model.loss}"
+                      + (f" weight {model.weight:g}" if model.weight is not None else "") + f" seed {model.seed}; "
+                      f"add it to the file's runs")
+
+
+def plan_jobs(plan: Any, spec: DecodingSpec) -> list[Job]:
+    """Every job of the study (:class:`.grid.Job`): the models, the hyperfitted one and the references per setting,
+    the NYT settings first (their jobs are the longest)."""
+    settings = list(dict.fromkeys(setting_of(t.parameters) for t in plan.tasks))
+    settings.sort(key=lambda s: not s.startswith("nyt"))
+    root = study_dir(plan.experiment, plan.output_root)
+    jobs: list[Job] = []
+    for setting in settings:
+        dataset = setting.split("/")[0]
+        out = str(root / "cells" / setting.replace("/", "_"))
+        models = [m for m in spec.models if m.dataset in (None, dataset)]
+        runs = {m.name: find_run(plan, setting, m) for m in models}
+        for model in models:
+            if not store.is_complete(runs[model.name]):
+                raise FileNotFoundError(f"{runs[model.name]} is not a finished run; run the study's sweep first "
+                                        f"(python -m entropylab sweep {plan.params.path})")
+            jobs.append(Job(setting, model.slug, "run", str(runs[model.name]), out, spec))
+        if spec.hyperfit is not None:
+            source = str(runs[spec.hyperfit.model])
+            jobs.append(Job(setting, HYPERFITTED, "hyperfit", source, out, spec,
+                            str(root / "hyperfit" / setting.replace("/", "_"))))
+        base = str(runs[models[0].name])
+        for reference in spec.references:
+            if reference != "source" or dataset == "synthetic":
+                jobs.append(Job(setting, reference, reference, base, out, spec))
+    return jobs
+
+
+def collect(experiment: str, output_root: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The cells, examples and hyperfitting histories of every job, each gathered into one results CSV."""
+    root = study_dir(experiment, output_root)
+    written = {}
+    every = sorted(root.glob("cells/*/*.csv"))
+    for name, is_examples in (("generation", False), ("examples", True)):
+        files = [p for p in every if p.name.endswith("-examples.csv") == is_examples]
+        if files:
+            written[name] = results_path(f"{experiment}-{name}", output_root)
+            store.write_csv(written[name], pd.concat([pd.read_csv(f) for f in files], ignore_index=True))
+    histories = []
+    for folder in sorted((root / "hyperfit").glob("*")):
+        if store.is_complete(folder):
+            history = pd.read_csv(folder / store.HISTORY)
+            history.insert(0, "setting", folder.name.replace("_", "/", 1))
+            histories.append(history)
+    if histories:
+        written["hyperfit"] = results_path(f"{experiment}-hyperfit", output_root)
+        store.write_csv(written["hyperfit"], pd.concat(histories, ignore_index=True))
+    return written
+
+
+def run_stage(plan: Any) -> int:
+    """Decode every job of ``plan``'s file and collect the results; the number of failed jobs."""
+    spec = read_spec(plan.params)
+    jobs = plan_jobs(plan, spec)
+    print(f"decoding: {len(jobs)} models x settings, {len(spec.cells())} cells per model, "
+          f"{spec.prefixes} prefixes x {spec.words} words, {spec.workers} at a time", flush=True)
+    errors = run_jobs(jobs, spec.workers)
+    for error in errors:
+        print(f"decoding FAILED: {error}")
+    collect(plan.experiment, plan.output_root)
+    return len(errors)
+
+
+__all__ = ["collect", "find_run", "plan_jobs", "run_stage", "slug", "study_dir"]

@@ -1,0 +1,207 @@
+"""The decoding study: its text metrics against hand-computed cases, the count and source models as generators,
+the frontier rule, the parameter section's errors, and the whole chain on its smoke file (models, hyperfitting in
+the study's folder, the grid, resuming, the report notebook)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from entropylab.experiments.params import ParamsError, load_params
+from entropylab.metrics.generation import js_divergence, repetition, word_entropy, word_frequencies, zipf_coefficient
+from entropylab.paths import project_root
+from entropylab.references import CountModel, SourceModel, ngram_references
+from entropylab.studies.decoding import tables
+from entropylab.studies.decoding.spec import read_spec
+
+ROOT = project_root(Path(__file__).parent)
+SMOKE = ROOT / "params" / "decoding_smoke.yaml"
+
+
+# -- metrics -------------------------------------------------------------------------------------------------
+
+def test_repetition_counts_the_share_of_words_that_repeat_an_earlier_one():
+    words = np.array([[1, 2, 3, 4], [5, 5, 5, 5], [1, 2, 1, 2]])
+    assert repetition(words) == pytest.approx((0.0 + 0.75 + 0.5) / 3)
+
+
+def test_word_entropy_and_js_divergence_on_hand_made_distributions():
+    f = word_frequencies(np.array([[1, 1, 2, 3]]), 5)
+    assert f.tolist() == [0.0, 0.5, 0.25, 0.25, 0.0]
+    assert word_entropy(f) == pytest.approx(-(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)))
+    assert word_entropy(word_frequencies(np.array([[4, 4, 4]]), 5)) == 0.0
+    assert js_divergence(f, f) == pytest.approx(0.0)
+    assert js_divergence(np.array([0, 1.0, 0]), np.array([0, 0, 1.0])) == pytest.approx(1.0)  # disjoint: 1 bit
+    r = np.array([0.0, 0.25, 0.25, 0.25, 0.25])
+    m = (f + r) / 2
+    expected = 0.5 * sum(a * math.log2(a / b) for a, b in zip(f, m, strict=True) if a > 0) + \
+        0.5 * sum(a * math.log2(a / b) for a, b in zip(r, m, strict=True) if a > 0)
+    assert js_divergence(f, r) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="same words"):
+        js_divergence(f, r[:4])
+
+
+def test_zipf_coefficient_recovers_the_exponent_of_exact_power_law_counts():
+    counts = np.round(10_000 / np.arange(1, 60) ** 1.3).astype(int)
+    words = np.repeat(np.arange(1, 60), counts)[None, :]
+    assert zipf_coefficient(words) == pytest.approx(1.3, abs=0.01)
+    assert math.isnan(zipf_coefficient(np.array([[7, 7, 7]])))
+
+
+def test_the_count_models_as_generators_give_the_reference_cross_entropies():
+    rng = np.random.default_rng(0)
+    vocab = 30
+    x_train, y_train = rng.integers(0, vocab, size=(400, 5)), rng.integers(1, vocab, size=400)
+    x_val, y_val = rng.integers(0, vocab, size=(100, 5)), rng.integers(1, vocab, size=100)
+    numbers = ngram_references(y_train, x_train, y_val, x_val, vocab)
+    for order, name in ((1, "unigram"), (2, "bigram")):
+        log_p = CountModel(y_train, x_train, vocab, order)(x_val)
+        assert np.allclose(np.exp(log_p).sum(axis=1), 1.0) and np.all(np.isneginf(log_p[:, 0]))
+        assert -log_p[np.arange(100), y_val].mean() == pytest.approx(numbers[f"{name}_cross_entropy"])
+
+
+def test_the_source_model_never_emits_a_word_the_source_cannot():
+    from entropylab.continuation import continue_prefixes
+    from entropylab.data import load_corpus
+
+    corpus = load_corpus("synthetic")
+    words = continue_prefixes(SourceModel(corpus.true_next), corpus.X[:200], 8, head="softmax", strategy="sample",
+                              seed=0, true_next=corpus.true_next)
+    assert np.all(words.true_probability > 0)
+    assert words.surprisal.mean() == pytest.approx(-np.log(words.true_probability).mean())
+
+
+# -- the frontier --------------------------------------------------------------------------------------------
+
+def test_a_setting_is_on_the_frontier_unless_another_is_at_least_as_good_on_both_axes():
+    table = pd.DataFrame({"decoder": ["a", "a", "b", "b", "c"], "true_loglik": [-1.0, -3.0, -2.0, -2.0, -1.0],
+                          "word_entropy": [1.0, 3.0, 2.0, 1.5, 1.0]})
+    marked = tables.frontier(table)
+    assert marked["on_frontier"].tolist() == [True, True, True, False, True]  # ties (rows 0 and 4) both stay
+
+
+# -- the parameter section -----------------------------------------------------------------------------------
+
+def test_the_study_file_reads_and_plans_every_decoder_over_its_range():
+    spec = read_spec(load_params(ROOT / "params" / "decoding.yaml"))
+    assert spec.prefixes >= 500 and spec.words == 10 and len(spec.sampling_seeds) == 3
+    cells = spec.cells()
+    assert {d for d, _, _ in cells} >= {"greedy", "beam", "temperature", "top_k", "top_p", "typical_p", "min_p",
+                                        "epsilon_cutoff", "eta_cutoff", "top_h", "mirostat"}
+    assert sum(d == "greedy" for d, _, _ in cells) == 1  # a seed changes nothing: run once
+    assert sum(d == "top_p" for d, _, _ in cells) == 3 * len(spec.decoders["top_p"])
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ("{decoders: {temperature: [-1.0]}, models: [{name: a, loss: cross_entropy}]}", "temperature must be"),
+    ("{decoders: {top_p: [1.5]}, models: [{name: a, loss: cross_entropy}]}", "top_p must be"),
+    ("{decoders: {nucleus: [0.9]}, models: [{name: a, loss: cross_entropy}]}", "unknown decoder"),
+    ("{decoders: {greedy: []}, models: [{name: a, loss: crossentropy}]}", "models[0].loss"),
+    ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], hyperfit: {model: b}}", "hyperfit.model"),
+    ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], prefixes: 0}", "prefixes"),
+])
+def test_a_bad_decoding_section_is_one_clear_error(tmp_path, section, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text("experiment: bad\nruns:\n  - notebook: notebooks/07_objectives_train.ipynb\n"
+                    f"    grid: {{loss: cross_entropy}}\ndecoding: {section}\n")
+    with pytest.raises(ParamsError, match=message.replace("[", r"\[").replace("]", r"\]")) as caught:
+        read_spec(load_params(path))
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_the_best_objective_named_in_the_study_file_is_the_objectives_study_s_best():
+    """params/decoding.yaml names the best objective per dataset; the objectives study's committed tables must
+    agree (lowest mean validation cross-entropy among the objectives judged better than cross-entropy)."""
+    spec = read_spec(load_params(ROOT / "params" / "decoding.yaml"))
+    table_dir = ROOT / "outputs" / "tables" / "objectives"
+    for dataset, setting in (("synthetic", "synthetic_headline"), ("nyt", "nyt_headline")):
+        numbers = table_dir / f"{setting}_numbers.csv"
+        if not numbers.is_file():
+            pytest.skip("the objectives study's tables are not in outputs/")
+        table = pd.read_csv(numbers)
+        better = table[table["verdict_val_cross_entropy"] == "better"]
+        best = better.sort_values("val_cross_entropy").iloc[0]
+        named = next(m for m in spec.models if m.name == "best objective" and m.dataset == dataset)
+        assert (named.loss, named.weight) == (best["objective"], pytest.approx(best["value"]))
+
+
+# -- the whole chain -----------------------------------------------------------------------------------------
+
+def reproduce(output_root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ENTROPYLAB_OUTPUTS": str(output_root)}
+    return subprocess.run([sys.executable, "-m", "entropylab", "reproduce", "--study", "decoding", "--params",
+                           str(SMOKE), "--output-root", str(output_root)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decoding")
+    done = reproduce(root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return root
+
+
+def test_the_study_decodes_every_cell_of_every_model_and_reference(study):
+    spec = read_spec(load_params(SMOKE))
+    cells = pd.read_csv(study / "results" / "decoding-smoke-generation.csv")
+    per_model = cells.groupby("model").size().to_dict()
+    assert per_model == {"cross-entropy": len(spec.cells()), "control-mse": len(spec.cells()),
+                         "hyperfitted": len(spec.cells()), "bigram": len(spec.sampling_seeds),
+                         "source": len(spec.sampling_seeds)}
+    assert (cells["prefixes"] == spec.prefixes).all() and (cells["words"] == spec.words).all()
+    source = cells[cells["model"] == "source"]
+    assert (source["impossible"] == 0).all()  # the known truth never emits what it cannot
+    best_model = cells[cells["kind"] != "source"]["true_loglik"].max()
+    assert source["true_loglik"].min() > best_model - 1.0  # the source's own text is (near) the best quality
+    for column in ("distinct_1", "distinct_2", "repeat", "repetition", "js_heldout", "impossible"):
+        assert cells[column].between(0, 1).all(), column
+    sampled = cells[(cells["model"] == "cross-entropy") & (cells["decoder"] == "top_p")]
+    assert sampled.groupby("value")["distinct_2"].nunique().max() > 1  # a seed changes the words
+
+
+def test_hyperfitting_writes_to_the_study_folder_and_no_run_folder(study):
+    runs = sorted(p.name for p in (study / "runs" / "decoding-smoke").iterdir())
+    assert len(runs) == 2 and all(r.startswith(("cross_entropy", "mse")) for r in runs)
+    folder = study / "studies" / "decoding-smoke" / "hyperfit" / "synthetic_headline"
+    assert (folder / "COMPLETE").is_file() and (folder / "model.weights.h5").is_file()
+    history = pd.read_csv(study / "results" / "decoding-smoke-hyperfit.csv")
+    assert history["fit_cross_entropy"].iloc[-1] < 0.5 * history["fit_cross_entropy"].iloc[0]
+    assert history["val_entropy"].iloc[-1] < history["val_entropy"].iloc[0]
+
+
+def test_the_report_notebook_tables_and_figures_exist(study):
+    notebook = study / "notebooks" / "decoding-smoke" / "08_decoding.ipynb"
+    assert notebook.is_file() and "Traceback" not in notebook.read_text()
+    figures = study / "figures" / "decoding-smoke"
+    for name in ("frontier_synthetic_headline", "diversity_synthetic_headline", "hyperfit"):
+        assert (figures / f"{name}.png").stat().st_size > 10_000, name
+    tables_dir = study / "tables" / "decoding-smoke"
+    frontier = pd.read_csv(tables_dir / "synthetic_headline_frontier.csv")
+    assert set(frontier["model"]) == {"cross-entropy", "control-mse", "hyperfitted"}
+    examples = pd.read_csv(tables_dir / "examples_synthetic_headline.csv")
+    assert len(examples) == 6 and examples.iloc[:, 1:].notna().all().all()
+
+
+def test_a_killed_grid_resumes_without_redoing_finished_cells(study):
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.studies.decoding.grid import decode_job
+    from entropylab.studies.decoding.study import plan_jobs
+
+    plan = make_plan(SMOKE, output_root=study)
+    job = next(j for j in plan_jobs(plan, read_spec(plan.params)) if j.model == "cross-entropy")
+    before = pd.read_csv(job.cells_csv)
+    before.iloc[:-3].to_csv(job.cells_csv, index=False)  # as if killed three cells before the end
+    decode_job(job)
+    after = pd.read_csv(job.cells_csv)
+    assert len(after) == len(before)
+    pd.testing.assert_frame_equal(after.iloc[:-3], before.iloc[:-3])  # kept as they were (their seconds too)
+    numbers = ["distinct_2", "true_loglik", "surprisal_mean"]
+    np.testing.assert_allclose(after.iloc[-3:][numbers].to_numpy(), before.iloc[-3:][numbers].to_numpy())
