@@ -216,6 +216,30 @@ def expected_view(outputs: Path, loss: str, weight: float, seed: int, seed_text:
     return expected_view_of(runs_root, runs_root / EXPERIMENT / tiny_config(loss, weight, seed).run_name, seed_text)
 
 
+def expected_sampled_words(outputs: Path, loss: str, weight: float, seed: int, seed_text: str, top_p: float,
+                           sampling_seed: int) -> str:
+    """The words the explorer must show for a tiny run decoded by top-p sampling, recomputed with the library."""
+    from entropylab.continuation import continue_prefixes
+    from entropylab.training import load_trained
+
+    model, corpus, stored = load_trained(outputs / "runs" / EXPERIMENT / tiny_config(loss, weight, seed).run_name)
+    ids = continue_prefixes(model, corpus.pad(corpus.encode(seed_text)), 10, head=stored.head, strategy="sample",
+                            seed=sampling_seed, top_p=top_p).words[0]
+    return "[" + " ".join(corpus.index_word.get(int(i), "").title() for i in ids) + "]"
+
+
+def wait_for_words(page, expected: str, timeout_s: float = TIMEOUT_MS / 1000) -> str:
+    """Wait until the selected run's continuation reads ``expected``; fail with what is shown."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        view = shown_view(page)
+        if view["words"] == expected:
+            return view["words"]
+        if view["error"] or time.monotonic() > deadline:
+            raise AssertionError(f"words: shown {view['words']!r}, the decoder gives {expected!r} {view['error']}")
+        page.wait_for_timeout(250)
+
+
 def shown_view(page) -> dict:
     """Header, the selected run's rows of the numbers table and its greedy words, as the page shows them."""
     return page.evaluate("""() => {
@@ -426,6 +450,21 @@ def test_explorer_in_jupyterlab(browser, lab):
         reseeded = wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 1, seed_text))
         assert reseeded["image"] != moved["image"], "the curves did not change with the seed"
         screenshot(page, "explorer-2-weight-and-seed.png")
+
+        # Decoder controls: top-p sampling at its default 0.9, then 0.85, then sampling seed 1; the words follow
+        # each change in place, then greedy again.
+        page.locator(".entropylab-decoder select").select_option("top_p")
+        sampled = wait_for_words(page, expected_sampled_words(outputs, "kl_regularized", 100.0, 1, seed_text, 0.9, 0))
+        assert sampled != reseeded["words"], "top-p sampling gave the greedy words"
+        press(page, ".entropylab-decoder-value .noUi-handle", "ArrowLeft")
+        wait_for_words(page, expected_sampled_words(outputs, "kl_regularized", 100.0, 1, seed_text, 0.85, 0))
+        press(page, ".entropylab-sampling-seed .noUi-handle", "ArrowRight")
+        other_seed = wait_for_words(page, expected_sampled_words(outputs, "kl_regularized", 100.0, 1, seed_text,
+                                                                 0.85, 1))
+        assert other_seed != sampled, "the sampling seed did not change the words"
+        screenshot(page, "explorer-4-decoder.png")
+        page.locator(".entropylab-decoder select").select_option("greedy")
+        wait_for_view(page, expected_view(outputs, "kl_regularized", 100.0, 1, seed_text))
 
         # Seed 2 has no run: the explorer says so, keeps showing the nearest run and offers Train.
         press(page, ".entropylab-seed .noUi-handle", "ArrowRight")
