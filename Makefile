@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 
-.PHONY: setup reproduce objectives test nbval-refresh test-browser lint lab sweep bench bench-quick data info clean-runs
+.PHONY: setup reproduce objectives decoding test nbval-refresh test-browser lint lab sweep bench bench-quick data info clean-runs
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,6 +25,11 @@ reproduce: setup
 # the objectives study: params/objectives.yaml (tuning, then 3 seeds; resumable), then notebooks/07_objectives.ipynb
 objectives: setup
 	$(PY) -m entropylab reproduce --study objectives
+
+# the decoding study: the models of params/decoding.yaml, hyperfitting, the decoder grid (resumable), then
+# notebooks/08_decoding.ipynb
+decoding: setup
+	$(PY) -m entropylab reproduce --study decoding
 
 # nbval re-executes tests/nbval/{nyt,synthetic}/*.ipynb (the smoke profile; the NYT set where the data is, else
 # the synthetic one) in an empty outputs folder and compares the cells
@@ -53,6 +58,7 @@ bench: setup
 	$(PY) -m pip install -q -e ".[jax]" || echo "JAX not installed: the benchmark skips ours-jax"
 	$(PY) -m entropylab bench
 	$(PY) -m entropylab.bench generation || echo "generation benchmark skipped: it needs a finished run (make reproduce)"
+	$(PY) -m entropylab.bench generation --decoders || echo "decoder benchmark skipped: it needs a finished run"
 
 bench-quick: setup
 	$(PY) -m pip install -q -e ".[jax]" || echo "JAX not installed: the benchmark skips ours-jax"

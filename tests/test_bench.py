@@ -158,3 +158,7 @@ def test_generation_benchmark_times_both_ways_on_the_same_words(tmp_path):
     assert rows["batched"]["model_calls"] == 3 and rows["per_sequence"]["model_calls"] == 15
     assert rows["per_sequence"]["seconds_for_prefixes"] == pytest.approx(
         rows["per_sequence"]["median_seconds_measured"] * 20 / 5)
+    from entropylab.bench.generation import ORDERING_DECODERS, measure_decoders
+
+    timed = measure_decoders(tmp_path / config.run_name, prefixes=20, n_words=3, repeats=1)  # checks equal words
+    assert len(timed) == 2 * len(ORDERING_DECODERS) and all(r["median_seconds"] > 0 for r in timed)

@@ -41,6 +41,9 @@ _MASS_TOLERANCE = 1e-12
 #: How many of each row's words (most likely, or most typical) are sorted first; rows whose kept set does not end
 #: well inside them are sorted whole (:func:`_sorted_prefix_keep`).
 CANDIDATES = 256
+#: False: every ordering is a full stable sort (what :func:`leading` replaces; ``python -m entropylab.bench
+#: generation --decoders`` times both).
+PARTIAL_SORT = True
 
 
 # -- parameters ------------------------------------------------------------------------------------------------
@@ -103,7 +106,7 @@ def _renormalise(p: np.ndarray, keep: np.ndarray, keep_most_likely: bool = True)
 def leading(key: np.ndarray, m: int) -> np.ndarray:
     """The ``m`` indices of each row of smallest ``key`` in increasing ``key`` (ties: the lower index first),
     by a partition then a sort of those ``m``: ``O(V + m log m)`` instead of a full sort's ``O(V log V)``."""
-    if m >= key.shape[1]:
+    if m >= key.shape[1] or not PARTIAL_SORT:
         return np.argsort(key, axis=1, kind="stable")[:, :m]
     kth = np.partition(key, m - 1, axis=1)[:, m - 1 : m]
     below, tied = key < kth, key == kth
@@ -124,7 +127,7 @@ def _sorted_prefix_keep(key: np.ndarray, length_of: Callable[[np.ndarray, np.nda
     kept sets are small (tens of words of a vocabulary of thousands)."""
     n, vocab = key.shape
     rows = np.arange(n)
-    order = leading(key, CANDIDATES)
+    order = leading(key, CANDIDATES if PARTIAL_SORT else vocab)
     length = length_of(order, rows)
     keep = np.zeros(key.shape, dtype=bool)
     if order.shape[1] < vocab:

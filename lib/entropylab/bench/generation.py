@@ -5,6 +5,11 @@ against the batch (:func:`entropylab.continuation.continue_prefixes`: one model 
 The two are run alternately, ``repeats`` times each, in this process (the model loaded once, one warm-up call
 each); the medians go to ``<outputs>/benchmarks/generation_<time>.csv``. Both give the same greedy words, which is
 checked before timing. The goal of the decoding study: 1,000 continuations of 10 words in at most 10 s.
+
+``--decoders`` times the decoders whose transforms order each row (``top_p``, ``typical_p``, Top-H, beam search) on
+the batch two ways, alternated: sorting only each row's leading candidates (:func:`entropylab.decoders.leading`,
+the default) and a full stable sort of every row (``entropylab.decoders.PARTIAL_SORT = False``); both give the same
+words, which is checked. The medians go to ``<outputs>/benchmarks/decoders_<time>.csv``.
 """
 
 from __future__ import annotations
@@ -82,6 +87,47 @@ def measure(run_dir: str | os.PathLike, prefixes: int = 1000, n_words: int = 10,
     return rows
 
 
+#: The decoders ``--decoders`` times, each at one setting: ``(name, strategy, parameters)``.
+ORDERING_DECODERS = (("top_p 0.8", "sample", {"top_p": 0.8}), ("typical_p 0.5", "sample", {"typical_p": 0.5}),
+                     ("top_h 0.4", "sample", {"top_h": 0.4}), ("beam 4", "beam", {"num_beams": 4}))
+
+
+def measure_decoders(run_dir: str | os.PathLike, prefixes: int = 500, n_words: int = 10,
+                     repeats: int = 2) -> list[dict[str, Any]]:
+    """Median seconds of each of :data:`ORDERING_DECODERS` with partial and with full sorting (module docstring)."""
+    from .. import decoders
+    from ..continuation import continue_prefixes
+    from ..metrics.generation import choose_prefixes
+    from ..training.train import load_trained, run_split
+
+    model, corpus, config = load_trained(run_dir)
+    data = run_split(corpus, config)
+    contexts = data.x_val[choose_prefixes(len(data.y_val), prefixes, config.split_seed)]
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
+    rows = []
+    for name, strategy, params in ORDERING_DECODERS:
+        times: dict[bool, list[float]] = {True: [], False: []}
+        words: dict[bool, np.ndarray] = {}
+        try:
+            for _ in range(repeats):
+                for partial in (True, False):
+                    decoders.PARTIAL_SORT = partial
+                    started = time.perf_counter()
+                    words[partial] = continue_prefixes(model, contexts, n_words, head=config.head, strategy=strategy,
+                                                       seed=0, **params).words
+                    times[partial].append(time.perf_counter() - started)
+        finally:
+            decoders.PARTIAL_SORT = True
+        if not np.array_equal(words[True], words[False]):
+            raise AssertionError(f"{name}: partial and full sorting gave different words")
+        for partial in (True, False):
+            rows.append({"decoder": name, "sorting": "leading candidates" if partial else "full",
+                         "run": Path(run_dir).name, "vocab_size": corpus.vocab_size, "prefixes": len(contexts),
+                         "words": n_words, "median_seconds": statistics.median(times[partial]), "repeats": repeats,
+                         "machine": machine})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
@@ -94,15 +140,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-sequence-prefixes", type=int, default=100,
                         help="rows the per-sequence loop really runs (its time is scaled to --prefixes)")
     parser.add_argument("--output-dir", default=None, help="default: <outputs>/benchmarks")
+    parser.add_argument("--decoders", action="store_true",
+                        help="time the ordering decoders with partial against full sorting instead (500 prefixes)")
     args = parser.parse_args(argv)
     run_dir = Path(args.run) if args.run else default_run()
-    rows = measure(run_dir, args.prefixes, args.words, args.repeats, args.per_sequence_prefixes)
-    table = pd.DataFrame(rows)
     folder = Path(args.output_dir) if args.output_dir else paths.outputs_dir() / "benchmarks"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"generation_{time.strftime('%Y-%m-%d_%H%M%S')}.csv"
+    if args.decoders:
+        table = pd.DataFrame(measure_decoders(run_dir, min(args.prefixes, 500), args.words, args.repeats))
+        path = folder / f"decoders_{time.strftime('%Y-%m-%d_%H%M%S')}.csv"
+        columns = ["decoder", "sorting", "prefixes", "words", "median_seconds"]
+    else:
+        table = pd.DataFrame(measure(run_dir, args.prefixes, args.words, args.repeats, args.per_sequence_prefixes))
+        path = folder / f"generation_{time.strftime('%Y-%m-%d_%H%M%S')}.csv"
+        columns = ["way", "prefixes", "words", "model_calls", "seconds_for_prefixes", "goal_seconds"]
     table.to_csv(path, index=False)
-    print(table[["way", "prefixes", "words", "model_calls", "seconds_for_prefixes", "goal_seconds"]]
-          .to_string(index=False))
+    print(table[columns].to_string(index=False))
     print(f"written to {path}")
     return 0
