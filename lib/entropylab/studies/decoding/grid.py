@@ -106,7 +106,6 @@ def seed_texts(corpus: Any, dataset: str, val_headlines: Iterable[int]) -> list[
 
 def _load(job: Job) -> tuple[Any, str, Any, Any, Any, np.ndarray]:
     """``(model, head, corpus, config, split, prefix rows)`` of a job."""
-    from ...continuation import model_distributions  # noqa: F401  (TensorFlow set up before the references)
     from ...metrics.generation import choose_prefixes
     from ...references import CountModel, SourceModel
     from ...training import load_trained
@@ -164,7 +163,8 @@ def decode_job(job: Job) -> str:
     done = _read_done(job.cells_csv)
     finished = {_key(*k) for k in done[list(CELL_KEYS)].itertuples(index=False)} if len(done) else set()
     records = done.to_dict("records") if len(done) else []
-    for decoder, value, seed in job_cells(job):
+    cells = job_cells(job)
+    for number, (decoder, value, seed) in enumerate(cells, start=1):
         if _key(decoder, value, seed) in finished:
             continue
         strategy, params = DECODERS[decoder].arguments(value)
@@ -181,6 +181,8 @@ def decode_job(job: Job) -> str:
             os.replace(out_dir / f".{job.model}-greedy.partial.npy", out_dir / f"{job.model}-greedy.npy")
         records.append(row)
         store.write_csv(job.cells_csv, pd.DataFrame(records))
+        print(f"{job.setting} {job.model}: cell {number}/{len(cells)} {decoder} "
+              f"{'' if value is None else f'{value:g} '}seed {seed} in {row['seconds']:.1f} s", flush=True)
     if job.kind in ("run", "hyperfit"):
         _examples(job, model, head, corpus, corpus.subset(config.max_sequences).headline_index[data.val_index])
     return str(job.cells_csv)
@@ -193,7 +195,7 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
     from ...continuation import continue_prefixes
 
     path = Path(job.out_dir) / f"{job.model}-examples.csv"
-    if path.is_file():
+    if path.is_file() and set(pd.read_csv(path)["decoder"]) == set(job.spec.decoders):
         return
     texts = seed_texts(corpus, "nyt" if corpus.true_next is None else "synthetic", val_owners)
     with warnings.catch_warnings():

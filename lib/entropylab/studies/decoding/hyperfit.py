@@ -57,7 +57,7 @@ def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.P
 
     out_dir = Path(out_dir)
     model, corpus, config = load_trained(run_dir)
-    identity = {"recipe": asdict(spec), "source": Path(run_dir).name}
+    identity = {"recipe": asdict(spec), "source": Path(run_dir).name, "validation_rows": len(val_rows)}
     if store.is_complete(out_dir) and store.read_json(out_dir / "hyperfit.json").get("identity") == identity:
         model.load_weights(out_dir / store.WEIGHTS)
         return model, pd.read_csv(out_dir / store.HISTORY)
