@@ -5,14 +5,12 @@ the study's folder, the grid, resuming, the report notebook)."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from study_runner import reproduce
 
 from entropylab.experiments.params import ParamsError, load_params
 from entropylab.metrics.generation import js_divergence, repetition, word_entropy, word_frequencies, zipf_coefficient
@@ -134,17 +132,11 @@ def test_the_best_objective_named_in_the_study_file_is_the_objectives_study_s_be
 
 # -- the whole chain -----------------------------------------------------------------------------------------
 
-def reproduce(output_root: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ENTROPYLAB_OUTPUTS": str(output_root)}
-    return subprocess.run([sys.executable, "-m", "entropylab", "reproduce", "--study", "decoding", "--params",
-                           str(SMOKE), "--output-root", str(output_root)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
-
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("decoding")
-    done = reproduce(root)
+    done = reproduce("decoding", SMOKE, root)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return root
 

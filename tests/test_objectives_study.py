@@ -4,13 +4,11 @@ seeds, the report notebook's tables and figures, and a second run that redoes no
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from study_runner import reproduce
 
 from entropylab.paths import project_root
 
@@ -18,17 +16,10 @@ ROOT = project_root(Path(__file__).parent)
 SMOKE = ROOT / "params" / "objectives_smoke.yaml"
 
 
-def reproduce(output_root: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ENTROPYLAB_OUTPUTS": str(output_root)}
-    return subprocess.run([sys.executable, "-m", "entropylab", "reproduce", "--study", "objectives", "--params",
-                           str(SMOKE), "--output-root", str(output_root)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("objectives")
-    done = reproduce(root)
+    done = reproduce("objectives", SMOKE, root)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return root, done.stdout
 
@@ -74,7 +65,7 @@ def test_the_report_writes_one_table_per_setting_with_verdicts_and_the_figures(s
 
 def test_a_second_run_redoes_nothing(study):
     root, _ = study
-    again = reproduce(root)
+    again = reproduce("objectives", SMOKE, root)
     assert again.returncode == 0, again.stderr[-2000:]
     summaries = [line for line in again.stdout.splitlines() if " ran, " in line]
     assert summaries and all(line.startswith("0 ran,") and "0 failed" in line for line in summaries)
