@@ -85,6 +85,20 @@ def test_a_setting_is_on_the_frontier_unless_another_is_at_least_as_good_on_both
     assert marked["on_frontier"].tolist() == [True, True, True, False, True]  # ties (rows 0 and 4) both stay
 
 
+def test_decoders_are_ranked_by_their_interpolated_quality_at_the_model_s_median_diversity():
+    cells = pd.DataFrame({
+        "model": "m", "kind": "run",
+        "decoder": ["a", "a", "b", "b", "c", "greedy"],
+        "word_entropy": [1.0, 3.0, 2.0, 4.0, 0.5, 9.0],  # sampled diversities: median 2.0 (greedy left out)
+        "true_loglik": [-1.0, -3.0, -1.5, -2.5, -0.1, 0.0],
+        "true_loglik_std": [0.01, 0.01, 0.01, 0.01, 0.01, float("nan")]})
+    table = tables.matched_quality(cells).set_index("decoder")
+    assert table.loc["a", "quality_at_level"] == pytest.approx(-2.0)  # halfway between (1, -1) and (3, -3)
+    assert table.loc["b", "quality_at_level"] == pytest.approx(-1.5)  # its own setting at 2.0
+    assert table.loc["b", "verdict"] == "best or tie" and table.loc["a", "verdict"] == "worse"
+    assert table.loc["c", "verdict"] == "does not reach the level" and "greedy" not in table.index
+
+
 # -- the parameter section -----------------------------------------------------------------------------------
 
 def test_the_study_file_reads_and_plans_every_decoder_over_its_range():
@@ -164,6 +178,9 @@ def test_hyperfitting_writes_to_the_study_folder_and_no_run_folder(study):
     assert len(runs) == 2 and all(r.startswith(("cross_entropy", "mse")) for r in runs)
     folder = study / "studies" / "decoding-smoke" / "hyperfit" / "synthetic_headline"
     assert (folder / "COMPLETE").is_file() and (folder / "model.weights.h5").is_file()
+    copying = pd.read_csv(study / "results" / "decoding-smoke-copying.csv").set_index("model")
+    assert copying.loc["hyperfitted", "fitted_2gram_share"] > 0
+    assert (copying.filter(like="share") <= 1).all().all()
     history = pd.read_csv(study / "results" / "decoding-smoke-hyperfit.csv")
     assert history["fit_cross_entropy"].iloc[-1] < 0.5 * history["fit_cross_entropy"].iloc[0]
     assert history["val_entropy"].iloc[-1] < history["val_entropy"].iloc[0]

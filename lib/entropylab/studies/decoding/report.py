@@ -12,6 +12,7 @@ import pandas as pd
 
 from ...analysis.figures import save_figure
 from ...analysis.tables import figures_dir, tables_dir, to_markdown, write_table
+from ...experiments.results import results_path
 from . import figures, tables
 
 #: The columns of the readable tables: (metric, its short name).
@@ -30,6 +31,8 @@ class DecodingReport:
     cells: dict[str, pd.DataFrame] = field(default_factory=dict)
     readable: dict[str, pd.DataFrame] = field(default_factory=dict)
     frontiers: dict[str, pd.DataFrame] = field(default_factory=dict)
+    matched: dict[str, pd.DataFrame] = field(default_factory=dict)
+    copying: pd.DataFrame | None = None
     hyperfit: list[dict] = field(default_factory=list)
     examples: dict[str, pd.DataFrame] = field(default_factory=dict)
     hyperfit_history: pd.DataFrame | None = None
@@ -55,12 +58,17 @@ def findings(report: DecodingReport) -> list[str]:
     """Plain sentences from the tables: which decoders hold each model's frontier, the greedy repetition of each
     model, and the hyperfitting verdicts."""
     lines = []
-    for setting, table in report.frontiers.items():
+    for setting, table in report.matched.items():
         for model, own in table.groupby("model", sort=False):
-            full = own[own["frontier_share"] == 1.0]["decoder"].tolist()
-            never = own[own["on_frontier"] == 0]["decoder"].tolist()
-            lines.append(f"{setting}, {model}: every setting on the frontier: {', '.join(full) or 'none'}; "
-                         f"never on it: {', '.join(never) or 'none'}.")
+            ranked = own.dropna(subset=["quality_at_level"])
+            if ranked.empty:
+                continue
+            best = ranked[ranked["verdict"] == "best or tie"]["decoder"].tolist()
+            short = own[own["verdict"] == "does not reach the level"]["decoder"].tolist()
+            lines.append(f"{setting}, {model}: at diversity {own['diversity_level'].iloc[0]:.2f} nats the best "
+                         f"quality (with ties) comes from {', '.join(best)} ({ranked['quality_at_level'].max():.2f}); "
+                         f"lowest: {ranked.iloc[-1]['decoder']} ({ranked['quality_at_level'].min():.2f})"
+                         + (f"; not reaching that diversity: {', '.join(short)}" if short else "") + ".")
     for setting, cells in report.cells.items():
         greedy = cells[cells["decoder"] == "greedy"].set_index("model")["repetition"]
         if len(greedy):
@@ -68,10 +76,18 @@ def findings(report: DecodingReport) -> list[str]:
                          + ", ".join(f"{m} {v:.2f}" for m, v in greedy.items()) + ".")
     for row in report.hyperfit:
         if row.get("verdict") != "not run":
-            lines.append(f"{row['setting']}: the hyperfitted model's greedy continuations are {row['verdict']} than "
-                         f"its starting model's (repetition {row['hyperfitted_repetition']:.3f} vs "
+            lines.append(f"{row['setting']}: hyperfitted against its starting model, greedy: {row['verdict']} "
+                         f"(repetition {row['hyperfitted_repetition']:.3f} vs "
                          f"{row['original_repetition']:.3f}; paired difference {row['difference']:+.3f} "
                          f"[{row['low']:+.3f}, {row['high']:+.3f}] over {row['prefixes']} prefixes).")
+    if report.copying is not None and len(report.copying):
+        for _, row in report.copying[report.copying["model"] == "hyperfitted"].iterrows():
+            base = report.copying[(report.copying["setting"] == row["setting"])
+                                  & (report.copying["model"] == "cross-entropy")]
+            lines.append(f"{row['setting']}: {row['fitted_4gram_share']:.0%} of the hyperfitted model's greedy word "
+                         f"4-grams occur in the 100 headlines it was fitted to"
+                         + (f" (the cross-entropy model's: {base['fitted_4gram_share'].iloc[0]:.0%})" if len(base)
+                            else "") + ".")
     return lines
 
 
@@ -93,6 +109,7 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
         models = list(dict.fromkeys(cells.loc[~cells["kind"].isin(tables.REFERENCE_KINDS), "model"]))
         if tables.QUALITY in cells.columns and cells[tables.QUALITY].notna().any():
             report.frontiers[setting] = tables.frontier_table(cells)
+            report.matched[setting] = tables.matched_quality(cells)
             made[f"frontier_{name}"] = figures.frontier_figure(
                 cells, models, f"{experiment}, {setting}: quality against diversity, per decoder setting "
                                f"(mean ± sd over sampling seeds)")
@@ -110,11 +127,16 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
             if setting in report.frontiers:
                 write_table(report.frontiers[setting], table_dir, f"{name}_frontier",
                             f"{experiment}: {setting}, each decoder's settings on the quality-diversity frontier")
+                write_table(report.matched[setting], table_dir, f"{name}_matched",
+                            f"{experiment}: {setting}, each decoder's quality at the model's matched diversity")
             for key in (setting, f"{setting} hyperfitted"):
                 if len(report.examples.get(key, [])):
                     write_table(report.examples[key].reset_index(), table_dir,
                                 f"examples_{key.replace('/', '_').replace(' ', '_')}",
                                 f"{experiment}: {key}, continuations of the seed texts (sampling seed 0)")
+    copying_csv = results_path(f"{experiment}-copying", output_root)
+    if copying_csv.is_file():
+        report.copying = pd.read_csv(copying_csv)
     if len(results.hyperfit):
         report.hyperfit_history = results.hyperfit
         made["hyperfit"] = figures.hyperfit_figure(results.hyperfit)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ... import paths
@@ -97,6 +98,58 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None) -> di
     return written
 
 
+#: The n-gram orders of the copying table.
+COPY_ORDERS = (2, 4)
+
+
+def ngrams(rows: Any, n: int) -> set[tuple[int, ...]]:
+    """Every ``n``-gram of word ids (padding 0 excluded) within each row of ``rows``."""
+    grams = set()
+    for row in rows:
+        words = [int(w) for w in row if w != 0]
+        grams.update(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return grams
+
+
+def copy_share(words: Any, known: set[tuple[int, ...]], n: int) -> float:
+    """The share of the ``n``-grams of the continuations ``words`` (counted with repeats) found in ``known``."""
+    grams = [tuple(int(w) for w in row[i:i + n]) for row in words for i in range(len(row) - n + 1)]
+    return sum(g in known for g in grams) / len(grams) if grams else float("nan")
+
+
+def copying(plan: Any, spec: DecodingSpec) -> pd.DataFrame:
+    """Per setting and model, how much of its greedy text is copied: the share of its word ``n``-grams
+    (:data:`COPY_ORDERS`) that occur in the hyperfitting headlines and in any headline of the training split.
+    A model that reproduces the headlines it was fitted to shows it here; the other models are its baseline."""
+    from ...training.config import RunConfig
+    from ...training.train import load_run_corpus, run_split
+    from .hyperfit import fit_headlines
+
+    rows = []
+    root = study_dir(plan.experiment, plan.output_root)
+    for job in plan_jobs(plan, spec):
+        if job.kind != "hyperfit":
+            continue
+        config = RunConfig.from_dict(store.read_json(Path(job.run_dir) / store.CONFIG))
+        corpus = load_run_corpus(config)
+        data = run_split(corpus, config)
+        owners = corpus.subset(config.max_sequences).headline_index[data.train_index]
+        fitted = set(owners[fit_headlines(owners, spec.hyperfit.headlines)].tolist())
+        cleaned = corpus.cleaned_texts()
+        texts = {h: corpus.encode(cleaned[h], on_unknown="ignore") for h in set(owners.tolist())}
+        known = {scope: {n: ngrams([texts[h] for h in heads], n) for n in COPY_ORDERS}
+                 for scope, heads in (("fitted", fitted), ("train", set(texts)))}
+        folder = root / "cells" / job.setting.replace("/", "_")
+        for path in sorted(folder.glob("*-greedy.npy")):
+            words = np.load(path)
+            row: dict[str, Any] = {"setting": job.setting, "model": path.name.removesuffix("-greedy.npy")}
+            for scope in known:
+                for n in COPY_ORDERS:
+                    row[f"{scope}_{n}gram_share"] = copy_share(words, known[scope][n], n)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def run_stage(plan: Any) -> int:
     """Decode every job of ``plan``'s file and collect the results; the number of failed jobs."""
     spec = read_spec(plan.params)
@@ -107,6 +160,8 @@ def run_stage(plan: Any) -> int:
     for error in errors:
         print(f"decoding FAILED: {error}")
     collect(plan.experiment, plan.output_root)
+    if spec.hyperfit is not None and not errors:
+        store.write_csv(results_path(f"{plan.experiment}-copying", plan.output_root), copying(plan, spec))
     return len(errors)
 
 

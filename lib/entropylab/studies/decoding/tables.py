@@ -9,6 +9,12 @@ decoder's **frontier share** is the share of its settings on the frontier; a dec
 dominated never gives the best quality at its diversity. Differences within one seed spread (``std`` columns) are
 within noise: the tables show the spreads beside the means.
 
+**Matched diversity** (synthetic corpus, per model): decoders are compared at one diversity level fixed before any
+comparison, ``D* =`` the median of the mean diversities of all of that model's sampled settings. Each decoder's
+quality at ``D*`` is the linear interpolation between its two settings whose diversities bracket ``D*`` (none when
+its range does not reach ``D*``); the decoders are ranked by it. Two decoders within ``2 s`` of each other, ``s``
+the largest seed standard deviation of quality among the bracketing settings, are a **tie**.
+
 **Hyperfitting** (per setting): the greedy continuations of the hyperfitted model and of the model it started
 from are compared prefix by prefix on ``repetition`` (the share of a continuation's words that repeat an earlier
 one); the verdict is **less repetitive** when the 95 % t-interval of the mean paired difference (hyperfitted minus
@@ -99,6 +105,38 @@ def frontier_table(cells: pd.DataFrame) -> pd.DataFrame:
                          "frontier_share": float(group["on_frontier"].mean()),
                          "best_quality": float(group[QUALITY].max()), "max_diversity": float(group[DIVERSITY].max())})
     return pd.DataFrame(rows)
+
+
+def matched_quality(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per model and sampling decoder: its quality at the model's matched diversity ``D*`` (module docstring),
+    the gap to the model's best decoder there, and whether that gap is a tie."""
+    rows = []
+    sampled = cells[~cells["kind"].isin(REFERENCE_KINDS) & ~cells["decoder"].isin(("greedy", "beam"))]
+    for model, own in sampled.groupby("model", sort=False):
+        level = float(own[DIVERSITY].median())
+        for decoder, group in own.groupby("decoder", sort=False):
+            group = group.sort_values(DIVERSITY)
+            d, q = group[DIVERSITY].to_numpy(), group[QUALITY].to_numpy()
+            spread = group[f"{QUALITY}_std"].to_numpy() if f"{QUALITY}_std" in group else np.zeros(len(group))
+            quality, noise = float("nan"), float("nan")
+            if len(d) and d[0] <= level <= d[-1]:
+                upper = int(np.searchsorted(d, level, side="left"))
+                lower = max(upper - 1, 0) if d[upper] > level else upper
+                weight = 0.0 if d[upper] == d[lower] else (level - d[lower]) / (d[upper] - d[lower])
+                quality = float(q[lower] + weight * (q[upper] - q[lower]))
+                noise = float(np.nanmax(spread[[lower, upper]]))
+            rows.append({"model": model, "diversity_level": level, "decoder": decoder,
+                         "quality_at_level": quality, "seed_sd": noise})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    best = table.groupby("model")["quality_at_level"].transform("max")
+    table["gap_to_best"] = table["quality_at_level"] - best
+    at_best = table.loc[table.groupby("model")["quality_at_level"].idxmax().dropna()].set_index("model")["seed_sd"]
+    noise = np.maximum(table["seed_sd"], table["model"].map(at_best))
+    table["verdict"] = np.where(table["quality_at_level"].isna(), "does not reach the level",
+                                np.where(table["gap_to_best"] >= -2 * noise, "best or tie", "worse"))
+    return table.sort_values(["model", "quality_at_level"], ascending=[True, False], na_position="last")
 
 
 def hyperfit_comparison(experiment: str, setting: str, output_root: str | os.PathLike | None = None,
