@@ -36,8 +36,7 @@ def frontier_figure(cells: pd.DataFrame, models: Sequence[str], title: str):
     colors = _palette(decoders)
     columns = min(3, len(models))
     rows = math.ceil(len(models) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False, sharex=True,
-                             sharey=True)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False)  # own scales
     references = cells[cells["kind"].isin(REFERENCE_KINDS)]
     for ax, model in zip(axes.flat, models, strict=False):
         own = cells[cells["model"] == model]
@@ -55,10 +54,9 @@ def frontier_figure(cells: pd.DataFrame, models: Sequence[str], title: str):
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(models):]:
         ax.axis("off")
-    for ax in axes[-1]:
-        ax.set_xlabel("diversity: entropy of the generated words (nats)")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("quality: mean ln q(word) under the source")
+    for ax in axes.flat[:len(models)]:
+        ax.set_xlabel("diversity: entropy of generated words (nats)")
+        ax.set_ylabel("quality: mean ln q(word)")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     right = 0.84 if columns > 1 else 0.7

@@ -19,7 +19,8 @@ batch (:func:`entropylab.continuation.continue_prefixes`) and measures (:func:`c
 Each job writes ``<study folder>/cells/<setting>/<model>.csv`` whole after every cell (atomically), so a killed
 study resumes without redoing finished cells, plus the greedy words (``<model>-greedy.npy``, for the paired
 repetition test of the report) and ``<model>-examples.csv`` (continuations of the paper's six seed texts, or six
-validation headlines' first two words on the synthetic corpus, by each decoder at its middle value, seed 0).
+validation headlines' first two words on the synthetic corpus, by each decoder at its middle value, seed 0; none
+for the hyperfitted model on NYT, whose continuations recite the headlines it was fitted to).
 Jobs run ``workers`` at a time, each in its own process.
 """
 
@@ -194,6 +195,8 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
 
     from ...continuation import continue_prefixes
 
+    if job.kind == "hyperfit" and corpus.true_next is None:
+        return  # on NYT it recites the headlines it was fitted to, and no text of the data goes into the project
     path = Path(job.out_dir) / f"{job.model}-examples.csv"
     if path.is_file() and set(pd.read_csv(path)["decoder"]) == set(job.spec.decoders):
         return
