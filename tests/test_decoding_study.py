@@ -214,3 +214,40 @@ def test_a_killed_grid_resumes_without_redoing_finished_cells(study):
     pd.testing.assert_frame_equal(after.iloc[:-3], before.iloc[:-3])  # kept as they were (their seconds too)
     numbers = ["distinct_2", "true_loglik", "surprisal_mean"]
     np.testing.assert_allclose(after.iloc[-3:][numbers].to_numpy(), before.iloc[-3:][numbers].to_numpy())
+
+
+def test_matched_quality_survives_a_level_no_decoder_reaches_and_a_single_seed():
+    gap = pd.DataFrame({"model": "m", "kind": "run", "decoder": ["a", "a", "b", "b"],
+                        "word_entropy": [1.0, 2.0, 3.0, 4.0], "true_loglik": [-1.0, -2.0, -3.0, -4.0]})
+    table = tables.matched_quality(gap)  # the median, 2.5, falls between the two decoders' ranges
+    assert (table["verdict"] == "does not reach the level").all()
+    one_seed = gap.assign(decoder=["a", "a", "b", "b"], word_entropy=[1.0, 3.0, 2.0, 4.0],
+                          true_loglik_std=float("nan"))
+    ranked = tables.matched_quality(one_seed).set_index("decoder")
+    assert ranked.loc["a", "verdict"] == "best or tie" and ranked.loc["b", "verdict"] == "worse"  # -1.75, -3.25
+    only_greedy = gap.assign(decoder="greedy")
+    assert tables.matched_quality(only_greedy).empty
+
+
+def test_a_repeated_decoder_value_is_refused(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("experiment: twice\nruns:\n  - notebook: notebooks/07_objectives_train.ipynb\n"
+                    "    grid: {loss: cross_entropy}\n"
+                    "decoding: {decoders: {top_k: [5, 5.0]}, models: [{name: a, loss: cross_entropy}]}\n")
+    with pytest.raises(ParamsError, match="each value once"):
+        read_spec(load_params(path))
+
+
+def test_cells_of_another_model_or_prefix_count_are_not_reused(study):
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.studies.decoding.grid import _reusable_cells
+    from entropylab.studies.decoding.study import plan_jobs
+
+    plan = make_plan(SMOKE, output_root=study)
+    job = next(j for j in plan_jobs(plan, read_spec(plan.params)) if j.model == "control-mse")
+    assert len(_reusable_cells(job)) == len(job.spec.cells())  # the same identity: every cell kept
+    import dataclasses
+
+    other = dataclasses.replace(job, spec=dataclasses.replace(job.spec, prefixes=job.spec.prefixes - 1))
+    assert _reusable_cells(other).empty
+    assert not other.cells_csv.exists() and not (Path(other.out_dir) / "control-mse-greedy.npy").exists()

@@ -106,6 +106,8 @@ def _renormalise(p: np.ndarray, keep: np.ndarray, keep_most_likely: bool = True)
 def leading(key: np.ndarray, m: int) -> np.ndarray:
     """The ``m`` indices of each row of smallest ``key`` in increasing ``key`` (ties: the lower index first),
     by a partition then a sort of those ``m``: ``O(V + m log m)`` instead of a full sort's ``O(V log V)``."""
+    if m <= 0:
+        return np.zeros((len(key), 0), dtype=np.int64)
     if m >= key.shape[1] or not PARTIAL_SORT:
         return np.argsort(key, axis=1, kind="stable")[:, :m]
     kth = np.partition(key, m - 1, axis=1)[:, m - 1 : m]

@@ -18,9 +18,9 @@ Metrics of the ``B`` continuations ``c_1 .. c_B`` of ``n`` words each:
 * ``repetition = (1/B) sum_b (1 - |set(c_b)| / n)``, the share of a continuation's words that repeat an earlier
   word of it (0: no repeats; ``1 - 1/n``: one word ``n`` times);
 * over the word frequencies ``f_w`` of all generated words: their entropy ``H_gen = -sum_w f_w ln f_w`` (nats;
-  the diversity of the generated text), their Zipf coefficient ``s`` (least-squares slope of ``ln count`` on
-  ``ln rank``, :func:`entropylab.data.stats.zipf_exponent`) and, against a reference word distribution ``r``
-  (held-out text), the Jensen-Shannon divergence ``JS(f, r) = 1/2 KL(f || m) + 1/2 KL(r || m)``,
+  the diversity of the generated text), their Zipf coefficient ``s`` (the least-squares fit of
+  ``ln count = c - s ln rank``, :func:`entropylab.data.stats.zipf_exponent`) and, against a reference word
+  distribution ``r`` (held-out text), the Jensen-Shannon divergence ``JS(f, r) = 1/2 KL(f || m) + 1/2 KL(r || m)``,
   ``m = (f + r) / 2``, in bits (0: the same distribution, 1: disjoint supports).
 """
 

@@ -62,6 +62,25 @@ class Job:
     def cells_csv(self) -> Path:
         return Path(self.out_dir) / f"{self.model}.csv"
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What the job's cells depend on besides the cell itself: the model (its run folder, for the hyperfitted
+        one its recipe too), the prefixes and the words. Cells of another identity are never reused."""
+        from dataclasses import asdict
+
+        recipe = asdict(self.spec.hyperfit) if self.kind == "hyperfit" and self.spec.hyperfit else None
+        return {"kind": self.kind, "run": Path(self.run_dir).name, "hyperfit": recipe,
+                "prefixes": self.spec.prefixes, "words": self.spec.words}
+
+    @property
+    def identity_json(self) -> Path:
+        return Path(self.out_dir) / f"{self.model}.identity.json"
+
+    def files(self) -> list[Path]:
+        """Every file the job writes beside its identity: cells, greedy words, examples."""
+        out = Path(self.out_dir)
+        return [self.cells_csv, out / f"{self.model}-greedy.npy", out / f"{self.model}-examples.csv"]
+
 
 def cell_metrics(words: np.ndarray, surprisal: np.ndarray, heldout: np.ndarray,
                  true_probability: np.ndarray | None = None) -> dict[str, float]:
@@ -151,6 +170,23 @@ def job_cells(job: Job) -> list[tuple[str, float | None, int]]:
     return [("temperature", 1.0, seed) for seed in job.spec.sampling_seeds]
 
 
+def _reusable_cells(job: Job) -> pd.DataFrame:
+    """The job's finished cells that may be kept: all of them when its identity file matches the job's (or, for a
+    cells file written before identity files, when its prefixes and words match); otherwise every file of the
+    job is removed and nothing is kept. The identity file is then (re)written."""
+    done = _read_done(job.cells_csv)
+    stored = store.read_json(job.identity_json) if job.identity_json.is_file() else None
+    same = stored == job.identity if stored is not None else (
+        len(done) > 0 and set(done["prefixes"]) == {job.spec.prefixes} and set(done["words"]) == {job.spec.words})
+    if not same:
+        for path in job.files():
+            path.unlink(missing_ok=True)
+        done = pd.DataFrame()
+    Path(job.out_dir).mkdir(parents=True, exist_ok=True)
+    store.write_json(job.identity_json, job.identity)
+    return done
+
+
 def decode_job(job: Job) -> str:
     """Run every unfinished cell of ``job`` (module docstring); returns the cells CSV's path."""
     from ...continuation import continue_prefixes
@@ -161,10 +197,11 @@ def decode_job(job: Job) -> str:
     heldout = word_frequencies(data.y_val, corpus.vocab_size)
     out_dir = Path(job.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = _read_done(job.cells_csv)
-    finished = {_key(*k) for k in done[list(CELL_KEYS)].itertuples(index=False)} if len(done) else set()
-    records = done.to_dict("records") if len(done) else []
+    done = _reusable_cells(job)
     cells = job_cells(job)
+    wanted = {_key(*cell) for cell in cells}
+    records = [r for r in done.to_dict("records") if _key(r["decoder"], r["value"], r["sampling_seed"]) in wanted]
+    finished = {_key(r["decoder"], r["value"], r["sampling_seed"]) for r in records}
     for number, (decoder, value, seed) in enumerate(cells, start=1):
         if _key(decoder, value, seed) in finished:
             continue
@@ -198,8 +235,12 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
     if job.kind == "hyperfit" and corpus.true_next is None:
         return  # on NYT it recites the headlines it was fitted to, and no text of the data goes into the project
     path = Path(job.out_dir) / f"{job.model}-examples.csv"
-    if path.is_file() and set(pd.read_csv(path)["decoder"]) == set(job.spec.decoders):
-        return
+    middle = {(d, values[len(values) // 2] if values else None) for d, values in job.spec.decoders.items()}
+    if path.is_file():
+        written = pd.read_csv(path)
+        if {_key(d, v, 0) for d, v in zip(written["decoder"], written["value"], strict=True)} == \
+                {_key(d, v, 0) for d, v in middle}:
+            return
     texts = seed_texts(corpus, "nyt" if corpus.true_next is None else "synthetic", val_owners)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

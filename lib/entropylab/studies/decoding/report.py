@@ -59,7 +59,7 @@ def findings(report: DecodingReport) -> list[str]:
     model, and the hyperfitting verdicts."""
     lines = []
     for setting, table in report.matched.items():
-        for model, own in table.groupby("model", sort=False):
+        for model, own in (table.groupby("model", sort=False) if len(table) else ()):
             ranked = own.dropna(subset=["quality_at_level"])
             if ranked.empty:
                 continue
@@ -75,20 +75,30 @@ def findings(report: DecodingReport) -> list[str]:
             lines.append(f"{setting}: greedy repetition (share of repeated words) "
                          + ", ".join(f"{m} {v:.2f}" for m, v in greedy.items()) + ".")
     for row in report.hyperfit:
-        if row.get("verdict") != "not run":
+        if not str(row.get("verdict", "")).startswith("not run"):
             lines.append(f"{row['setting']}: hyperfitted against its starting model, greedy: {row['verdict']} "
                          f"(repetition {row['hyperfitted_repetition']:.3f} vs "
                          f"{row['original_repetition']:.3f}; paired difference {row['difference']:+.3f} "
                          f"[{row['low']:+.3f}, {row['high']:+.3f}] over {row['prefixes']} prefixes).")
     if report.copying is not None and len(report.copying):
+        recipes = hyperfit_recipes(report.hyperfit_history)
         for _, row in report.copying[report.copying["model"] == "hyperfitted"].iterrows():
+            source, headlines = recipes.get(row["setting"], ("cross-entropy", None))
             base = report.copying[(report.copying["setting"] == row["setting"])
-                                  & (report.copying["model"] == "cross-entropy")]
+                                  & (report.copying["model"] == source)]
             lines.append(f"{row['setting']}: {row['fitted_4gram_share']:.0%} of the hyperfitted model's greedy word "
-                         f"4-grams occur in the 100 headlines it was fitted to"
-                         + (f" (the cross-entropy model's: {base['fitted_4gram_share'].iloc[0]:.0%})" if len(base)
+                         f"4-grams occur in the {headlines or ''} headlines it was fitted to".replace("  ", " ")
+                         + (f" (the {source} model's: {base['fitted_4gram_share'].iloc[0]:.0%})" if len(base)
                             else "") + ".")
     return lines
+
+
+def hyperfit_recipes(history: pd.DataFrame | None) -> dict[str, tuple[str, int | None]]:
+    """Per setting, the model the hyperfitted one started from and its number of headlines (from the history)."""
+    if history is None or "source_model" not in history.columns:
+        return {}
+    first = history.groupby("setting").first()
+    return {setting: (row["source_model"], int(row["headlines"])) for setting, row in first.iterrows()}
 
 
 def build(experiment: str = "decoding", output_root: str | os.PathLike | None = None,
@@ -99,6 +109,7 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
     results = tables.load(experiment, output_root)
     settings = tables.settings_of(results.generation)
     report = DecodingReport(experiment, settings)
+    recipes = hyperfit_recipes(results.hyperfit if len(results.hyperfit) else None)
     table_dir, figure_dir = tables_dir(experiment, output_root), figures_dir(experiment, output_root)
     made = {}
     for setting in settings:
@@ -113,9 +124,11 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
             made[f"frontier_{name}"] = figures.frontier_figure(
                 cells, models, f"{experiment}, {setting}: quality against diversity, per decoder setting "
                                f"(mean ± sd over sampling seeds)")
-        made[f"diversity_{name}"] = figures.diversity_figure(
-            cells, "distinct_2", f"{experiment}, {setting}: distinct-2 against each decoder's parameter")
-        report.hyperfit.append(tables.hyperfit_comparison(experiment, setting, output_root))
+        if (~cells["kind"].isin(tables.REFERENCE_KINDS) & cells["value"].notna()).any():
+            made[f"diversity_{name}"] = figures.diversity_figure(
+                cells, "distinct_2", f"{experiment}, {setting}: distinct-2 against each decoder's parameter")
+        source, _ = recipes.get(setting, ("cross-entropy", None))
+        report.hyperfit.append(tables.hyperfit_comparison(experiment, setting, output_root, original=source))
         if len(results.examples):
             report.examples[setting] = tables.example_table(results.examples, setting)
             report.examples[f"{setting} hyperfitted"] = tables.example_table(results.examples, setting,

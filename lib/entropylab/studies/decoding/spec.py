@@ -211,5 +211,9 @@ def _decoders(path: Path, entry: Any) -> dict[str, tuple[float, ...]]:
                 check_decoder(strategy, **params)
             except (TypeError, ValueError) as exc:
                 raise ParamsError(f"{path}: decoding.decoders.{name}: {exc}") from None
+        normalised = [control.arguments(v)[1][control.parameter] for v in values]
+        if len(set(normalised)) != len(normalised):
+            raise ParamsError(f"{path}: decoding.decoders.{name}: got {values!r}; each value once (a repeated value "
+                              f"would count as another seed)")
         decoders[name] = tuple(values)
     return decoders

@@ -36,13 +36,19 @@ def setting_of(parameters: dict[str, Any]) -> str:
 
 def find_run(plan: Any, setting: str, model: ModelSpec) -> Path:
     """The run folder of ``model`` in ``setting`` among the plan's tasks; a clear error when it is not there."""
+    found = []
     for task in plan.tasks:
         p = task.parameters
         if setting_of(p) != setting or p["loss"] != model.loss or p.get("seed", 0) != model.seed:
             continue
         if model.weight is not None and abs(float(p.get("weight", 0.0)) - model.weight) > OBJECTIVE_WEIGHT_TOLERANCE:
             continue
-        return Path(task.run_dir)
+        found.append(Path(task.run_dir))
+    if len(found) > 1:
+        raise ParamsError(f"{plan.params.path}: decoding.models: {model.name!r} matches {len(found)} runs of {setting} "
+                          f"({', '.join(f.name for f in found)}); give its weight")
+    if found:
+        return found[0]
     raise ParamsError(f"{plan.params.path}: decoding.models: no run of {setting} trains {model.loss}"
                       + (f" weight {model.weight:g}" if model.weight is not None else "") + f" seed {model.seed}; "
                       f"add it to the file's runs")
@@ -59,6 +65,12 @@ def plan_jobs(plan: Any, spec: DecodingSpec) -> list[Job]:
         dataset = setting.split("/")[0]
         out = str(root / "cells" / setting.replace("/", "_"))
         models = [m for m in spec.models if m.dataset in (None, dataset)]
+        if not models:
+            raise ParamsError(f"{plan.params.path}: decoding.models: none applies to the setting {setting}; add one "
+                              f"without 'dataset' or with dataset: {dataset}")
+        if spec.hyperfit is not None and spec.hyperfit.model not in {m.name for m in models}:
+            raise ParamsError(f"{plan.params.path}: decoding.hyperfit.model: {spec.hyperfit.model!r} is not a model "
+                              f"of the setting {setting}; hyperfit a model that every setting has")
         runs = {m.name: find_run(plan, setting, m) for m in models}
         for model in models:
             if not store.is_complete(runs[model.name]):
@@ -76,11 +88,16 @@ def plan_jobs(plan: Any, spec: DecodingSpec) -> list[Job]:
     return jobs
 
 
-def collect(experiment: str, output_root: str | os.PathLike | None = None) -> dict[str, Path]:
-    """The cells, examples and hyperfitting histories of every job, each gathered into one results CSV."""
+def collect(experiment: str, output_root: str | os.PathLike | None = None,
+            jobs: list[Job] | None = None) -> dict[str, Path]:
+    """The cells, examples and hyperfitting histories of ``jobs`` (default: every file of the study folder), each
+    gathered into one results CSV; the hyperfitting history carries the model it started from and its headlines."""
     root = study_dir(experiment, output_root)
     written = {}
-    every = sorted(root.glob("cells/*/*.csv"))
+    if jobs is None:
+        every = sorted(root.glob("cells/*/*.csv"))
+    else:
+        every = [path for job in jobs for path in job.files() if path.suffix == ".csv" and path.is_file()]
     for name, is_examples in (("generation", False), ("examples", True)):
         files = [p for p in every if p.name.endswith("-examples.csv") == is_examples]
         if files:
@@ -90,7 +107,10 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None) -> di
     for folder in sorted((root / "hyperfit").glob("*")):
         if store.is_complete(folder):
             history = pd.read_csv(folder / store.HISTORY)
+            recipe = store.read_json(folder / "hyperfit.json")["identity"]["recipe"]
             history.insert(0, "setting", folder.name.replace("_", "/", 1))
+            history.insert(1, "source_model", slug(recipe["model"]))
+            history.insert(2, "headlines", recipe["headlines"])
             histories.append(history)
     if histories:
         written["hyperfit"] = results_path(f"{experiment}-hyperfit", output_root)
@@ -159,7 +179,7 @@ def run_stage(plan: Any) -> int:
     errors = run_jobs(jobs, spec.workers)
     for error in errors:
         print(f"decoding FAILED: {error}")
-    collect(plan.experiment, plan.output_root)
+    collect(plan.experiment, plan.output_root, jobs)
     if spec.hyperfit is not None and not errors:
         store.write_csv(results_path(f"{plan.experiment}-copying", plan.output_root), copying(plan, spec))
     return len(errors)

@@ -127,33 +127,37 @@ def matched_quality(cells: pd.DataFrame) -> pd.DataFrame:
                 noise = float(np.nanmax(spread[[lower, upper]]))
             rows.append({"model": model, "diversity_level": level, "decoder": decoder,
                          "quality_at_level": quality, "seed_sd": noise})
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    best = table.groupby("model")["quality_at_level"].transform("max")
-    table["gap_to_best"] = table["quality_at_level"] - best
-    at_best = table.loc[table.groupby("model")["quality_at_level"].idxmax().dropna()].set_index("model")["seed_sd"]
-    noise = np.maximum(table["seed_sd"], table["model"].map(at_best))
+    columns = ["model", "diversity_level", "decoder", "quality_at_level", "seed_sd", "gap_to_best", "verdict"]
+    table = pd.DataFrame(rows, columns=columns[:5])
+    reached = table.dropna(subset=["quality_at_level"])
+    if reached.empty:
+        return table.assign(gap_to_best=np.nan, verdict="does not reach the level")[columns]
+    best_rows = reached.loc[reached.groupby("model")["quality_at_level"].idxmax()].set_index("model")
+    table["gap_to_best"] = table["quality_at_level"] - table["model"].map(best_rows["quality_at_level"])
+    noise = np.fmax(table["seed_sd"].fillna(0.0), table["model"].map(best_rows["seed_sd"]).fillna(0.0))
     table["verdict"] = np.where(table["quality_at_level"].isna(), "does not reach the level",
                                 np.where(table["gap_to_best"] >= -2 * noise, "best or tie", "worse"))
-    return table.sort_values(["model", "quality_at_level"], ascending=[True, False], na_position="last")
+    return table.sort_values(["model", "quality_at_level"], ascending=[True, False], na_position="last")[columns]
 
 
 def hyperfit_comparison(experiment: str, setting: str, output_root: str | os.PathLike | None = None,
                         original: str = "cross-entropy", hyperfitted: str = "hyperfitted") -> dict[str, float | str]:
-    """The paired repetition test of the module docstring from the two models' saved greedy words."""
+    """The paired repetition test of the module docstring from the saved greedy words of ``original`` (the model
+    the hyperfitted one started from) and ``hyperfitted``."""
     from ...metrics.generation import repetition
     from .study import study_dir
 
     folder = study_dir(experiment, output_root) / "cells" / setting.replace("/", "_")
     paths = {name: folder / f"{name}-greedy.npy" for name in (original, hyperfitted)}
     if not all(p.is_file() for p in paths.values()):
-        return {"setting": setting, "verdict": "not run"}
+        return {"setting": setting, "original": original, "verdict": "not run"}
     words = {name: np.load(p) for name, p in paths.items()}
     per_prefix = {name: np.array([repetition(row[None, :]) for row in w]) for name, w in words.items()}
     mean, low, high, n = paired_difference(per_prefix[hyperfitted], per_prefix[original])
     verdict = "less repetitive" if high < 0 else "more repetitive" if low > 0 else "no difference"
-    return {"setting": setting, "original_repetition": float(per_prefix[original].mean()),
+    if words[original].shape != words[hyperfitted].shape:
+        return {"setting": setting, "original": original, "verdict": "not run (different prefixes)"}
+    return {"setting": setting, "original": original, "original_repetition": float(per_prefix[original].mean()),
             "hyperfitted_repetition": float(per_prefix[hyperfitted].mean()), "difference": mean,
             "low": low, "high": high, "prefixes": n, "verdict": verdict}
 
