@@ -35,7 +35,7 @@ decoding: setup
 # the synthetic one) in an empty outputs folder and compares the cells
 # marked NBVAL_CHECK_OUTPUT; `make nbval-refresh` rewrites those references after a notebook changes.
 test: setup lint
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
 	d=$$(mktemp -d) && ENTROPYLAB_OUTPUTS=$$d $(PY) -m pytest --nbval-lax tests/nbval --nbval-sanitize-with tests/nbval/sanitize.cfg -p no:cacheprovider; s=$$?; rm -rf $$d; exit $$s
 
 nbval-refresh: setup
