@@ -19,33 +19,19 @@ def ngram_references(y_train: np.ndarray, x_train: np.ndarray, y_val: np.ndarray
     * bigram on the context's last word ``u``, interpolated with that unigram:
       ``p(v | u) = lam * n(u, v) / n(u) + (1 - lam) p(v)`` (``lam`` fixed at 0.6, not tuned on validation).
     """
-    words = vocab_size - 1
-    unigram_counts = np.bincount(y_train, minlength=vocab_size).astype(np.float64)
-    unigram = (unigram_counts + 1.0) / (len(y_train) + words)
-    unigram[0] = 0.0
-    uni_ce = float(-np.mean(np.log(unigram[y_val])))
-
-    prev_train, prev_val = x_train[:, -1].astype(np.int64), x_val[:, -1].astype(np.int64)
-    pair_train = prev_train * vocab_size + y_train
-    pairs, counts = np.unique(pair_train, return_counts=True)
-    context_counts = np.bincount(prev_train, minlength=vocab_size).astype(np.float64)
-    pair_val = prev_val * vocab_size + y_val
-    position = np.searchsorted(pairs, pair_val)
-    position = np.minimum(position, len(pairs) - 1)
-    pair_count = np.where(pairs[position] == pair_val, counts[position], 0).astype(np.float64)
-    seen = context_counts[prev_val] > 0
-    ml = np.divide(pair_count, context_counts[prev_val], out=np.zeros_like(pair_count), where=seen)
-    prob = np.where(seen, interpolation * ml + (1 - interpolation) * unigram[y_val], unigram[y_val])
-    bi_ce = float(-np.mean(np.log(prob)))
+    unigram = CountModel(y_train, x_train, vocab_size, 1, interpolation)
+    bigram = CountModel(y_train, x_train, vocab_size, 2, interpolation)
+    uni_ce = float(-np.mean(np.log(unigram.probability_of(x_val, y_val))))
+    bi_ce = float(-np.mean(np.log(bigram.probability_of(x_val, y_val))))
     return {"unigram_cross_entropy": uni_ce, "unigram_perplexity": math.exp(uni_ce),
             "bigram_cross_entropy": bi_ce, "bigram_perplexity": math.exp(bi_ce)}
 
 
 class CountModel:
-    """The unigram (``order=1``) or bigram (``order=2``) model of :func:`ngram_references` as a text generator:
-    called like a Keras model on a batch of context windows, it returns each row's log-probabilities over the
-    vocabulary (padding ``-inf``), to be decoded with ``head="softmax"``. Its numbers are those of
-    :func:`ngram_references` (``tests/test_decoding_study.py``)."""
+    """The unigram (``order=1``) or bigram (``order=2``) count model of :func:`ngram_references`, fitted on a
+    training split: :meth:`probability_of` scores given next words; called like a Keras model on a batch of context
+    windows, it returns each row's log-probabilities over the vocabulary (padding ``-inf``), to be decoded with
+    ``head="softmax"`` (``tests/test_decoding_study.py`` checks that both agree)."""
 
     def __init__(self, y_train: np.ndarray, x_train: np.ndarray, vocab_size: int, order: int = 2,
                  interpolation: float = 0.6) -> None:
@@ -59,6 +45,19 @@ class CountModel:
         previous = x_train[:, -1].astype(np.int64)
         self.context_counts = np.bincount(previous, minlength=vocab_size).astype(np.float64)
         self.pairs, self.pair_counts = np.unique(previous * vocab_size + y_train, return_counts=True)
+
+    def probability_of(self, window: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``p(y_i | last word of row i)`` for each row of ``window`` and its next word ``y_i``."""
+        if self.order == 1:
+            return self.unigram[y]
+        previous = np.asarray(window)[:, -1].astype(np.int64)
+        pair = previous * self.vocab_size + y
+        position = np.minimum(np.searchsorted(self.pairs, pair), len(self.pairs) - 1)
+        pair_count = np.where(self.pairs[position] == pair, self.pair_counts[position], 0).astype(np.float64)
+        seen = self.context_counts[previous] > 0
+        ml = np.divide(pair_count, self.context_counts[previous], out=np.zeros_like(pair_count), where=seen)
+        lam = self.interpolation
+        return np.where(seen, lam * ml + (1 - lam) * self.unigram[y], self.unigram[y])
 
     def probabilities(self, window: np.ndarray) -> np.ndarray:
         """``p(. | last word of each row)`` (``B x V``)."""
