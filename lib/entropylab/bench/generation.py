@@ -40,6 +40,16 @@ def default_run(output_root: str | os.PathLike | None = None) -> Path:
     return found
 
 
+def validation_contexts(run_dir: str | os.PathLike, prefixes: int) -> tuple[Any, Any, Any, np.ndarray]:
+    """``(model, corpus, config, contexts)``: a finished run loaded and ``prefixes`` of its validation rows."""
+    from ..metrics.generation import choose_prefixes
+    from ..training.train import load_trained, run_split
+
+    model, corpus, config = load_trained(run_dir)
+    data = run_split(corpus, config)
+    return model, corpus, config, data.x_val[choose_prefixes(len(data.y_val), prefixes, config.split_seed)]
+
+
 def per_sequence(model: Any, contexts: np.ndarray, n_words: int, head: str) -> np.ndarray:
     """Greedy words of each row, one row at a time: ``len(contexts) * n_words`` model calls of batch 1."""
     from ..continuation import continue_prefixes
@@ -58,12 +68,7 @@ def measure(run_dir: str | os.PathLike, prefixes: int = 1000, n_words: int = 10,
             per_sequence_prefixes: int = 100) -> list[dict[str, Any]]:
     """Median seconds of both ways (the per-sequence one on ``per_sequence_prefixes`` rows, scaled linearly to
     ``prefixes``: it is ``prefixes * n_words`` identical batch-1 calls) and their words' agreement."""
-    from ..metrics.generation import choose_prefixes
-    from ..training.train import load_trained, run_split
-
-    model, corpus, config = load_trained(run_dir)
-    data = run_split(corpus, config)
-    contexts = data.x_val[choose_prefixes(len(data.y_val), prefixes, config.split_seed)]
+    model, corpus, config, contexts = validation_contexts(run_dir, prefixes)
     few = contexts[:per_sequence_prefixes]
     if not np.array_equal(per_sequence(model, few, n_words, config.head), batched(model, few, n_words, config.head)):
         raise AssertionError("the batched greedy words differ from the per-sequence ones")
@@ -97,12 +102,7 @@ def measure_decoders(run_dir: str | os.PathLike, prefixes: int = 500, n_words: i
     """Median seconds of each of :data:`ORDERING_DECODERS` with partial and with full sorting (module docstring)."""
     from .. import decoders
     from ..continuation import continue_prefixes
-    from ..metrics.generation import choose_prefixes
-    from ..training.train import load_trained, run_split
-
-    model, corpus, config = load_trained(run_dir)
-    data = run_split(corpus, config)
-    contexts = data.x_val[choose_prefixes(len(data.y_val), prefixes, config.split_seed)]
+    model, corpus, config, contexts = validation_contexts(run_dir, prefixes)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
     rows = []
     for name, strategy, params in ORDERING_DECODERS:

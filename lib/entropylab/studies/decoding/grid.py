@@ -140,7 +140,7 @@ def _load(job: Job) -> tuple[Any, str, Any, Any, Any, np.ndarray]:
 
         recipe = job.spec.hyperfit
         assert isinstance(recipe, HyperfitSpec)
-        model, _ = hyperfit(job.run_dir, recipe, job.hyperfit_dir or "", rows)
+        model, _ = hyperfit(job.run_dir, recipe, job.hyperfit_dir or "", rows, (model, corpus, config, data))
     elif job.kind in ("unigram", "bigram"):
         model, head = CountModel(data.y_train, data.x_train, corpus.vocab_size, 1 if job.kind == "unigram" else 2), \
             "softmax"
@@ -235,7 +235,7 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
     if job.kind == "hyperfit" and corpus.true_next is None:
         return  # on NYT it recites the headlines it was fitted to, and no text of the data goes into the project
     path = Path(job.out_dir) / f"{job.model}-examples.csv"
-    middle = {(d, values[len(values) // 2] if values else None) for d, values in job.spec.decoders.items()}
+    middle = [(d, values[len(values) // 2] if values else None) for d, values in job.spec.decoders.items()]
     if path.is_file():
         written = pd.read_csv(path)
         if {_key(d, v, 0) for d, v in zip(written["decoder"], written["value"], strict=True)} == \
@@ -246,8 +246,7 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
         warnings.simplefilter("ignore")
         contexts = np.concatenate([corpus.pad(corpus.encode(t)) for t in texts])
     rows = []
-    for decoder, values in job.spec.decoders.items():
-        value = values[len(values) // 2] if values else None
+    for decoder, value in middle:
         strategy, params = DECODERS[decoder].arguments(value)
         words = continue_prefixes(model, contexts, job.spec.words, head=head, strategy=strategy,
                                   seed=job.spec.sampling_seeds[0], **params).words

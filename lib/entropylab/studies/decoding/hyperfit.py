@@ -45,25 +45,24 @@ def cross_entropy_and_entropy(model: Any, x: np.ndarray, y: np.ndarray, head: st
     return float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-300)))), float(entropy(p).mean())
 
 
-def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.PathLike,
-             val_rows: np.ndarray) -> tuple[Any, pd.DataFrame]:
-    """The hyperfitted model of the finished run ``run_dir`` and its history (module docstring); ``val_rows``
-    are the validation rows (of the run's split) on which each epoch is measured."""
+def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.PathLike, val_rows: np.ndarray,
+             loaded: tuple[Any, Any, Any, Any]) -> tuple[Any, pd.DataFrame]:
+    """The hyperfitted model of the finished run ``run_dir`` and its history (module docstring). ``loaded`` is that
+    run's ``(model, corpus, config, split)`` as the caller loaded them (the model is fitted in place); ``val_rows``
+    are the validation rows of the split on which each epoch is measured."""
     import keras
 
     from ...losses import get as get_loss
-    from ...training import load_trained
-    from ...training.train import run_split, seed_everything
+    from ...training.train import seed_everything
 
     out_dir = Path(out_dir)
-    model, corpus, config = load_trained(run_dir)
+    model, corpus, config, data = loaded
     identity = {"recipe": asdict(spec), "source": Path(run_dir).name, "validation_rows": len(val_rows)}
     if store.is_complete(out_dir) and store.read_json(out_dir / "hyperfit.json").get("identity") == identity:
         model.load_weights(out_dir / store.WEIGHTS)
         return model, pd.read_csv(out_dir / store.HISTORY)
     store.clear_markers(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = run_split(corpus, config)
     owners = corpus.subset(config.max_sequences).headline_index[data.train_index]
     rows = fit_headlines(owners, spec.headlines)
     x, y = data.x_train[rows], data.y_train[rows]

@@ -137,7 +137,7 @@ def copy_share(words: Any, known: set[tuple[int, ...]], n: int) -> float:
     return sum(g in known for g in grams) / len(grams) if grams else float("nan")
 
 
-def copying(plan: Any, spec: DecodingSpec) -> pd.DataFrame:
+def copying(plan: Any, spec: DecodingSpec, jobs: list[Job]) -> pd.DataFrame:
     """Per setting and model, how much of its greedy text is copied: the share of its word ``n``-grams
     (:data:`COPY_ORDERS`) that occur in the hyperfitting headlines and in any headline of the training split.
     A model that reproduces the headlines it was fitted to shows it here; the other models are its baseline."""
@@ -147,7 +147,7 @@ def copying(plan: Any, spec: DecodingSpec) -> pd.DataFrame:
 
     rows = []
     root = study_dir(plan.experiment, plan.output_root)
-    for job in plan_jobs(plan, spec):
+    for job in jobs:
         if job.kind != "hyperfit":
             continue
         config = RunConfig.from_dict(store.read_json(Path(job.run_dir) / store.CONFIG))
@@ -181,7 +181,7 @@ def run_stage(plan: Any) -> int:
         print(f"decoding FAILED: {error}")
     collect(plan.experiment, plan.output_root, jobs)
     if spec.hyperfit is not None and not errors:
-        store.write_csv(results_path(f"{plan.experiment}-copying", plan.output_root), copying(plan, spec))
+        store.write_csv(results_path(f"{plan.experiment}-copying", plan.output_root), copying(plan, spec, jobs))
     return len(errors)
 
 
