@@ -113,10 +113,25 @@ class EntropyLabLoss(keras.losses.Loss):
     takes_weight: ClassVar[bool] = False
     loss_name: ClassVar[str] = ""
     parameter: ClassVar[str] = "weight"
+    #: Whether the formula uses ``weight`` only as a number in tensor arithmetic (no Python branch on its value),
+    #: so that a fused group may give each run its own weight as a traced scalar (:meth:`at_weight`).
+    weight_traceable: ClassVar[bool] = True
 
     def __init__(self, weight: float = 0.0, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(name=name or self.loss_name, **kwargs)
         self.weight = check_weight(weight) if self.takes_weight else 0.0
+
+    def at_weight(self, weight: Any) -> EntropyLabLoss:
+        """A copy of this loss whose ``weight`` is ``weight``, a tensor (one run's scalar inside ``jax.vmap``).
+
+        The value is not checked here: the fused engine passes the checked weights of its runs' configs."""
+        if not self.weight_traceable:
+            raise ValueError(f"{self.loss_name} branches on its {self.parameter}'s value; runs with different values "
+                             f"cannot share one compiled program")
+        clone = object.__new__(type(self))  # not copy.copy: Keras' __reduce__ would serialize the loss
+        clone.__dict__.update(self.__dict__)
+        clone.weight = weight if self.takes_weight else 0.0
+        return clone
 
     def per_example(self, labels: Any, outputs: Any) -> Any:
         raise NotImplementedError
@@ -242,6 +257,7 @@ class _ExponentLoss(EntropyLabLoss):
     head = "softmax"
     takes_weight = True
     parameter = "exponent"
+    weight_traceable = False
     ce_point = 1.0
     max_exponent: ClassVar[float] = math.inf
 

@@ -30,7 +30,7 @@ Only one batch of ``B x V`` values exists at a time.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -114,19 +114,30 @@ class ValidationEvaluator:
         """Every scalar metric (means over the validation examples); the calibration bins go to :attr:`bins`."""
         function = self._function(model)
         totals: dict[str, Any] = {}
-        n = len(self.y_val)
-        for start in range(0, n, self.batch_size):
-            x = self.x_val[start:start + self.batch_size]
-            y = self.y_val[start:start + self.batch_size]
-            q = None if self.true_next is None else self.true_next(x)
+        for x, y, q in self.batches():
             for key, value in function(x, y, q).items():
                 totals[key] = totals.get(key, 0.0) + np.asarray(ops.convert_to_numpy(value), dtype=np.float64)
-        self.bins = {key: totals.pop(key) for key in BIN_KEYS}
-        means = {key: float(value) / n for key, value in totals.items()}
-        means["val_perplexity"] = math.exp(min(means["val_cross_entropy"], 700.0))
-        means["val_entropy_gap"] = means["val_entropy"] - means["val_cross_entropy"]
-        means["val_ece"] = float(np.abs(self.bins["bin_correct"] - self.bins["bin_confidence"]).sum()) / n
+        means, self.bins = means_from_totals(totals, len(self.y_val))
         return means
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """``(x, y, q)`` of each evaluation batch (``q``: the true next-word law, or ``None``)."""
+        for start in range(0, len(self.y_val), self.batch_size):
+            x = self.x_val[start:start + self.batch_size]
+            y = self.y_val[start:start + self.batch_size]
+            yield x, y, None if self.true_next is None else self.true_next(x)
+
+
+def means_from_totals(totals: dict[str, Any], n: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """The epoch's metrics from the sums over ``n`` validation examples: the means (with perplexity, entropy gap
+    and ECE) and the calibration bins."""
+    totals = dict(totals)
+    bins = {key: totals.pop(key) for key in BIN_KEYS}
+    means = {key: float(value) / n for key, value in totals.items()}
+    means["val_perplexity"] = math.exp(min(means["val_cross_entropy"], 700.0))
+    means["val_entropy_gap"] = means["val_entropy"] - means["val_cross_entropy"]
+    means["val_ece"] = float(np.abs(bins["bin_correct"] - bins["bin_confidence"]).sum()) / n
+    return means, bins
 
 
 def _jax_evaluate_batch(model: keras.Model, loss: EntropyLabLoss, head: str) -> Callable:
@@ -162,3 +173,37 @@ class EpochMetrics(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)), **values}
         self.rows.append(row)
         self.bins.append({key: value.tolist() for key, value in self.evaluator.bins.items()})
+
+
+class GroupEvaluator:
+    """:class:`ValidationEvaluator`'s metrics for every run of a fused group at once (JAX backend).
+
+    The runs' stacked weights go through one ``jax.jit`` of a ``jax.vmap`` of :func:`batch_sums`, batch by batch;
+    run ``r``'s loss is the group's loss at its own weight (``loss.at_weight``, or the loss itself when its weight
+    cannot be traced and is then the same for the whole group).
+    """
+
+    def __init__(self, model: keras.Model, x_val: np.ndarray, y_val: np.ndarray, loss: EntropyLabLoss, head: str,
+                 true_next: Callable[[np.ndarray], np.ndarray] | None = None,
+                 batch_size: int = EVAL_BATCH_SIZE) -> None:
+        import jax
+
+        self.single = ValidationEvaluator(x_val, y_val, loss, head, true_next, batch_size)
+
+        def run_sums(trainable: list, non_trainable: list, weight: Any, x: Any, y: Any, q: Any) -> dict:
+            outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            run_loss = loss.at_weight(weight) if loss.weight_traceable else loss
+            return batch_sums(outputs, y, run_loss, head, q)
+
+        self._sums = jax.jit(jax.vmap(run_sums, in_axes=(0, 0, 0, None, None, None)))
+
+    def evaluate(self, trainable: list, non_trainable: list,
+                 weights: Any) -> list[tuple[dict[str, float], dict[str, np.ndarray]]]:
+        """``(means, bins)`` of each run (the stacked arrays' leading axis), as :meth:`ValidationEvaluator.evaluate`."""
+        totals: dict[str, Any] = {}
+        for x, y, q in self.single.batches():
+            for key, value in self._sums(trainable, non_trainable, weights, x, y, q).items():
+                totals[key] = totals.get(key, 0.0) + np.asarray(value, dtype=np.float64)
+        runs = len(weights)
+        return [means_from_totals({key: value[r] for key, value in totals.items()}, len(self.single.y_val))
+                for r in range(runs)]

@@ -23,13 +23,19 @@ from .. import objectives
 SPLIT_MODES = ("tail", "headline")
 DATASETS = ("nyt", "synthetic")
 BACKENDS = ("tensorflow", "jax")
+#: Where a run's training batches come from: TensorFlow's ``tf.data`` (the TensorFlow backend's default, which
+#: every stored TensorFlow run used) or the seeded NumPy batcher (:mod:`entropylab.data.batches`; the only one on
+#: JAX, so that nothing imports TensorFlow there).
+INPUT_PIPELINES = ("tf.data", "numpy")
 THREADS_ENV_VAR = "ENTROPYLAB_THREADS"
 HASH_LENGTH = 8
 #: Fields added after runs were first stored, with the default under which a run's identity omits them:
 #: ``patience`` (early stopping on validation cross-entropy; ``None``: train every epoch), ``tuning`` (train
 #: and validate on a carve of the training split, never touching the validation split) and
-#: ``generation_prefixes`` (how many validation prefixes the generation metrics continue; 0: none).
-LATER_FIELDS: dict[str, Any] = {"patience": None, "tuning": False, "generation_prefixes": 0}
+#: ``generation_prefixes`` (how many validation prefixes the generation metrics continue; 0: none) and
+#: ``input_pipeline`` (``tf.data``, as before, or ``numpy``).
+LATER_FIELDS: dict[str, Any] = {"patience": None, "tuning": False, "generation_prefixes": 0,
+                                "input_pipeline": "tf.data"}
 
 
 def current_backend() -> str:
@@ -55,8 +61,9 @@ class RunConfig:
 
     ``weight`` is the objective's one parameter, whatever it is (a penalty weight, a smoothing amount or an
     exponent: :func:`entropylab.objectives.parameter_name`). ``head=None`` takes the objective's head;
-    ``backend=None`` and ``threads=None`` take this process's (``$KERAS_BACKEND``, ``$ENTROPYLAB_THREADS``),
-    so a config always holds the values its run used.
+    ``backend=None`` and ``threads=None`` take this process's (``$KERAS_BACKEND``, ``$ENTROPYLAB_THREADS``), and
+    ``input_pipeline=None`` the backend's (``tf.data`` on TensorFlow, the seeded NumPy batcher on JAX), so a config
+    always holds the values its run used.
     """
 
     dataset: str = "nyt"
@@ -82,6 +89,7 @@ class RunConfig:
     patience: int | None = None
     tuning: bool = False
     generation_prefixes: int = 0
+    input_pipeline: str | None = None
 
     def __post_init__(self) -> None:
         objective = objectives.get(self.loss)
@@ -123,6 +131,12 @@ class RunConfig:
         self.backend = self.backend or current_backend()
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown Keras backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        self.input_pipeline = self.input_pipeline or ("tf.data" if self.backend == "tensorflow" else "numpy")
+        if self.input_pipeline not in INPUT_PIPELINES:
+            raise ValueError(f"unknown input_pipeline {self.input_pipeline!r}; use one of {', '.join(INPUT_PIPELINES)}")
+        if self.input_pipeline == "tf.data" and self.backend != "tensorflow":
+            raise ValueError(f"input_pipeline 'tf.data' needs the tensorflow backend; on {self.backend!r} use 'numpy' "
+                             f"(the default there), which imports no TensorFlow")
         self.threads = current_threads() if self.threads is None else self.threads
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
             raise ValueError(f"threads must be an integer >= 0 (0: TensorFlow's default), got {self.threads!r}")

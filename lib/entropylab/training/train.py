@@ -18,7 +18,7 @@ from ..data import Corpus, load_corpus
 from . import store
 from .config import RunConfig, current_backend, current_threads
 
-__all__ = ["RunConfig", "RunResult", "current_backend", "load_trained", "peak_memory_mb", "run"]
+__all__ = ["RunConfig", "RunResult", "current_backend", "finish_run", "load_trained", "peak_memory_mb", "run"]
 
 
 @dataclass
@@ -34,8 +34,12 @@ class RunResult:
 
 
 def configure_tensorflow(threads: int | None = None) -> None:
-    """Quiet logs and set TensorFlow's thread pools (``threads`` per pool; before TF starts running ops)."""
+    """Quiet logs and set TensorFlow's thread pools (``threads`` per pool; before TF starts running ops).
+
+    On any other Keras backend it does nothing, and TensorFlow is never imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if current_backend() != "tensorflow":
+        return
     threads = threads or current_threads() or None
     import tensorflow as tf
 
@@ -54,17 +58,37 @@ def seed_everything(seed: int, op_determinism: bool = True) -> None:
     code being deterministic instead; ``tests/test_train.py`` checks both paths give identical histories.
     Op determinism is process-wide: without ``op_determinism`` it is switched off again, or an XLA run after a
     non-XLA one in the same process (a test session, a notebook kernel) would silently run without XLA.
+    On another backend it seeds what ``keras.utils.set_random_seed`` seeds except TensorFlow (which that function
+    imports whenever it is installed): Python's and NumPy's generators and Keras' global seed.
     """
     import keras
 
+    if keras.backend.backend() != "tensorflow":
+        _seed_without_tensorflow(seed)
+        return
     keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    import tensorflow as tf
 
-        if op_determinism:
-            tf.config.experimental.enable_op_determinism()
-        else:
-            _disable_op_determinism()
+    if op_determinism:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        _disable_op_determinism()
+
+
+def _seed_without_tensorflow(seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)`` less its ``tf.random.set_seed``: the same layer initializers and
+    dropout seeds, without importing TensorFlow."""
+    import random
+
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def _disable_op_determinism() -> None:
@@ -82,12 +106,18 @@ def peak_memory_mb() -> float:
     return usage / (1024 * 1024) if platform.system() == "Darwin" else usage / 1024
 
 
-def training_dataset(x: Any, y: Any, batch_size: int, seed: int) -> tuple[Any, int]:
+def training_dataset(x: Any, y: Any, batch_size: int, seed: int, input_pipeline: str = "tf.data") -> tuple[Any, int]:
     """Shuffled (each epoch, seeded) batches that repeat; returns the dataset and the steps per epoch.
 
     Every epoch sees each training example once, in batches of ``batch_size`` and one smaller last batch,
-    as ``fit(x, y, shuffle=True)`` does, without its per-epoch iterator start-up.
+    as ``fit(x, y, shuffle=True)`` does, without its per-epoch iterator start-up. ``input_pipeline="numpy"`` gives
+    the seeded NumPy batcher of :mod:`entropylab.data.batches` (the same batches on every backend; no TensorFlow).
     """
+    if input_pipeline == "numpy":
+        from ..data.batches import ShuffledBatches
+
+        batches = ShuffledBatches(x, y, batch_size, seed)
+        return iter(batches), len(batches)
     import tensorflow as tf
 
     steps = math.ceil(len(y) / batch_size)
@@ -141,7 +171,6 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     from ..losses import get as get_loss
     from ..metrics import EpochMetrics, ValidationEvaluator
     from ..model import build_model
-    from ..references import ngram_references
     from .callbacks import BestEpoch, EpochTimer, StopOnNonFinite, progress_file
 
     started = time.perf_counter()
@@ -159,7 +188,8 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     timer = EpochTimer()
     non_finite = StopOnNonFinite()
     best = BestEpoch(patience=config.patience)
-    dataset, steps = training_dataset(data.x_train, data.y_train, config.batch_size, config.seed)
+    dataset, steps = training_dataset(data.x_train, data.y_train, config.batch_size, config.seed,
+                                      config.input_pipeline)
     own_callbacks = [non_finite, timer, epoch_metrics, best]
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
@@ -172,14 +202,31 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
         if run_path is not None:
             store.mark_failed(run_path, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
         raise
-    history = pd.DataFrame(epoch_metrics.rows)
+    return finish_run(config, run_path, model, corpus, data, epoch_metrics.rows, epoch_metrics.bins, timer.seconds,
+                      non_finite.stopped, best.best_epoch, started)
+
+
+def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Corpus, data: Any,
+               rows: list[dict[str, float]], bins: list[dict[str, list[float]]], seconds: list[float],
+               stopped_non_finite: bool, best_epoch: int, started: float,
+               extra: dict[str, Any] | None = None) -> RunResult:
+    """A trained run's history, status and metrics, saved to ``run_path`` (``COMPLETE`` written last) when given.
+
+    ``rows`` and ``bins`` are each epoch's validation metrics and calibration bins, ``seconds`` each epoch's
+    training time, ``best_epoch`` the 1-based epoch of the lowest validation cross-entropy (0: none); ``model``
+    holds the weights the run keeps. ``extra`` joins the metrics (the fused engine names itself there). The one-run
+    path (:func:`run`) and the fused engine (:mod:`entropylab.training.fused`) both end here.
+    """
+    from ..references import ngram_references
+
+    history = pd.DataFrame(rows)
     if len(history):
-        history["seconds"] = timer.seconds[: len(history)]
-    non_finite_loss = non_finite.stopped or any(not math.isfinite(r["loss"]) for r in epoch_metrics.rows)
+        history["seconds"] = seconds[: len(history)]
+    non_finite_loss = stopped_non_finite or any(not math.isfinite(r["loss"]) for r in rows)
     status = "failed" if non_finite_loss or history.empty else "complete"
     reason = (f"training loss became NaN or infinite in epoch {max(len(history), 1)}; the run was stopped"
               if non_finite_loss else "no epoch finished" if history.empty else None)
-    best_epoch = best.best_epoch if config.patience is not None and best.best_epoch else len(history)
+    best_epoch = best_epoch if config.patience is not None and best_epoch else len(history)
     metrics: dict[str, Any] = {
         "status": status,
         "reason": reason,
@@ -187,17 +234,18 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
         "epochs_run": len(history),
         "best_epoch": best_epoch,
         "best": history.iloc[best_epoch - 1].to_dict() if best_epoch else {},
-        "reliability": epoch_metrics.bins[best_epoch - 1] if best_epoch else {},
+        "reliability": bins[best_epoch - 1] if best_epoch else {},
         "corpus": corpus.summary(),
         "split_sizes": {"train": len(data.y_train), "val": len(data.y_val)},
         "references": ngram_references(data.y_train, data.x_train, data.y_val, data.x_val, corpus.vocab_size),
         "final": history.iloc[-1].to_dict() if len(history) else {},
         "generation": _generation(model, data, corpus, config) if status == "complete" else {},
         "seconds_total": time.perf_counter() - started,
-        "seconds_per_epoch": float(pd.Series(timer.seconds).median()) if timer.seconds else None,
+        "seconds_per_epoch": float(pd.Series(seconds).median()) if seconds else None,
         "peak_memory_mb": peak_memory_mb(),
         "threads": config.threads,  # the numbers depend on it
         "versions": _versions(),
+        **(extra or {}),
     }
     if run_path is not None:
         store.write_csv(run_path / store.HISTORY, history)
@@ -260,10 +308,13 @@ def _versions() -> dict[str, str]:
 
     versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": numpy.__version__,
                 "backend": keras.backend.backend()}
-    try:
+    if versions["backend"] == "tensorflow":
         import tensorflow as tf
 
         versions["tensorflow"] = tf.__version__
-    except ImportError:  # pragma: no cover - the JAX backend without TensorFlow
-        pass
+    elif versions["backend"] == "jax":
+        import jax
+
+        versions["jax"] = jax.__version__
+        versions["device"] = jax.devices()[0].device_kind
     return versions
