@@ -1,0 +1,176 @@
+"""The JAX path and the fused engine: no TensorFlow on JAX, a fused group equal to its runs trained alone.
+
+The JAX checks run in one subprocess (``KERAS_BACKEND=jax``, CPU) in which ``import tensorflow`` fails: a package
+named ``tensorflow`` that records the attempt and raises ``ImportError`` comes first on its path.
+
+Tolerance of the equivalence (``FUSED_RTOL``): both paths run the same float32 operations on the same batches from
+the same initial weights and dropout seeds (the weights come out bit-identical on this machine), but the epoch's
+training loss is Keras' float32 running mean in ``fit`` and a float64 mean of the same per-step values in the fused
+engine, and the validation sums may be fused differently by XLA inside ``vmap``. Each is a rounding of at most
+``steps x 2^-24`` relative (about 2e-6 for this test's 25 steps); 1e-5 leaves room for it and is still four orders
+of magnitude below what a different seed or weight changes (checked too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from entropylab.data.batches import ShuffledBatches, epoch_order, stacked_orders, steps_per_epoch
+from entropylab.training.config import RunConfig
+from entropylab.training.fused import group_key, plan_groups, unfusable_reason
+
+FUSED_RTOL = 1e-5
+SMALL = {"dataset": "synthetic", "max_sequences": 800, "synthetic": {"n_headlines": 300}, "epochs": 2}
+
+
+def test_numpy_batches_cover_each_example_once_per_epoch_in_a_seeded_order():
+    x = np.arange(70).reshape(35, 2)
+    y = np.arange(35)
+    batches = ShuffledBatches(x, y, batch_size=8, seed=3)
+    assert len(batches) == steps_per_epoch(35, 8) == 5
+    stream = iter(batches)
+    first = [next(stream) for _ in range(5)]
+    second = [next(stream) for _ in range(5)]
+    assert [len(b[1]) for b in first] == [8, 8, 8, 8, 3]
+    for epoch in (first, second):
+        seen = np.concatenate([b[1] for b in epoch])
+        assert sorted(seen) == list(range(35))
+        for bx, by in epoch:
+            np.testing.assert_array_equal(bx, x[by])
+    assert not np.array_equal(np.concatenate([b[1] for b in first]), np.concatenate([b[1] for b in second]))
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in second]), epoch_order(35, 3, 1))
+    stacked = stacked_orders(35, [3, 4], 1)
+    np.testing.assert_array_equal(stacked[0], epoch_order(35, 3, 1))
+    assert not np.array_equal(stacked[0], stacked[1])
+
+
+def test_groups_share_everything_but_seed_and_a_traceable_weight():
+    jax = {"backend": "jax", "threads": 1}
+    kl = [RunConfig(**SMALL, **jax, loss="kl_regularized", weight=w, seed=s) for w, s in [(1, 0), (10, 1), (0.1, 0)]]
+    other_lr = RunConfig(**SMALL, **jax, loss="kl_regularized", weight=1, learning_rate=0.01)
+    alpha = [RunConfig(**SMALL, **jax, loss="alpha_divergence", weight=w) for w in (0.5, 0.5, 2.0)]
+    alpha[1] = alpha[1].replace(seed=1)
+    configs = [*kl, other_lr, *alpha]
+    assert len({group_key(c) for c in kl}) == 1
+    assert group_key(other_lr) != group_key(kl[0])
+    # an exponent loss branches on its exponent: one group per exponent value, seeds still shared
+    assert plan_groups(configs) == [[0, 1, 2], [3], [4, 5], [6]]
+    assert plan_groups(configs, max_group=2) == [[0, 1], [2], [3], [4, 5], [6]]
+    assert unfusable_reason(kl[0]) is None
+    assert "JAX" in unfusable_reason(RunConfig(**SMALL, backend="tensorflow", threads=1))
+    assert "jit_compile" in unfusable_reason(kl[0].replace(jit_compile=False))
+
+
+def test_input_pipeline_is_part_of_the_identity_only_off_its_default():
+    tf_run = RunConfig(**SMALL, backend="tensorflow", threads=1)
+    assert tf_run.input_pipeline == "tf.data" and "input_pipeline" not in tf_run.identity()
+    jax_run = RunConfig(**SMALL, backend="jax", threads=1)
+    assert jax_run.input_pipeline == "numpy" and jax_run.identity()["input_pipeline"] == "numpy"
+    assert tf_run.replace(input_pipeline="numpy").run_name != tf_run.run_name
+    with pytest.raises(ValueError, match="needs the tensorflow backend"):
+        RunConfig(**SMALL, backend="jax", input_pipeline="tf.data")
+
+
+JAX_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from entropylab.training import RunConfig, run
+    from entropylab.training.fused import train_group
+
+    small, root = json.loads(sys.argv[1]), sys.argv[2]
+    out = {}
+    group = [RunConfig(**small, loss="kl_regularized", weight=w, seed=s) for w, s in [(1.0, 0), (10.0, 1), (0.1, 2)]]
+    fused = train_group(group, [f"{root}/fused/{c.run_name}" for c in group])
+    alone = [run(c, f"{root}/alone/{c.run_name}") for c in group]
+    out["paper"] = [{"fused": f.history.drop(columns="seconds").to_dict("list"),
+                     "alone": a.history.drop(columns="seconds").to_dict("list"),
+                     "weights": max(float(np.max(np.abs(x - y))) for x, y in
+                                    zip(f.model.get_weights(), a.model.get_weights())),
+                     "status": [f.status, a.status], "engine": f.metrics.get("engine"),
+                     "group_size": f.metrics.get("group_size")} for f, a in zip(fused, alone)]
+    stopping = [RunConfig(**{**small, "epochs": 4, "max_sequences": 300}, loss="label_smoothing", weight=w,
+                          patience=1, learning_rate=0.05) for w in (0.0, 0.05)]
+    fused = train_group(stopping)
+    alone = [run(c) for c in stopping]
+    out["patience"] = [{"fused": f.history.drop(columns="seconds").to_dict("list"),
+                        "alone": a.history.drop(columns="seconds").to_dict("list"),
+                        "best": [f.metrics["best_epoch"], a.metrics["best_epoch"]],
+                        "weights": max(float(np.max(np.abs(x - y))) for x, y in
+                                       zip(f.model.get_weights(), a.model.get_weights()))} for f, a in zip(fused, alone)]
+    again = train_group(group, [f"{root}/fused/{c.run_name}" for c in group])
+    out["reused"] = [r.reused for r in again]
+    out["tensorflow_loaded"] = [m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow.")]
+    print("RESULT=" + json.dumps(out))
+""")
+
+
+@pytest.fixture(scope="module")
+def jax_without_tensorflow(tmp_path_factory):
+    """The JAX script's results, from a process where importing TensorFlow fails (and is recorded)."""
+    root = tmp_path_factory.mktemp("fused")
+    blocker = root / "blocked" / "tensorflow"
+    blocker.mkdir(parents=True)
+    attempts = root / "tensorflow-imports.txt"
+    (blocker / "__init__.py").write_text(
+        f"import traceback\nopen({str(attempts)!r}, 'a').write(''.join(traceback.format_stack()) + '\\n')\n"
+        f"raise ImportError('TensorFlow is blocked in this test process')\n")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "ENTROPYLAB_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(root / "blocked"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", JAX_SCRIPT, json.dumps(SMALL), str(root)], capture_output=True,
+                          text=True, timeout=600, check=False, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT="))[len("RESULT="):])
+    result["attempts"] = attempts.read_text() if attempts.exists() else ""
+    result["root"] = root
+    return result
+
+
+def test_the_jax_path_trains_where_tensorflow_cannot_be_imported(jax_without_tensorflow):
+    result = jax_without_tensorflow
+    assert result["attempts"] == "", f"something imported tensorflow:\n{result['attempts'][-3000:]}"
+    assert result["tensorflow_loaded"] == []
+    for pair in result["paper"]:
+        assert pair["status"] == ["complete", "complete"]
+    for side in ("fused", "alone"):  # each run its own complete folder, as a sweep expects
+        folders = sorted(Path(result["root"], side).iterdir())
+        assert len(folders) == 3
+        for folder in folders:
+            assert (folder / "COMPLETE").is_file() and (folder / "model.weights.h5").is_file()
+            assert json.loads((folder / "config.json").read_text())["input_pipeline"] == "numpy"
+    assert result["reused"] == [True, True, True]
+
+
+def _assert_same_history(fused: dict, alone: dict) -> None:
+    assert fused.keys() == alone.keys()
+    assert fused["epoch"] == alone["epoch"]
+    for column in fused:
+        np.testing.assert_allclose(fused[column], alone[column], rtol=FUSED_RTOL, atol=1e-7, err_msg=column)
+
+
+def test_a_fused_group_gives_each_run_its_history_trained_alone(jax_without_tensorflow):
+    pairs = jax_without_tensorflow["paper"]
+    for pair in pairs:
+        _assert_same_history(pair["fused"], pair["alone"])
+        assert pair["weights"] <= 1e-5
+        assert pair["engine"] == "fused" and pair["group_size"] == 3
+    # the tolerance is far below what the runs' own differences (weight and seed) change
+    first, second = pairs[0]["alone"], pairs[1]["alone"]
+    assert abs(first["val_cross_entropy"][-1] - second["val_cross_entropy"][-1]) > 1e3 * FUSED_RTOL
+
+
+def test_early_stopping_in_a_fused_group_is_each_runs_own(jax_without_tensorflow):
+    for pair in jax_without_tensorflow["patience"]:
+        _assert_same_history(pair["fused"], pair["alone"])
+        assert pair["best"][0] == pair["best"][1]
+        assert pair["weights"] <= 1e-5
+    epochs_run = [len(pair["fused"]["epoch"]) for pair in jax_without_tensorflow["patience"]]
+    assert min(epochs_run) < 4, f"no run stopped early ({epochs_run}); the test needs a faster learning rate"
+    assert len(set(epochs_run)) == 2, f"both runs stopped together ({epochs_run}): nothing shows they stop apart"
