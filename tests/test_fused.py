@@ -86,25 +86,23 @@ JAX_SCRIPT = textwrap.dedent("""
     from entropylab.training.fused import train_group
 
     small, root = json.loads(sys.argv[1]), sys.argv[2]
+
+    def pair(f, a):
+        return {"fused": f.history.drop(columns="seconds").to_dict("list"),
+                "alone": a.history.drop(columns="seconds").to_dict("list"),
+                "weights": max(float(np.max(np.abs(x - y))) for x, y in zip(f.model.get_weights(),
+                                                                                a.model.get_weights())),
+                "status": [f.status, a.status], "best": [f.metrics["best_epoch"], a.metrics["best_epoch"]],
+                "engine": f.metrics.get("engine"), "group_size": f.metrics.get("group_size")}
+
     out = {}
     group = [RunConfig(**small, loss="kl_regularized", weight=w, seed=s) for w, s in [(1.0, 0), (10.0, 1), (0.1, 2)]]
     fused = train_group(group, [f"{root}/fused/{c.run_name}" for c in group])
     alone = [run(c, f"{root}/alone/{c.run_name}") for c in group]
-    out["paper"] = [{"fused": f.history.drop(columns="seconds").to_dict("list"),
-                     "alone": a.history.drop(columns="seconds").to_dict("list"),
-                     "weights": max(float(np.max(np.abs(x - y))) for x, y in
-                                    zip(f.model.get_weights(), a.model.get_weights())),
-                     "status": [f.status, a.status], "engine": f.metrics.get("engine"),
-                     "group_size": f.metrics.get("group_size")} for f, a in zip(fused, alone)]
+    out["paper"] = [pair(f, a) for f, a in zip(fused, alone)]
     stopping = [RunConfig(**{**small, "epochs": 4, "max_sequences": 300}, loss="label_smoothing", weight=w,
                           patience=1, learning_rate=0.05) for w in (0.0, 0.05)]
-    fused = train_group(stopping)
-    alone = [run(c) for c in stopping]
-    out["patience"] = [{"fused": f.history.drop(columns="seconds").to_dict("list"),
-                        "alone": a.history.drop(columns="seconds").to_dict("list"),
-                        "best": [f.metrics["best_epoch"], a.metrics["best_epoch"]],
-                        "weights": max(float(np.max(np.abs(x - y))) for x, y in
-                                       zip(f.model.get_weights(), a.model.get_weights()))} for f, a in zip(fused, alone)]
+    out["patience"] = [pair(f, a) for f, a in zip(train_group(stopping), [run(c) for c in stopping])]
     again = train_group(group, [f"{root}/fused/{c.run_name}" for c in group])
     out["reused"] = [r.reused for r in again]
     out["tensorflow_loaded"] = [m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow.")]
@@ -174,3 +172,64 @@ def test_early_stopping_in_a_fused_group_is_each_runs_own(jax_without_tensorflow
     epochs_run = [len(pair["fused"]["epoch"]) for pair in jax_without_tensorflow["patience"]]
     assert min(epochs_run) < 4, f"no run stopped early ({epochs_run}); the test needs a faster learning rate"
     assert len(set(epochs_run)) == 2, f"both runs stopped together ({epochs_run}): nothing shows they stop apart"
+
+
+def test_engine_choice_is_checked_and_auto_stays_on_the_pool_without_jax():
+    from entropylab.experiments.engines import resolve_engine
+
+    assert resolve_engine("pool", "jax", dask=False) == "pool"
+    assert resolve_engine("fused", "jax", dask=False) == "fused"
+    assert resolve_engine("auto", "tensorflow", dask=False) == "pool"  # decided without starting JAX
+    assert resolve_engine("auto", "jax", dask=True) == "pool"
+    with pytest.raises(ValueError, match="KERAS_BACKEND=jax"):
+        resolve_engine("fused", "tensorflow", dask=False)
+    with pytest.raises(ValueError, match="--scheduler"):
+        resolve_engine("fused", "jax", dask=True)
+    with pytest.raises(ValueError, match="unknown engine"):
+        resolve_engine("gpu", "jax", dask=False)
+
+
+def test_a_params_file_names_its_engine(tmp_path):
+    from entropylab.experiments.params import ParamsError, load_params
+
+    text = ("experiment: e\nengine: {}\nruns:\n  - notebook: notebooks/03_kl_regularization.ipynb\n"
+            "    grid: {{weight: [1.0]}}\n")
+    good = tmp_path / "good.yaml"
+    good.write_text(text.format("fused"))
+    assert load_params(good).engine == "fused"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.format("gpu"))
+    with pytest.raises(ParamsError, match="engine: got 'gpu'; expected one of auto, fused, pool"):
+        load_params(bad)
+
+
+def test_a_fused_sweep_trains_its_groups_then_its_notebooks_report_them(tmp_path):
+    """``sweep --engine fused`` on JAX: two KL weights as one group, one unfusable run (jit_compile false) left to its
+    notebook; every run complete with its executed notebook; a second sweep finds all done."""
+    params = tmp_path / "fused.yaml"
+    params.write_text(textwrap.dedent("""
+        experiment: fused
+        workers: 2
+        threads: 1
+        engine: fused
+        defaults: {epochs: 1, max_sequences: 300, dataset: synthetic}
+        runs:
+          - notebook: notebooks/03_kl_regularization.ipynb
+            grid: {weight: [1.0, 10.0]}
+          - notebook: notebooks/03_kl_regularization.ipynb
+            grid: {weight: [100.0], jit_compile: [false]}
+    """))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    command = [sys.executable, "-m", "entropylab", "sweep", str(params), "--output-root", str(tmp_path / "out")]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "training 2 run(s) in fused groups" in first.stdout
+    assert "1 run(s) cannot be fused (a fused group is one compiled program" in first.stdout
+    runs = sorted((tmp_path / "out" / "runs" / "fused").iterdir())
+    engines = {}
+    for run_dir in runs:
+        assert (run_dir / "COMPLETE").is_file() and (run_dir / "notebook.ipynb").is_file()
+        engines[run_dir.name] = json.loads((run_dir / "metrics.json").read_text()).get("engine")
+    assert sorted(map(str, engines.values())) == ["None", "fused", "fused"]
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
+    assert again.returncode == 0 and "0 ran, 3 were already finished" in again.stdout

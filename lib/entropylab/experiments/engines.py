@@ -9,6 +9,10 @@ as tasks end, refreshing ``progress`` about every second while they run.
   started here). Dask reschedules the task of a lost worker on another worker; the run folder's rules (``COMPLETE``
   written last, the run lock, a run trained again from scratch when unfinished) keep a retried task from leaving a
   half-written run that looks finished.
+* :func:`run_fused` (the ``fused`` engine, JAX): before the notebooks, the runs' training as a few compiled programs,
+  one per group of runs that differ only in seed and weight (:mod:`entropylab.training.fused`), in one spawned
+  process. Each run's notebook then finds its run finished and only reports it; a run that a group could not train
+  is trained by its own notebook, as with the pool.
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from .execute import Outcome, Task, die_with_parent, execute_task, record_lost_worker
+from .execute import (
+    Outcome,
+    Task,
+    applied_environment,
+    die_with_parent,
+    error_text,
+    execute_task,
+    record_lost_worker,
+    run_lock,
+)
 
 POLL_SECONDS = 1.0
 
@@ -150,3 +163,118 @@ def run_dask(todo: list[Task], client: Any, finished: Callable[[Outcome], None],
             with contextlib.suppress(Exception):
                 future.cancel()
         raise
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fused groups (JAX): the training of a sweep's runs as a few compiled programs, before their notebooks
+# ---------------------------------------------------------------------------------------------------------
+
+def accelerator_platform() -> str:
+    """The platform JAX would run on here (``cpu``, ``gpu``/``cuda``, ``tpu``), asked in a child process so that this
+    one neither imports JAX nor takes the GPU's memory; ``none`` when JAX cannot start."""
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run([sys.executable, "-c", "import jax; print(jax.default_backend())"], capture_output=True,
+                              text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "none"
+    lines = proc.stdout.split()
+    return lines[-1] if proc.returncode == 0 and lines else "none"
+
+
+def resolve_engine(engine: str, backend: str, dask: bool) -> str:
+    """``"fused"`` or ``"pool"`` for the sweep's choice (``auto``, ``fused`` or ``pool``), its Keras backend and
+    whether it runs on Dask; a ``fused`` that cannot be is a ``ValueError`` naming the fix."""
+    from .params import ENGINES
+
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine == "pool":
+        return "pool"
+    if engine == "fused":
+        if backend != "jax":
+            raise ValueError(f"engine 'fused' trains on JAX; start the sweep with KERAS_BACKEND=jax (this one runs "
+                             f"{backend!r}) or use --engine pool")
+        if dask:
+            raise ValueError("engine 'fused' trains its groups on this machine; leave out --scheduler/--cluster or "
+                             "use --engine pool")
+        return "fused"
+    return "fused" if backend == "jax" and not dask and accelerator_platform() not in ("cpu", "none") else "pool"
+
+
+def _fused_worker_main(groups: list[list[Task]], connection: Any) -> None:
+    """The fused engine's process: each group's runs (those whose lock it gets) as one program, one group after
+    another; sends :func:`run_fused`'s answer."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+    states: dict[str, tuple[str, str]] = {}
+    with applied_environment(groups[0][0].env if groups and groups[0] else {}):
+        for group in groups:
+            states.update(_train_fused_group(group))
+    connection.send(states)
+    connection.close()
+
+
+def _train_fused_group(group: list[Task]) -> dict[str, tuple[str, str]]:
+    from pathlib import Path
+
+    from ..training.fused import train_group
+
+    states: dict[str, tuple[str, str]] = {}
+    with contextlib.ExitStack() as stack:
+        mine = []
+        for task in group:
+            if stack.enter_context(run_lock(Path(task.run_dir))):
+                mine.append(task)
+            else:
+                states[task.run_dir] = ("busy", f"{task.run_dir} is being executed by another sweep")
+        if not mine:
+            return states
+        print(f"fused group of {len(mine)} run(s), first {mine[0].name}", flush=True)
+        try:
+            results = train_group([task_config(task) for task in mine], [task.run_dir for task in mine],
+                                  report=lambda text: print(f"  {text}", flush=True))
+        except Exception as exc:  # recorded in the runs' folders by train_group; their notebooks train them alone
+            return {**states, **{task.run_dir: ("retry", error_text(exc)) for task in mine}}
+        for task, result in zip(mine, results, strict=True):
+            states[task.run_dir] = (("complete", "") if result.status == "complete" else
+                                    ("failed", str(result.metrics.get("reason") or "failed")))
+    return states
+
+
+def task_config(task: Task) -> Any:
+    """The :class:`~entropylab.training.config.RunConfig` of a sweep's task (its identity and data folder)."""
+    from ..training.config import RunConfig
+
+    return RunConfig.from_dict({**task.identity, "data_dir": task.parameters.get("data_dir")})
+
+
+def run_fused(todo: list[Task], max_group: int | None = None) -> dict[str, tuple[str, str]]:
+    """Train the runs of ``todo`` in fused groups (:func:`entropylab.training.fused.plan_groups`) in one spawned
+    process. Returns ``{run_dir: (state, text)}``, the state ``complete``, ``failed`` (the run itself failed, e.g. a
+    NaN loss; recorded in its folder), ``busy`` (another sweep holds it) or ``retry`` (its group failed or the
+    process died: the run is left unfinished, and its notebook trains it alone afterwards)."""
+    import multiprocessing
+
+    from ..training.fused import plan_groups
+
+    groups = [[todo[i] for i in members] for members in plan_groups([task_config(t) for t in todo], max_group)]
+    context = multiprocessing.get_context("spawn")
+    receiving, sending = context.Pipe(duplex=False)
+    process = context.Process(target=_fused_worker_main, args=(groups, sending), name="sweep-fused")
+    process.start()
+    sending.close()
+    try:
+        try:
+            states = receiving.recv()
+        except (EOFError, OSError):  # the process died: what it finished is COMPLETE, the rest is trained alone
+            states = {}
+        process.join()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            process.kill()
+        raise
+    lost = f"the fused process stopped ({_exit_text(process.exitcode)})"
+    return {task.run_dir: states.get(task.run_dir, ("retry", lost)) for task in todo}

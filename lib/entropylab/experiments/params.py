@@ -63,8 +63,11 @@ NOTEBOOK_LOSSES: dict[str, tuple[str, ...]] = {
     "02_entropy_regularization.ipynb": (objectives.ENTROPY,),
     "03_kl_regularization.ipynb": (objectives.KL,),
 }
-TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", "defaults", "settings", "runs",
-                  "decoding")  # decoding: the decoding study's section (entropylab.studies.decoding.spec)
+#: How a sweep trains its runs: ``fused`` groups (one compiled program per group; JAX), ``pool`` (one process per
+#: run) or ``auto`` (fused where JAX sees a GPU, else pool): :func:`entropylab.experiments.engines.resolve_engine`.
+ENGINES = ("auto", "fused", "pool")
+TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", "engine", "defaults", "settings",
+                  "runs", "decoding")  # decoding: the decoding study's section (entropylab.studies.decoding.spec)
 RUN_KEYS = ("notebook", "grid", "tune")
 TUNE_KEYS = ("seeds", "neighbours")
 DATASETS = ("auto", "nyt", "synthetic")
@@ -239,6 +242,7 @@ class ParamSet:
     settings: list[dict[str, Any]] = field(default_factory=list)
     tuning_points: list[Point] = field(default_factory=list)  # trained first; the chosen values join ``points``
     decoding: dict[str, Any] | None = None  # the decoding study's section, checked by its own reader
+    engine: str | None = None  # "auto", "fused" or "pool" (entropylab.experiments.engines.ENGINES); None: auto
 
 
 def _fail(path: Path, key: str, message: str) -> ParamsError:
@@ -316,6 +320,11 @@ def load_params(path: str | os.PathLike) -> ParamSet:
         raise _fail(path, "cluster", f"got {cluster!r}; expected 'local' (a Dask LocalCluster) or a Dask scheduler "
                                      f"address such as tcp://HOST:8786")
 
+    engine = document.get("engine")
+    if engine is not None and engine not in ENGINES:
+        raise _fail(path, "engine", f"got {engine!r}; expected one of {', '.join(ENGINES)} (auto: fused groups on a "
+                                    f"GPU, one process per run otherwise)")
+
     defaults = _mapping(path, "defaults", document.get("defaults"))
     _check_names(path, "defaults", defaults, lambda n: n in NOTEBOOK_PARAMETERS,
                  ", ".join(n for n in NOTEBOOK_PARAMETERS if n not in SWEEP_OWNED))
@@ -335,7 +344,7 @@ def load_params(path: str | os.PathLike) -> ParamSet:
     for group in (static, tuning):
         check_points(path, group)
     return ParamSet(path, experiment, description, workers, threads, defaults, static, cluster, settings, tuning,
-                    document.get("decoding"))
+                    document.get("decoding"), engine)
 
 
 def check_points(path: Path, points: list[Point]) -> None:

@@ -245,16 +245,19 @@ class EpochProgress:
 
 def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = None, threads: int | None = None,
               data_dir: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
-              scheduler: str | None = None, cluster: str | None = None, progress: bool = True) -> SweepResult:
+              scheduler: str | None = None, cluster: str | None = None, engine: str | None = None,
+              progress: bool = True) -> SweepResult:
     """Execute every unfinished point of a parameter file (see the module docstring).
 
     ``scheduler`` (``tcp://HOST:PORT``) runs the points on that Dask cluster; ``cluster="local"`` starts a Dask
     ``LocalCluster`` of ``workers`` processes; both default to the file's ``cluster``; without any, the local
-    worker processes run them. A file with tuned entries runs, setting by setting, its tuning stage and then the
-    chosen runs (the result's outcomes are those of every stage, its plan the last one's).
+    worker processes run them. ``engine`` (default: the file's ``engine``, else ``auto``) ``fused`` trains the runs
+    in fused groups on JAX first (:func:`entropylab.experiments.engines.run_fused`), ``pool`` in their notebooks,
+    ``auto`` fused where JAX sees a GPU. A file with tuned entries runs, setting by setting, its tuning stage and
+    then the chosen runs (the result's outcomes are those of every stage, its plan the last one's).
     """
     options = {"workers": workers, "threads": threads, "data_dir": data_dir, "output_root": output_root,
-               "scheduler": scheduler, "cluster": cluster, "progress": progress}
+               "scheduler": scheduler, "cluster": cluster, "engine": engine, "progress": progress}
     check_counts(workers, threads)
     param_set = params if isinstance(params, ParamSet) else load_params(params)
     if not param_set.tuning_points:
@@ -348,11 +351,16 @@ def plan_path(experiment: str, output_root: str | os.PathLike | None = None) -> 
 
 def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None, data_dir: str | os.PathLike | None,
                output_root: str | os.PathLike | None, scheduler: str | None, cluster: str | None,
-               progress: bool) -> SweepResult:
+               engine: str | None, progress: bool) -> SweepResult:
     """Execute every unfinished point of ``param_set`` (no tuning stage)."""
+    from ..training.config import current_backend
+    from .engines import resolve_engine
+
     plan = make_plan(param_set, data_dir=data_dir, output_root=output_root, workers=workers, threads=threads)
     check_writable(plan.runs_dir)
-    engine = _engine(scheduler, cluster, plan.params.cluster)
+    where_to = _engine(scheduler, cluster, plan.params.cluster)
+    training = resolve_engine(engine or plan.params.engine or "auto", current_backend(),
+                              dask=where_to != "local-processes")
     outcomes: list[Outcome] = []
     todo = []
     for task in plan.tasks:
@@ -364,12 +372,14 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
                                     f"{task.run_dir} holds a finished run of another config; remove the folder"))
         else:
             todo.append(task)
+    if training == "fused":
+        todo = _train_fused(plan, todo, outcomes)
     with contextlib.ExitStack() as stack:
         client = None
-        if engine != "local-processes" and todo:
+        if where_to != "local-processes" and todo:
             from .engines import dask_client, describe_client
 
-            client = stack.enter_context(dask_client(engine if engine != "local" else None, plan.workers))
+            client = stack.enter_context(dask_client(where_to if where_to != "local" else None, plan.workers))
         where = (describe_client(client) if client is not None else
                  f"{plan.workers} worker(s)")
         print(f"sweep {plan.params.path.name}: experiment {plan.experiment!r}, {len(plan.tasks)} runs, "
@@ -385,6 +395,42 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
     for outcome in result.failed:
         print(f"  failed: {outcome.name} ({outcome.run_dir})", flush=True)
     return result
+
+
+def _train_fused(plan: Plan, todo: list[Task], outcomes: list[Outcome]) -> list[Task]:
+    """The fused engine's training of ``todo``'s unfinished runs; returns the tasks whose notebooks still run (all but
+    the runs that failed on their own or that another sweep holds, whose outcomes join ``outcomes``)."""
+    import time
+
+    from ..training.fused import unfusable_reason
+    from .engines import run_fused, task_config
+
+    untrained = [task for task in todo if not store.is_complete(task.run_dir)]
+    reasons = {task.run_dir: unfusable_reason(task_config(task)) for task in untrained}
+    apart = [task for task in untrained if reasons[task.run_dir]]
+    if apart:
+        print(f"sweep {plan.params.path.name}: {len(apart)} run(s) cannot be fused ({reasons[apart[0].run_dir]}); "
+              f"their notebooks train them one by one", flush=True)
+    untrained = [task for task in untrained if not reasons[task.run_dir]]
+    if not untrained:
+        return todo
+    print(f"sweep {plan.params.path.name}: training {len(untrained)} run(s) in fused groups (JAX)", flush=True)
+    started = time.perf_counter()
+    states = run_fused(untrained)
+    print(f"fused training finished in {time.perf_counter() - started:.1f} s; the notebooks follow", flush=True)
+    remaining = []
+    for task in todo:
+        state, text = states.get(task.run_dir, ("complete", ""))
+        if state == "failed":
+            outcomes.append(Outcome(task.name, task.run_dir, "failed", text))
+        elif state == "busy":
+            outcomes.append(Outcome(task.name, task.run_dir, "busy", text))
+        else:
+            if state == "retry":
+                print(f"  {task.name}: its fused group failed ({text.splitlines()[0] if text else ''}); its notebook "
+                      f"trains it alone", flush=True)
+            remaining.append(task)
+    return remaining
 
 
 def _engine(scheduler: str | None, cluster: str | None, from_file: str | None) -> str:
@@ -481,7 +527,7 @@ def main(args: Any) -> int:
         return 0
     try:
         result = run_sweep(args.params, scheduler=getattr(args, "scheduler", None),
-                           cluster=getattr(args, "cluster", None), **options)
+                           cluster=getattr(args, "cluster", None), engine=getattr(args, "engine", None), **options)
     except KeyboardInterrupt:
         print("sweep stopped; run the same command again to finish the unfinished runs", file=sys.stderr)
         return 130
