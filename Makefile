@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 
-.PHONY: setup reproduce objectives decoding test nbval-refresh test-browser lint lab sweep bench bench-quick data info clean-runs
+.PHONY: setup reproduce objectives decoding test nbval-refresh test-browser lint lab sweep bench bench-quick gpu-check gpu-wheels data info clean-runs
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -63,6 +63,21 @@ bench: setup
 bench-quick: setup
 	$(PY) -m pip install -q -e ".[jax]" || echo "JAX not installed: the benchmark skips ours-jax"
 	$(PY) -m entropylab bench --quick
+
+# The fused engine's device check (docs/performance.md, "On a GPU"): one run, fused groups of 1/15/45, the paper's
+# protocol and the seeds grid, on JAX, into outputs/benchmarks/gpu_<device>_<time>.csv. It needs no venv: on a
+# machine with JAX and CUDA but no Keras, the wheels that `make gpu-wheels` puts in .whl/ are installed beside it.
+GPU_PY ?= $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check:
+	@$(GPU_PY) -c "import keras" 2>/dev/null || $(GPU_PY) -m pip install -q --no-index --no-deps --no-compile \
+		--upgrade --target .whl/site .whl/*.whl
+	PYTHONPATH=lib:.whl/site KERAS_BACKEND=jax $(GPU_PY) -m entropylab.bench gpu $(GPU_ARGS)
+
+# Keras and the two packages it needs that a JAX-only image lacks, as wheels for CPython 3.12 on x86-64 Linux
+gpu-wheels: setup
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0
 
 data: setup
 	$(PY) -m pip install -q -e ".[download]"

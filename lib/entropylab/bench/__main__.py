@@ -1,4 +1,4 @@
-"""``python -m entropylab.bench {child,ab,profile,scaling,generation}``: the benchmark's child process and developer
+"""``python -m entropylab.bench {child,ab,profile,scaling,generation,gpu}``: the benchmark's child process and developer
 tools."""
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ def module_main(argv: list[str] | None = None) -> int:
         from .generation import main as generation_main
 
         return generation_main(argv[1:])
+    if argv and argv[0] == "gpu":
+        from .gpu import main as gpu_main
+
+        return gpu_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m entropylab.bench", description=package_doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +42,7 @@ def module_main(argv: list[str] | None = None) -> int:
     scaling.add_argument("params", help="a parameter file, e.g. params/smoke.yaml")
     scaling.add_argument("--workers", type=int, default=2)
     sub.add_parser("generation", help="continuing 1,000 prefixes one by one against the batch (see its --help)")
+    sub.add_parser("gpu", help="the fused engine's device check: one run, fused groups, the paper's protocol (JAX)")
     args = parser.parse_args(argv)
     if args.command == "scaling":
         from .scaling import measure
