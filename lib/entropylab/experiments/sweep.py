@@ -16,6 +16,10 @@
   With ``--scheduler tcp://HOST:PORT`` (or ``--cluster local``, or the file's ``cluster``) the points run as Dask
   tasks on that cluster instead (:mod:`entropylab.experiments.engines`; ``docs/scaling.md``). The thread count
   changes the numbers (not their determinism), so it is part of each run's identity and the paper's file fixes it.
+* ``engine`` (``--engine`` or the file's ``engine``: ``auto``, ``fused``, ``pool``): ``fused`` first trains the
+  unfinished runs in groups that differ only in seed and weight, each group one compiled JAX program
+  (:func:`entropylab.experiments.engines.run_fused`); their notebooks then find them finished. ``auto`` is
+  ``fused`` where JAX sees a GPU (``KERAS_BACKEND=jax``), else the pool.
 * A failing point is recorded in its folder (``FAILED`` with the error, ``notebook.failed.ipynb``); the others
   go on. The exit status is the number of failed points (at most 100).
 * ``dataset: auto`` is resolved once: without the NYT data the runs use the synthetic corpus and go to the
