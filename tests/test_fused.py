@@ -203,9 +203,11 @@ def test_a_params_file_names_its_engine(tmp_path):
         load_params(bad)
 
 
-def test_a_fused_sweep_trains_its_groups_then_its_notebooks_report_them(tmp_path):
-    """``sweep --engine fused`` on JAX: two KL weights as one group, one unfusable run (jit_compile false) left to its
-    notebook; every run complete with its executed notebook; a second sweep finds all done."""
+def test_a_fused_sweep_trains_its_groups_then_its_notebooks_report_them(tmp_path, monkeypatch):
+    """``sweep --engine fused`` on JAX: two KL weights as one group, then their notebooks; every run complete with its
+    executed notebook, so that the sweep's plan finds them all done."""
+    from entropylab.experiments.sweep import make_plan, task_state
+
     params = tmp_path / "fused.yaml"
     params.write_text(textwrap.dedent("""
         experiment: fused
@@ -216,20 +218,30 @@ def test_a_fused_sweep_trains_its_groups_then_its_notebooks_report_them(tmp_path
         runs:
           - notebook: notebooks/03_kl_regularization.ipynb
             grid: {weight: [1.0, 10.0]}
-          - notebook: notebooks/03_kl_regularization.ipynb
-            grid: {weight: [100.0], jit_compile: [false]}
     """))
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     command = [sys.executable, "-m", "entropylab", "sweep", str(params), "--output-root", str(tmp_path / "out")]
     first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
-    assert "training 2 run(s) in fused groups" in first.stdout
-    assert "1 run(s) cannot be fused (a fused group is one compiled program" in first.stdout
+    assert "training 2 run(s) in fused groups" in first.stdout and "fused group of 2 run(s)" in first.stdout
     runs = sorted((tmp_path / "out" / "runs" / "fused").iterdir())
     engines = {}
     for run_dir in runs:
         assert (run_dir / "COMPLETE").is_file() and (run_dir / "notebook.ipynb").is_file()
         engines[run_dir.name] = json.loads((run_dir / "metrics.json").read_text()).get("engine")
-    assert sorted(map(str, engines.values())) == ["None", "fused", "fused"]
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
-    assert again.returncode == 0 and "0 ran, 3 were already finished" in again.stdout
+    assert list(engines.values()) == ["fused", "fused"]
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # the plan's identities are those of a JAX process (nothing imported)
+    plan = make_plan(params, output_root=tmp_path / "out")
+    assert [task_state(task) for task in plan.tasks] == ["done"] * 2
+
+
+def test_runs_that_cannot_be_fused_are_left_to_their_notebooks(tmp_path, capsys):
+    from entropylab.experiments import sweep
+
+    params = tmp_path / "apart.yaml"
+    params.write_text("experiment: apart\nthreads: 1\ndefaults: {epochs: 1, max_sequences: 300, dataset: synthetic}\n"
+                      "runs:\n  - notebook: notebooks/03_kl_regularization.ipynb\n    grid: {weight: [1.0, 10.0]}\n")
+    plan = sweep.make_plan(params, output_root=tmp_path / "out")  # this process runs TensorFlow: nothing fuses
+    outcomes: list = []
+    assert sweep._train_fused(plan, list(plan.tasks), outcomes) == plan.tasks and outcomes == []
+    assert "2 run(s) cannot be fused (the fused engine runs on the JAX backend" in capsys.readouterr().out
