@@ -1,4 +1,5 @@
-"""The JAX path and the fused engine: no TensorFlow on JAX, a fused group equal to its runs trained alone.
+"""The JAX path and the fused engine: no TensorFlow on JAX, a fused group equal to its runs trained alone (a KL, an
+entropy and an MSE run of different weights and seeds: the paper's three objectives in one group).
 
 The JAX checks run in one subprocess (``KERAS_BACKEND=jax``, CPU) in which ``import tensorflow`` fails: a package
 named ``tensorflow`` that records the attempt and raises ``ImportError`` comes first on its path.
@@ -52,7 +53,7 @@ def test_numpy_batches_cover_each_example_once_per_epoch_in_a_seeded_order():
     assert not np.array_equal(stacked[0], stacked[1])
 
 
-def test_groups_share_everything_but_seed_and_a_traceable_weight():
+def test_groups_share_everything_but_seed_a_traceable_weight_and_the_objective_within_a_family():
     jax = {"backend": "jax", "threads": 1}
     kl = [RunConfig(**SMALL, **jax, loss="kl_regularized", weight=w, seed=s) for w, s in [(1, 0), (10, 1), (0.1, 0)]]
     other_lr = RunConfig(**SMALL, **jax, loss="kl_regularized", weight=1, learning_rate=0.01)
@@ -64,6 +65,12 @@ def test_groups_share_everything_but_seed_and_a_traceable_weight():
     # an exponent loss branches on its exponent: one group per exponent value, seeds still shared
     assert plan_groups(configs) == [[0, 1, 2], [3], [4, 5], [6]]
     assert plan_groups(configs, max_group=2) == [[0, 1], [2], [3], [4, 5], [6]]
+    paper = [RunConfig(**SMALL, **jax, loss=loss, weight=w) for loss, w in
+             [("mse", 0), ("entropy_regularized", 1e-3), ("kl_regularized", 10)]]
+    softmax = [RunConfig(**SMALL, **jax, loss=loss, weight=w) for loss, w in
+               [("cross_entropy", 0), ("confidence_penalty", 0.5), ("entropy_minimization", 0.5),
+                ("label_smoothing", 0.1)]]
+    assert plan_groups(paper + softmax) == [[0, 1, 2], [3, 4, 5], [6]]
     assert unfusable_reason(kl[0]) is None
     assert "JAX" in unfusable_reason(RunConfig(**SMALL, backend="tensorflow", threads=1))
     assert "jit_compile" in unfusable_reason(kl[0].replace(jit_compile=False))
@@ -96,7 +103,8 @@ JAX_SCRIPT = textwrap.dedent("""
                 "engine": f.metrics.get("engine"), "group_size": f.metrics.get("group_size")}
 
     out = {}
-    group = [RunConfig(**small, loss="kl_regularized", weight=w, seed=s) for w, s in [(1.0, 0), (10.0, 1), (0.1, 2)]]
+    group = [RunConfig(**small, loss=loss, weight=w, seed=s)  # the paper's three objectives: one family, one group
+             for loss, w, s in [("kl_regularized", 1.0, 0), ("entropy_regularized", 0.1, 1), ("mse", 0.0, 2)]]
     fused = train_group(group, [f"{root}/fused/{c.run_name}" for c in group])
     alone = [run(c, f"{root}/alone/{c.run_name}") for c in group]
     out["paper"] = [pair(f, a) for f, a in zip(fused, alone)]
@@ -245,3 +253,21 @@ def test_runs_that_cannot_be_fused_are_left_to_their_notebooks(tmp_path, capsys)
     outcomes: list = []
     assert sweep._train_fused(plan, list(plan.tasks), outcomes) == plan.tasks and outcomes == []
     assert "2 run(s) cannot be fused (the fused engine runs on the JAX backend" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("name", "weight"), [("mse", 0.0), ("entropy_regularized", 0.1), ("kl_regularized", 10.0),
+                                              ("cross_entropy", 0.0), ("confidence_penalty", 0.5),
+                                              ("entropy_minimization", 0.3)])
+def test_a_family_formula_gives_each_member_objective_exactly(name, weight):
+    import keras
+
+    from entropylab import losses
+
+    rng = np.random.default_rng(4)
+    outputs = rng.normal(0.1, 0.3, (16, 40)).astype("float32")
+    labels = rng.integers(0, 40, 16).astype("int32")
+    family = losses.PenaltyFamily(losses.family_of(name), losses.family_coefficients(name, weight))
+    member = losses.get(name, weight=weight if losses.loss_class(name).takes_weight else None)
+    assert family.head == member.head
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(family.per_example(labels, outputs)),
+                                  keras.ops.convert_to_numpy(member.per_example(labels, outputs)))

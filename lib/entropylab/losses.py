@@ -362,6 +362,51 @@ LOSSES: dict[str, type[EntropyLabLoss]] = {
 PAPER_LOSSES = objectives.PAPER_OBJECTIVES
 
 
+class PenaltyFamily(EntropyLabLoss):
+    """Several objectives as one formula ``base(t, o) + sum_k c_k term_k(t, o)`` with per-run coefficients ``c``.
+
+    Two families (:data:`FAMILIES`): ``paper``, ``mse + c_H H_paper(o) + c_KL KL_paper(t, o)`` (the control at
+    ``c = (0, 0)``, the entropy penalty at ``(w, 0)``, the KL penalty at ``(0, w)``), and ``softmax_entropy``,
+    ``-log p_t + c H(p)`` (cross-entropy at 0, the confidence penalty at ``-w``, entropy minimization at ``+w``).
+    A term with coefficient 0 adds exactly 0 to the loss and its gradient (every term is finite: the paper's clip
+    its outputs), so a run of a family computes its own objective's numbers; a fused group of runs of different
+    objectives of one family shares one compiled program (:mod:`entropylab.training.fused`).
+    """
+
+    takes_weight = False
+
+    def __init__(self, family: str, coefficients: Any, **kwargs: Any) -> None:
+        super().__init__(name=f"{family}_family", **kwargs)
+        self.family = family
+        self.head = FAMILIES[family][0]
+        self.coefficients = coefficients
+
+    def per_example(self, labels: Any, outputs: Any) -> Any:
+        c = self.coefficients
+        if self.family == "paper":
+            return paper_mse(labels, outputs) + c[0] * paper_entropy(outputs) + c[1] * paper_kl(labels, outputs)
+        return softmax_cross_entropy(labels, outputs) + c[0] * softmax_entropy(outputs)
+
+
+#: family -> (head, {objective: its coefficients as a function of its weight w}).
+FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "paper": ("linear", {objectives.CONTROL: lambda w: (0.0, 0.0), objectives.ENTROPY: lambda w: (w, 0.0),
+                         objectives.KL: lambda w: (0.0, w)}),
+    "softmax_entropy": ("softmax", {objectives.CROSS_ENTROPY: lambda w: (0.0,), "confidence_penalty": lambda w: (-w,),
+                                    "entropy_minimization": lambda w: (w,)}),
+}
+
+
+def family_of(name: str) -> str | None:
+    """The :class:`PenaltyFamily` an objective belongs to (``None``: it is alone in its formula)."""
+    return next((family for family, (_, members) in FAMILIES.items() if name in members), None)
+
+
+def family_coefficients(name: str, weight: float) -> tuple[float, ...]:
+    """An objective's coefficients in its family's formula."""
+    return FAMILIES[family_of(name)][1][name](weight)
+
+
 def names() -> list[str]:
     return list(LOSSES)
 

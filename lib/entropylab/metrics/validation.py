@@ -179,31 +179,31 @@ class GroupEvaluator:
     """:class:`ValidationEvaluator`'s metrics for every run of a fused group at once (JAX backend).
 
     The runs' stacked weights go through one ``jax.jit`` of a ``jax.vmap`` of :func:`batch_sums`, batch by batch;
-    run ``r``'s loss is the group's loss at its own weight (``loss.at_weight``, or the loss itself when its weight
-    cannot be traced and is then the same for the whole group).
+    run ``r``'s objective (its ``val_loss``) is ``loss_at(rows[r])``, the group's loss at the run's own row of
+    coefficients (:func:`entropylab.training.fused.group_loss`).
     """
 
-    def __init__(self, model: keras.Model, x_val: np.ndarray, y_val: np.ndarray, loss: EntropyLabLoss, head: str,
+    def __init__(self, model: keras.Model, x_val: np.ndarray, y_val: np.ndarray,
+                 loss_at: Callable[[Any], EntropyLabLoss], head: str,
                  true_next: Callable[[np.ndarray], np.ndarray] | None = None,
                  batch_size: int = EVAL_BATCH_SIZE) -> None:
         import jax
 
-        self.single = ValidationEvaluator(x_val, y_val, loss, head, true_next, batch_size)
+        self.x_val, self.y_val = x_val, y_val
+        self.true_next, self.batch_size = true_next, batch_size
 
-        def run_sums(trainable: list, non_trainable: list, weight: Any, x: Any, y: Any, q: Any) -> dict:
+        def run_sums(trainable: list, non_trainable: list, row: Any, x: Any, y: Any, q: Any) -> dict:
             outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-            run_loss = loss.at_weight(weight) if loss.weight_traceable else loss
-            return batch_sums(outputs, y, run_loss, head, q)
+            return batch_sums(outputs, y, loss_at(row), head, q)
 
         self._sums = jax.jit(jax.vmap(run_sums, in_axes=(0, 0, 0, None, None, None)))
 
     def evaluate(self, trainable: list, non_trainable: list,
-                 weights: Any) -> list[tuple[dict[str, float], dict[str, np.ndarray]]]:
+                 rows: Any) -> list[tuple[dict[str, float], dict[str, np.ndarray]]]:
         """``(means, bins)`` of each run (the stacked arrays' leading axis), as :meth:`ValidationEvaluator.evaluate`."""
         totals: dict[str, Any] = {}
-        for x, y, q in self.single.batches():
-            for key, value in self._sums(trainable, non_trainable, weights, x, y, q).items():
+        for x, y, q in ValidationEvaluator.batches(self):  # type: ignore[arg-type]
+            for key, value in self._sums(trainable, non_trainable, rows, x, y, q).items():
                 totals[key] = totals.get(key, 0.0) + np.asarray(value, dtype=np.float64)
-        runs = len(weights)
-        return [means_from_totals({key: value[r] for key, value in totals.items()}, len(self.single.y_val))
-                for r in range(runs)]
+        return [means_from_totals({key: value[r] for key, value in totals.items()}, len(self.y_val))
+                for r in range(len(rows))]

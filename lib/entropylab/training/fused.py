@@ -1,13 +1,16 @@
 """A group of runs trained as one compiled program on the JAX backend (the ``fused`` engine of a sweep).
 
-Runs that share every setting but their seed and their objective's weight (:func:`group_key`) train together: one
+Runs that share every setting but their seed, their objective's weight and, within a family of objectives that are
+one formula (the paper's three; cross-entropy and its entropy penalties), their objective (:func:`group_key`) train
+together: one
 ``jax.jit`` of a ``jax.lax.scan`` over an epoch's steps, each step a ``jax.vmap`` over the runs of
 
-    step_r(θ_r, s_r, m_r, w_r, batch_r) -> Adam(θ_r, ∇_θ L_{w_r}(f(θ_r, s_r; batch_r)), m_r)
+    step_r(θ_r, s_r, m_r, c_r, batch_r) -> Adam(θ_r, ∇_θ L_{c_r}(f(θ_r, s_r; batch_r)), m_r)
 
 where ``θ_r`` are run ``r``'s weights (built by the project's own :func:`entropylab.model.build_model` after seeding
 with the run's seed, exactly as :func:`entropylab.training.train.run` builds them), ``s_r`` its non-trainable state
-(the dropout layer's seed), ``m_r`` its Adam state, ``w_r`` its loss weight and ``batch_r`` its own batch, drawn by
+(the dropout layer's seed), ``m_r`` its Adam state, ``c_r`` its objective's coefficients in the group's loss (its
+weight, or its place in a family: :func:`group_loss`) and ``batch_r`` its own batch, drawn by
 the seeded NumPy batcher (:mod:`entropylab.data.batches`) in the run's own order. Keras' stateless API
 (``stateless_call``, ``optimizer.stateless_apply``) keeps the model and the optimizer those of a one-run ``fit``.
 After each epoch every run's validation metrics come from one vmapped pass
@@ -37,9 +40,6 @@ from . import store
 from .config import RunConfig, current_backend
 from .train import RunResult, _prepare_run_dir, finish_run, load_run_corpus, run_split, seed_everything
 
-#: Identity fields that may differ inside a group (the weight only where the loss traces it: ``at_weight``).
-FREE_FIELDS = ("seed", "weight")
-
 
 def unfusable_reason(config: RunConfig) -> str | None:
     """Why ``config`` cannot join a fused group (``None`` when it can)."""
@@ -52,15 +52,38 @@ def unfusable_reason(config: RunConfig) -> str | None:
 
 def group_key(config: RunConfig) -> str:
     """What runs of one group share: the whole identity and data folder but the seed and (when the loss traces
-    it) the weight, as one JSON text."""
-    from ..losses import loss_class
+    it) the weight, and the objective's family instead of the objective where it has one
+    (:class:`entropylab.losses.PenaltyFamily`: the paper's three objectives are one group), as one JSON text."""
+    from ..losses import family_of, loss_class
 
     shared = config.identity()
     shared["data_dir"] = config.data_dir
     shared.pop("seed")
+    if family_of(config.loss):
+        shared["loss"] = f"family:{family_of(config.loss)}"
     if loss_class(config.loss).weight_traceable:
         shared.pop("weight")
     return json.dumps(shared, sort_keys=True, default=str)
+
+
+def group_loss(configs: list[RunConfig]) -> tuple[Callable[[Any], Any], np.ndarray]:
+    """The group's loss as a function of one run's row of coefficients, and the rows ``(R, K)`` of its runs.
+
+    A family's runs (:class:`entropylab.losses.PenaltyFamily`) have their objective's coefficients; another
+    objective's runs their weight (``at_weight``), or the one loss of the group when its weight is not traceable."""
+    from ..losses import PenaltyFamily, family_coefficients, family_of
+    from ..losses import get as get_loss
+
+    first = configs[0]
+    family = family_of(first.loss)
+    if family:
+        rows = np.array([family_coefficients(c.loss, c.weight) for c in configs], dtype=np.float32)
+        return (lambda row: PenaltyFamily(family, row)), rows
+    loss = get_loss(first.loss, weight=first.weight)
+    rows = np.array([[c.weight] for c in configs], dtype=np.float32)
+    if loss.weight_traceable:
+        return (lambda row: loss.at_weight(row[0])), rows
+    return (lambda row: loss), rows
 
 
 def plan_groups(configs: list[RunConfig], max_group: int | None = None) -> list[list[int]]:
@@ -91,7 +114,8 @@ def train_group(configs: list[RunConfig | dict[str, Any]], run_dirs: list[str | 
             raise ValueError(f"the configs ask for the Keras backend {config.backend!r} but this process runs "
                              f"{current_backend()!r}; set KERAS_BACKEND={config.backend} before starting Python")
     if len({group_key(c) for c in configs}) > 1:
-        raise ValueError("a fused group's runs must differ only in seed and weight; group them with plan_groups")
+        raise ValueError("a fused group's runs must differ only in seed, weight and objective within a family; group "
+                         "them with plan_groups")
     paths = [Path(d) if d is not None else None for d in (run_dirs or [None] * len(configs))]
     if len(paths) != len(configs):
         raise ValueError(f"{len(configs)} configs but {len(paths)} run folders")
@@ -131,7 +155,6 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
     import jax.numpy as jnp
     import keras
 
-    from ..losses import get as get_loss
     from ..metrics.validation import GroupEvaluator
     from ..model import build_model
 
@@ -146,8 +169,7 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
         models.append(build_model(corpus.vocab_size, corpus.max_len - 1, embedding_dim=config.embedding_dim,
                                   lstm_units=config.lstm_units, dropout=config.dropout, head=config.head))
     template = models[0]
-    loss = get_loss(first.loss, weight=first.weight)
-    traced = loss.weight_traceable
+    loss_at, coefficient_rows = group_loss(configs)
     optimizer = keras.optimizers.Adam(first.learning_rate)
     optimizer.build(template.trainable_variables)
 
@@ -157,18 +179,15 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
 
     state = (stacked(lambda m: m.trainable_variables), stacked(lambda m: m.non_trainable_variables),
              [jnp.stack([jnp.asarray(v.value)] * len(configs)) for v in optimizer.variables])
-    weights = jnp.asarray([c.weight for c in configs], dtype="float32")
+    coefficients = jnp.asarray(coefficient_rows)
 
-    def run_loss(weight: Any) -> Any:
-        return loss.at_weight(weight) if traced else loss
-
-    def one_step(trainable: list, non_trainable: list, optimizer_state: list, weight: Any, rows: Any,
+    def one_step(trainable: list, non_trainable: list, optimizer_state: list, coefficients: Any, rows: Any,
                  x_all: Any, y_all: Any) -> tuple:
         x, y = x_all[rows], y_all[rows]
 
         def objective(trainable_: list) -> tuple:
             outputs, new_non_trainable = template.stateless_call(trainable_, non_trainable, x, training=True)
-            return run_loss(weight)(y, outputs), new_non_trainable
+            return loss_at(coefficients)(y, outputs), new_non_trainable
 
         (value, new_non_trainable), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
         new_trainable, new_optimizer_state = optimizer.stateless_apply(optimizer_state, grads, trainable)
@@ -177,17 +196,17 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
     group_step = jax.vmap(one_step, in_axes=(0, 0, 0, 0, 0, None, None))
 
     @jax.jit
-    def full_batches(state: tuple, weight: Any, rows: Any, x_all: Any, y_all: Any) -> tuple:
+    def full_batches(state: tuple, coefficients: Any, rows: Any, x_all: Any, y_all: Any) -> tuple:
         """Every full batch of an epoch (``rows``: steps x runs x batch) in one ``lax.scan``."""
         def body(carry: tuple, step_rows: Any) -> tuple:
-            *new_state, value = group_step(*carry, weight, step_rows, x_all, y_all)
+            *new_state, value = group_step(*carry, coefficients, step_rows, x_all, y_all)
             return tuple(new_state), value
 
         return jax.lax.scan(body, state, rows)
 
     @jax.jit
-    def last_batch(state: tuple, weight: Any, rows: Any, x_all: Any, y_all: Any) -> tuple:
-        *new_state, value = group_step(*state, weight, rows, x_all, y_all)
+    def last_batch(state: tuple, coefficients: Any, rows: Any, x_all: Any, y_all: Any) -> tuple:
+        *new_state, value = group_step(*state, coefficients, rows, x_all, y_all)
         return tuple(new_state), value
 
     from ..data.batches import stacked_orders, steps_per_epoch
@@ -198,7 +217,7 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
     sizes = np.array([batch] * full + ([n - full * batch] if steps > full else []), dtype=np.float64)
     x_all, y_all = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     seeds = [c.seed for c in configs]
-    evaluator = GroupEvaluator(template, data.x_val, data.y_val, loss, first.head, corpus.true_next)
+    evaluator = GroupEvaluator(template, data.x_val, data.y_val, loss_at, first.head, corpus.true_next)
     count = len(configs)
     rows: list[list[dict[str, float]]] = [[] for _ in configs]
     bins: list[list[dict[str, list[float]]]] = [[] for _ in configs]
@@ -213,15 +232,15 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
         values = []
         if full:
             grid = orders[:, : full * batch].reshape(count, full, batch).transpose(1, 0, 2)
-            state, full_values = full_batches(state, weights, jnp.asarray(grid), x_all, y_all)
+            state, full_values = full_batches(state, coefficients, jnp.asarray(grid), x_all, y_all)
             values.append(full_values)
         if steps > full:
-            state, tail_value = last_batch(state, weights, jnp.asarray(orders[:, full * batch:]), x_all, y_all)
+            state, tail_value = last_batch(state, coefficients, jnp.asarray(orders[:, full * batch:]), x_all, y_all)
             values.append(tail_value[None])
         step_losses = np.asarray(jnp.concatenate(values), dtype=np.float64)  # steps x runs; waits for the epoch
         seconds.append(time.perf_counter() - epoch_start)
         epoch_loss = (step_losses * sizes[:, None]).sum(axis=0) / sizes.sum()  # Keras' size-weighted running mean
-        metrics = evaluator.evaluate(state[0], state[1], weights)
+        metrics = evaluator.evaluate(state[0], state[1], coefficients)
         for r, config in enumerate(configs):
             if not active[r]:
                 continue
