@@ -114,18 +114,21 @@ class ValidationEvaluator:
         """Every scalar metric (means over the validation examples); the calibration bins go to :attr:`bins`."""
         function = self._function(model)
         totals: dict[str, Any] = {}
-        for x, y, q in self.batches():
+        for x, y, q in validation_batches(self.x_val, self.y_val, self.batch_size, self.true_next):
             for key, value in function(x, y, q).items():
                 totals[key] = totals.get(key, 0.0) + np.asarray(ops.convert_to_numpy(value), dtype=np.float64)
         means, self.bins = means_from_totals(totals, len(self.y_val))
         return means
 
-    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """``(x, y, q)`` of each evaluation batch (``q``: the true next-word law, or ``None``)."""
-        for start in range(0, len(self.y_val), self.batch_size):
-            x = self.x_val[start:start + self.batch_size]
-            y = self.y_val[start:start + self.batch_size]
-            yield x, y, None if self.true_next is None else self.true_next(x)
+
+
+def validation_batches(x_val: np.ndarray, y_val: np.ndarray, batch_size: int,
+                       true_next: Callable[[np.ndarray], np.ndarray] | None
+                       ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """``(x, y, q)`` of each evaluation batch (``q``: the true next-word law, or ``None``)."""
+    for start in range(0, len(y_val), batch_size):
+        x = x_val[start:start + batch_size]
+        yield x, y_val[start:start + batch_size], None if true_next is None else true_next(x)
 
 
 def means_from_totals(totals: dict[str, Any], n: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -202,7 +205,7 @@ class GroupEvaluator:
                  rows: Any) -> list[tuple[dict[str, float], dict[str, np.ndarray]]]:
         """``(means, bins)`` of each run (the stacked arrays' leading axis), as :meth:`ValidationEvaluator.evaluate`."""
         totals: dict[str, Any] = {}
-        for x, y, q in ValidationEvaluator.batches(self):  # type: ignore[arg-type]
+        for x, y, q in validation_batches(self.x_val, self.y_val, self.batch_size, self.true_next):
             for key, value in self._sums(trainable, non_trainable, rows, x, y, q).items():
                 totals[key] = totals.get(key, 0.0) + np.asarray(value, dtype=np.float64)
         return [means_from_totals({key: value[r] for key, value in totals.items()}, len(self.y_val))
