@@ -65,15 +65,19 @@ bench-quick: setup
 	$(PY) -m entropylab bench --quick
 
 # The fused engine's device check (docs/performance.md, "On a GPU"): one run, fused groups of 1/15/45, the paper's
-# protocol and the seeds grid, on JAX, into outputs/benchmarks/gpu_<device>_<time>.csv. It needs no venv: on a
-# machine with JAX and CUDA but no Keras, the wheels that `make gpu-wheels` puts in .whl/ are installed beside it.
+# protocol and the seeds grid, on JAX, on the NYT data (GPU_ARGS="--data-dir DIR"), into
+# outputs/benchmarks/gpu_<device>_<time>.csv. It needs no venv: on a machine with JAX and CUDA but no Keras, the
+# wheels that `make gpu-wheels` puts in .whl/ are installed beside it. It first checks every package it imports.
 GPU_PY ?= $(if $(wildcard $(PY)),$(PY),python3)
 gpu-check:
 	@$(GPU_PY) -c "import keras" 2>/dev/null || $(GPU_PY) -m pip install -q --no-index --no-deps --no-compile \
 		--upgrade --target .whl/site .whl/*.whl
+	@PYTHONPATH=lib:.whl/site $(GPU_PY) -c "import jax, keras, h5py, yaml, pandas, absl, rich, optree, namex" || \
+		{ echo "error: a package above is missing; pip install -e '.[gpu]', or carry its wheel in .whl/"; exit 2; }
 	PYTHONPATH=lib:.whl/site KERAS_BACKEND=jax $(GPU_PY) -m entropylab.bench gpu $(GPU_ARGS)
 
-# Keras and the two packages it needs that a JAX-only image lacks, as wheels for CPython 3.12 on x86-64 Linux
+# Keras and the two packages it needs beyond a JAX image's usual ones (absl-py, rich, h5py, pandas, pyyaml are
+# there on the lent GPU machines), as wheels for CPython 3.12 on x86-64 Linux
 gpu-wheels: setup
 	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

@@ -189,6 +189,7 @@ def test_engine_choice_is_checked_and_auto_stays_on_the_pool_without_jax():
     assert resolve_engine("fused", "jax", dask=False) == "fused"
     assert resolve_engine("auto", "tensorflow", dask=False) == "pool"  # decided without starting JAX
     assert resolve_engine("auto", "jax", dask=True) == "pool"
+    assert resolve_engine("auto", "jax", dask=False, probe=False) == "pool"  # nothing to train: JAX is not asked
     with pytest.raises(ValueError, match="KERAS_BACKEND=jax"):
         resolve_engine("fused", "tensorflow", dask=False)
     with pytest.raises(ValueError, match="--scheduler"):

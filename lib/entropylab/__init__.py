@@ -4,6 +4,10 @@ import os
 
 # Quiet TensorFlow's C++ start-up lines (they end up in notebooks and break nbval); set before TF loads.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# On JAX, deterministic GPU kernels (the embedding's gradient is a scatter-add, whose order XLA may otherwise vary):
+# the same config and seed give the same numbers on one GPU. Set before JAX starts; a user's own choice is kept.
+if os.environ.get("KERAS_BACKEND") == "jax" and "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_gpu_deterministic_ops=true".strip()
 
 from . import compat
 

@@ -50,7 +50,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cluster", default=None, choices=["local"],
                    help="start a Dask LocalCluster of --workers processes here and run the points on it")
     p.add_argument("--engine", default=None, choices=["auto", "fused", "pool"],
-                   help="fused: train runs that differ only in seed and weight as one program (KERAS_BACKEND=jax; "
+                   help="fused: train runs that differ only in seed, weight and objective family as one program (JAX; "
                         "for a GPU); pool: one process per run; auto (default, or the file's engine): fused where "
                         "JAX sees a GPU")
 

@@ -11,8 +11,10 @@ It prints and writes to ``<outputs>/benchmarks/gpu_<time>.csv`` (with the accele
   wall time from the start to the last run's ``COMPLETE``: corpus, compilation, training, metrics and saving, without
   the notebooks that a sweep executes afterwards.
 
-The data are the paper's NYT headlines where found (``--data-dir``), else the synthetic corpus (said in the CSV).
-``--quick`` (for a CPU, minutes) uses 2,000 sequences, groups of 3 and 6, and the protocols' first 6 runs for 2 epochs.
+The data are the paper's NYT headlines (``--data-dir``, else found as the sweep finds them); without them the check
+stops with one line naming the fix. ``--quick`` (for a CPU, minutes) takes the NYT data or else the synthetic corpus
+of the parameter files, 2,000 sequences of it for every row, groups of 3 and 6, and the protocols' first 6 runs for 2
+epochs. Each row names its corpus and its training sequences.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from .. import paths
 
 COLUMNS = ("measure", "runs", "epochs", "seconds_per_epoch", "wall_seconds", "throughput_vs_one_run", "dataset",
-           "sequences", "platform", "device")
+           "train_sequences", "platform", "device")
 KL_WEIGHTS = (0.1, 1.0, 10.0, 100.0, 0.3, 3.0, 30.0, 0.03, 0.01, 300.0, 0.5, 5.0, 50.0, 2.0, 20.0)
 
 
@@ -47,9 +49,9 @@ def kl_configs(runs: int, base: dict[str, Any]) -> list[Any]:
 
 
 def protocol_wall_time(params_file: Path, data_dir: str | None, output_root: Path, limit: int | None = None,
-                       **changes: Any) -> tuple[float, int, int]:
+                       **changes: Any) -> tuple[float, int, int, int]:
     """Train a parameter file's runs (its first ``limit``; ``changes`` to their configs) by fused groups into run
-    folders under ``output_root``; ``(wall seconds, runs, runs complete)``."""
+    folders under ``output_root``; ``(wall seconds, runs, runs complete, training sequences of the first run)``."""
     from ..experiments.engines import task_config
     from ..experiments.sweep import make_plan
     from ..training.fused import plan_groups, train_group
@@ -58,28 +60,29 @@ def protocol_wall_time(params_file: Path, data_dir: str | None, output_root: Pat
     plan = make_plan(params_file, data_dir=data_dir, output_root=output_root)
     tasks = plan.tasks[:limit] if limit else plan.tasks
     configs = [task_config(t).replace(**changes) for t in tasks]
-    complete = 0
+    complete, sequences = 0, 0
     for members in plan_groups(configs):
         results = train_group([configs[i] for i in members],
                               [Path(tasks[i].run_dir).with_name(configs[i].run_name) for i in members])
         complete += sum(r.status == "complete" for r in results)
-    return time.perf_counter() - started, len(configs), complete
+        sequences = sequences or results[0].metrics["split_sizes"]["train"]
+    return time.perf_counter() - started, len(configs), complete, sequences
 
 
 def measure(data_dir: str | None = None, quick: bool = False, group_sizes: tuple[int, ...] | None = None,
             protocols: bool = True) -> list[dict[str, Any]]:
     """Every row of the check (see the module docstring)."""
-    from ..data import resolve_dataset
+    from ..data import DataError, find_nyt_dir, missing_data_message, resolve_dataset
     from ..training import run
     from ..training.fused import train_group
 
     platform, device = accelerator()
+    if not quick and find_nyt_dir(data_dir) is None:
+        raise DataError(f"the GPU check measures the paper's NYT data: {missing_data_message()}")
     dataset = resolve_dataset("auto", data_dir)
     sequences = 2000 if quick else None
     base = {"dataset": dataset, "data_dir": data_dir, "epochs": 2, "max_sequences": sequences}
-    if dataset == "synthetic":
-        base["synthetic"] = {"n_headlines": 3000 if quick else 40000}
-    common = {"dataset": dataset, "sequences": sequences or "all", "platform": platform, "device": device}
+    common = {"dataset": dataset, "platform": platform, "device": device}
     rows: list[dict[str, Any]] = []
 
     def report(row: dict[str, Any]) -> None:
@@ -89,23 +92,25 @@ def measure(data_dir: str | None = None, quick: bool = False, group_sizes: tuple
 
     alone = run(kl_configs(1, base)[0].replace(weight=10.0))
     one = float(alone.history["seconds"].iloc[-1])
+    train_sequences = alone.metrics["split_sizes"]["train"]
     report({"measure": "one run (fit)", "runs": 1, "epochs": 2, "seconds_per_epoch": one,
-            "throughput_vs_one_run": 1.0})
+            "throughput_vs_one_run": 1.0, "train_sequences": train_sequences})
     for size in group_sizes or ((1, 3, 6) if quick else (1, 15, 45)):
         started = time.perf_counter()
         results = train_group(kl_configs(size, base))
         seconds = float(results[0].history["seconds"].iloc[-1])
         report({"measure": f"fused {size}", "runs": size, "epochs": 2, "seconds_per_epoch": seconds,
-                "wall_seconds": time.perf_counter() - started, "throughput_vs_one_run": size * one / seconds})
+                "wall_seconds": time.perf_counter() - started, "throughput_vs_one_run": size * one / seconds,
+                "train_sequences": results[0].metrics["split_sizes"]["train"]})
     if protocols:
         project = paths.project_root()
         for name, file in (("paper protocol", "paper.yaml"), ("seeds grid", "seeds.yaml")):
             with tempfile.TemporaryDirectory(prefix="entropylab-gpu-check-") as root:
                 quick_changes = {"epochs": 2, "max_sequences": sequences} if quick else {}
-                wall, runs, complete = protocol_wall_time(project / "params" / file, data_dir, Path(root),
-                                                          limit=6 if quick else None, **quick_changes)
+                wall, runs, complete, used = protocol_wall_time(project / "params" / file, data_dir, Path(root),
+                                                                limit=6 if quick else None, **quick_changes)
             report({"measure": f"{name} ({complete}/{runs} complete)", "runs": runs, "epochs": 2 if quick else 5,
-                    "wall_seconds": wall})
+                    "wall_seconds": wall, "train_sequences": used})
     return rows
 
 
@@ -122,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("KERAS_BACKEND") != "jax":
         print("error: the GPU check trains on JAX; run it with KERAS_BACKEND=jax (make gpu-check does)")
         return 2
-    rows = measure(args.data_dir, quick=args.quick, protocols=not args.no_protocols)
+    from ..data import DataError
+
+    try:
+        rows = measure(args.data_dir, quick=args.quick, protocols=not args.no_protocols)
+    except DataError as exc:
+        print(f"error: {exc}")
+        return 2
     folder = Path(args.output_dir) if args.output_dir else paths.outputs_dir() / "benchmarks"
     folder.mkdir(parents=True, exist_ok=True)
     device = rows[0]["device"].replace(" ", "-") if rows else "unknown"

@@ -10,9 +10,9 @@ as tasks end, refreshing ``progress`` about every second while they run.
   written last, the run lock, a run trained again from scratch when unfinished) keep a retried task from leaving a
   half-written run that looks finished.
 * :func:`run_fused` (the ``fused`` engine, JAX): before the notebooks, the runs' training as a few compiled programs,
-  one per group of runs that differ only in seed and weight (:mod:`entropylab.training.fused`), in one spawned
-  process. Each run's notebook then finds its run finished and only reports it; a run that a group could not train
-  is trained by its own notebook, as with the pool.
+  one per group of runs that differ only in seed, weight and objective family (:mod:`entropylab.training.fused`),
+  in one spawned process. Each run's notebook then finds its run finished and only reports it; a run that a group
+  could not train is trained by its own notebook, as with the pool.
 """
 
 from __future__ import annotations
@@ -172,21 +172,24 @@ def run_dask(todo: list[Task], client: Any, finished: Callable[[Outcome], None],
 def accelerator_platform() -> str:
     """The platform JAX would run on here (``cpu``, ``gpu``/``cuda``, ``tpu``), asked in a child process so that this
     one neither imports JAX nor takes the GPU's memory; ``none`` when JAX cannot start."""
+    import os
     import subprocess
     import sys
 
     try:
         proc = subprocess.run([sys.executable, "-c", "import jax; print(jax.default_backend())"], capture_output=True,
-                              text=True, timeout=120, check=False)
+                              text=True, timeout=120, check=False,
+                              env={**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
     except (OSError, subprocess.TimeoutExpired):
         return "none"
     lines = proc.stdout.split()
     return lines[-1] if proc.returncode == 0 and lines else "none"
 
 
-def resolve_engine(engine: str, backend: str, dask: bool) -> str:
+def resolve_engine(engine: str, backend: str, dask: bool, probe: bool = True) -> str:
     """``"fused"`` or ``"pool"`` for the sweep's choice (``auto``, ``fused`` or ``pool``), its Keras backend and
-    whether it runs on Dask; a ``fused`` that cannot be is a ``ValueError`` naming the fix."""
+    whether it runs on Dask; a ``fused`` that cannot be is a ``ValueError`` naming the fix. ``auto`` asks JAX for a
+    GPU only with ``probe`` (there is something to train)."""
     from .params import ENGINES
 
     if engine not in ENGINES:
@@ -201,7 +204,9 @@ def resolve_engine(engine: str, backend: str, dask: bool) -> str:
             raise ValueError("engine 'fused' trains its groups on this machine; leave out --scheduler/--cluster or "
                              "use --engine pool")
         return "fused"
-    return "fused" if backend == "jax" and not dask and accelerator_platform() not in ("cpu", "none") else "pool"
+    if backend != "jax" or dask or not probe:
+        return "pool"
+    return "fused" if accelerator_platform() not in ("cpu", "none") else "pool"
 
 
 def _fused_worker_main(groups: list[list[Task]], connection: Any) -> None:

@@ -17,8 +17,8 @@
   tasks on that cluster instead (:mod:`entropylab.experiments.engines`; ``docs/scaling.md``). The thread count
   changes the numbers (not their determinism), so it is part of each run's identity and the paper's file fixes it.
 * ``engine`` (``--engine`` or the file's ``engine``: ``auto``, ``fused``, ``pool``): ``fused`` first trains the
-  unfinished runs in groups that differ only in seed and weight, each group one compiled JAX program
-  (:func:`entropylab.experiments.engines.run_fused`); their notebooks then find them finished. ``auto`` is
+  unfinished runs in groups that differ only in seed, weight and objective family, each group one compiled JAX
+  program (:func:`entropylab.experiments.engines.run_fused`); their notebooks then find them finished. ``auto`` is
   ``fused`` where JAX sees a GPU (``KERAS_BACKEND=jax``), else the pool.
 * A failing point is recorded in its folder (``FAILED`` with the error, ``notebook.failed.ipynb``); the others
   go on. The exit status is the number of failed points (at most 100).
@@ -363,8 +363,6 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
     plan = make_plan(param_set, data_dir=data_dir, output_root=output_root, workers=workers, threads=threads)
     check_writable(plan.runs_dir)
     where_to = _engine(scheduler, cluster, plan.params.cluster)
-    training = resolve_engine(engine or plan.params.engine or "auto", current_backend(),
-                              dask=where_to != "local-processes")
     outcomes: list[Outcome] = []
     todo = []
     for task in plan.tasks:
@@ -376,6 +374,8 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
                                     f"{task.run_dir} holds a finished run of another config; remove the folder"))
         else:
             todo.append(task)
+    training = resolve_engine(engine or plan.params.engine or "auto", current_backend(),
+                              dask=where_to != "local-processes", probe=bool(todo))
     if training == "fused":
         todo = _train_fused(plan, todo, outcomes)
     with contextlib.ExitStack() as stack:

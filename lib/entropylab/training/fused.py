@@ -217,7 +217,8 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
     sizes = np.array([batch] * full + ([n - full * batch] if steps > full else []), dtype=np.float64)
     x_all, y_all = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     seeds = [c.seed for c in configs]
-    evaluator = GroupEvaluator(template, data.x_val, data.y_val, loss_at, first.head, corpus.true_next)
+    evaluator = GroupEvaluator(template, data.x_val, data.y_val, loss_at, first.head, corpus.true_next,
+                               runs=len(configs))
     count = len(configs)
     rows: list[list[dict[str, float]]] = [[] for _ in configs]
     bins: list[list[dict[str, list[float]]]] = [[] for _ in configs]
@@ -255,8 +256,8 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
                 snapshot = _run_state(state, r) if config.patience is not None else None
                 best[r] = (value, epoch + 1, snapshot)
             elif config.patience is not None and epoch + 1 - best[r][1] >= config.patience:
-                active[r] = False
-                kept[r] = best[r][2]
+                active[r] = False  # it keeps its best epoch's state or, with none, this one (as fit leaves it)
+                kept[r] = best[r][2] or _run_state(state, r)
         for r, path in enumerate(paths):
             if path is not None and active[r]:
                 store.write_json(path / store.PROGRESS, {"epoch": epoch + 1, "epochs": first.epochs,
