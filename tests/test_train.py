@@ -10,6 +10,9 @@ from entropylab.training import store as runs
 
 QUICK = {"dataset": "synthetic", "epochs": 2, "max_sequences": 600, "lstm_units": 16, "batch_size": 32,
          "synthetic": {"n_headlines": 300, "n_words": 60, "branching": 5, "seed": 3}}
+#: QUICK without XLA, for tests of what a run writes and reports: XLA's own path is tested for determinism below, and
+#: its compilation costs about 8 s a run here.
+NO_XLA = {**QUICK, "jit_compile": False}
 
 
 @pytest.mark.parametrize("jit", [True, False])
@@ -23,7 +26,7 @@ def test_same_config_and_seed_give_identical_histories(jit):
 
 
 def test_run_folder_is_complete_and_reused(tmp_path):
-    config = RunConfig(**QUICK, loss="cross_entropy", seed=1)
+    config = RunConfig(**NO_XLA, loss="cross_entropy", seed=1)
     folder = tmp_path / config.run_name
     first = run(config, folder)
     assert folder.name.startswith("cross_entropy_seed1-") and len(folder.name.rsplit("-", 1)[1]) == 8
@@ -40,13 +43,13 @@ def test_run_folder_is_complete_and_reused(tmp_path):
     again = run(config, folder)
     assert again.reused and again.history.equals(first.history.astype(again.history.dtypes.to_dict()))
     with pytest.raises(FileExistsError, match="another config"):
-        run(RunConfig(**{**QUICK, "epochs": 1}, loss="cross_entropy", seed=1), folder)
+        run(RunConfig(**{**NO_XLA, "epochs": 1}, loss="cross_entropy", seed=1), folder)
 
 
 def test_true_kl_and_entropy_floor_add_up_to_the_cross_entropy_against_the_source(tmp_path):
     """``mean_i sum_j q_ij (-log p_ij) = entropy_floor + true_kl`` exactly (H(q) + KL(q || p) per row), with p the
     model's prediction and q the source's exact next-word law: computed here from the model, not from the metrics."""
-    result = run(RunConfig(**QUICK, loss="cross_entropy", seed=2))
+    result = run(RunConfig(**NO_XLA, loss="cross_entropy", seed=2))
     last = result.history.iloc[-1]
     split = result.corpus.subset(QUICK["max_sequences"]).split("tail", 0.2, 0)
     log_p = keras.ops.convert_to_numpy(keras.ops.log_softmax(result.model(split.x_val, training=False), axis=-1))
@@ -61,7 +64,7 @@ def test_true_kl_and_entropy_floor_add_up_to_the_cross_entropy_against_the_sourc
 
 
 def test_model_reloads_from_its_folder(tmp_path):
-    config = RunConfig(**QUICK, loss="mse", seed=3)
+    config = RunConfig(**NO_XLA, loss="mse", seed=3)
     result = run(config, tmp_path / "r")
     model, corpus, loaded = load_trained(tmp_path / "r")
     assert loaded == config
@@ -70,7 +73,7 @@ def test_model_reloads_from_its_folder(tmp_path):
 
 
 def test_nan_loss_is_a_failed_run_with_its_reason(tmp_path):
-    config = RunConfig(**QUICK, loss="mse", learning_rate=1e30, seed=0)
+    config = RunConfig(**NO_XLA, loss="mse", learning_rate=1e30, seed=0)
     result = run(config, tmp_path / "nan")
     assert result.status == "failed"
     assert runs.is_failed(tmp_path / "nan") and not runs.is_complete(tmp_path / "nan")
@@ -137,7 +140,7 @@ def test_the_identity_is_the_whole_config_except_where_the_data_lives():
 
 
 def test_the_split_seed_not_the_seed_decides_the_validation_set():
-    headline = {**QUICK, "split": "headline", "epochs": 1, "jit_compile": False}  # the split, not XLA, is tested
+    headline = {**NO_XLA, "split": "headline", "epochs": 1}
     a = run(RunConfig(**headline, loss="cross_entropy", seed=1))
     b = run(RunConfig(**headline, loss="cross_entropy", seed=2))
     c = run(RunConfig(**headline, loss="cross_entropy", seed=1, split_seed=5))
@@ -153,7 +156,7 @@ def test_an_early_stop_by_a_callback_is_a_complete_run(tmp_path):
         def on_epoch_end(self, epoch, logs=None):
             self.model.stop_training = True
 
-    config = RunConfig(**{**QUICK, "epochs": 3}, loss="cross_entropy", seed=5)
+    config = RunConfig(**{**NO_XLA, "epochs": 3}, loss="cross_entropy", seed=5)
     result = run(config, tmp_path / "r", callbacks=[StopAfterFirstEpoch(), stop])
     assert result.status == "complete" and len(result.history) == 1
     assert result.metrics["stopped_early"] and result.metrics["reason"] is None

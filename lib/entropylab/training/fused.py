@@ -38,7 +38,7 @@ import numpy as np
 from ..data import Corpus
 from . import store
 from .config import RunConfig, current_backend
-from .train import RunResult, _prepare_run_dir, finish_run, load_run_corpus, run_split, seed_everything
+from .train import RunResult, finish_run, load_run_corpus, prepare_run_dir, run_split, seed_everything
 
 
 def unfusable_reason(config: RunConfig) -> str | None:
@@ -122,7 +122,7 @@ def train_group(configs: list[RunConfig | dict[str, Any]], run_dirs: list[str | 
     results: list[RunResult | None] = [None] * len(configs)
     todo = []
     for index, (config, path) in enumerate(zip(configs, paths, strict=True)):
-        if path is not None and _prepare_run_dir(path, config, force):
+        if path is not None and prepare_run_dir(path, config, force):
             record = store.load_run(path)
             results[index] = RunResult(config, record.history, record.metrics, "complete", path, reused=True)
         else:

@@ -129,7 +129,7 @@ def training_dataset(x: Any, y: Any, batch_size: int, seed: int, input_pipeline:
     return dataset, steps
 
 
-def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
+def prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
     """True when ``run_dir`` already holds this finished run (reuse it); refuses another config's run."""
     state = store.identity_state(run_dir, config.identity())
     if state == "other" and store.is_complete(run_dir) and not force:
@@ -161,7 +161,7 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
         raise ValueError(f"the config asks for the Keras backend {config.backend!r} but this process runs "
                          f"{current_backend()!r}; set KERAS_BACKEND={config.backend} before starting Python")
     run_path = Path(run_dir) if run_dir is not None else None
-    if run_path is not None and _prepare_run_dir(run_path, config, force):
+    if run_path is not None and prepare_run_dir(run_path, config, force):
         record = store.load_run(run_path)
         return RunResult(config, record.history, record.metrics, "complete", run_path, reused=True)
 
