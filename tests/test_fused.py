@@ -245,14 +245,14 @@ def test_a_fused_sweep_trains_its_groups_then_its_notebooks_report_them(tmp_path
 
 
 def test_runs_that_cannot_be_fused_are_left_to_their_notebooks(tmp_path, capsys):
-    from entropylab.experiments import sweep
+    from entropylab.experiments import engines, sweep
 
     params = tmp_path / "apart.yaml"
     params.write_text("experiment: apart\nthreads: 1\ndefaults: {epochs: 1, max_sequences: 300, dataset: synthetic}\n"
                       "runs:\n  - notebook: notebooks/03_kl_regularization.ipynb\n    grid: {weight: [1.0, 10.0]}\n")
     plan = sweep.make_plan(params, output_root=tmp_path / "out")  # this process runs TensorFlow: nothing fuses
     outcomes: list = []
-    assert sweep._train_fused(plan, list(plan.tasks), outcomes) == plan.tasks and outcomes == []
+    assert engines.fused_stage(params.name, list(plan.tasks), outcomes) == plan.tasks and outcomes == []
     assert "2 run(s) cannot be fused (the fused engine runs on the JAX backend" in capsys.readouterr().out
 
 

@@ -283,3 +283,37 @@ def run_fused(todo: list[Task], max_group: int | None = None) -> dict[str, tuple
         raise
     lost = f"the fused process stopped ({_exit_text(process.exitcode)})"
     return {task.run_dir: states.get(task.run_dir, ("retry", lost)) for task in todo}
+
+
+def fused_stage(params_name: str, todo: list[Task], outcomes: list[Outcome]) -> list[Task]:
+    """The fused engine's training of ``todo``'s unfinished runs; returns the tasks whose notebooks still run (all but
+    the runs that failed on their own or that another sweep holds, whose outcomes join ``outcomes``)."""
+    from ..training import store
+    from ..training.fused import unfusable_reason
+
+    untrained = [task for task in todo if not store.is_complete(task.run_dir)]
+    reasons = {task.run_dir: unfusable_reason(task_config(task)) for task in untrained}
+    apart = [task for task in untrained if reasons[task.run_dir]]
+    if apart:
+        print(f"sweep {params_name}: {len(apart)} run(s) cannot be fused ({reasons[apart[0].run_dir]}); "
+              f"their notebooks train them one by one", flush=True)
+    untrained = [task for task in untrained if not reasons[task.run_dir]]
+    if not untrained:
+        return todo
+    print(f"sweep {params_name}: training {len(untrained)} run(s) in fused groups (JAX)", flush=True)
+    started = time.perf_counter()
+    states = run_fused(untrained)
+    print(f"fused training finished in {time.perf_counter() - started:.1f} s; the notebooks follow", flush=True)
+    remaining = []
+    for task in todo:
+        state, text = states.get(task.run_dir, ("complete", ""))
+        if state == "failed":
+            outcomes.append(Outcome(task.name, task.run_dir, "failed", text))
+        elif state == "busy":
+            outcomes.append(Outcome(task.name, task.run_dir, "busy", text))
+        else:
+            if state == "retry":
+                print(f"  {task.name}: its fused group failed ({text.splitlines()[0] if text else ''}); its notebook "
+                      f"trains it alone", flush=True)
+            remaining.append(task)
+    return remaining

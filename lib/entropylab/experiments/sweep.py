@@ -49,6 +49,7 @@ from .. import paths
 from ..training import store
 from .execute import NOTEBOOK, Outcome, Task, applied_environment, kernel_environment, write_error
 from .params import ParamSet, Point, load_params
+from .progress import EpochProgress
 from .results import collect, results_path
 
 __all__ = ["Plan", "SweepResult", "applied_environment", "dry_run", "kernel_environment", "make_plan", "run_sweep"]
@@ -207,46 +208,6 @@ class SweepResult:
         return min(len(self.failed), MAX_EXIT_STATUS)
 
 
-class EpochProgress:
-    """A progress bar over the epochs of a sweep (done over planned), with finished runs as a second number."""
-
-    def __init__(self, plan: Plan, done: int, enabled: bool) -> None:
-        from tqdm.auto import tqdm
-
-        self.total_runs = len(plan.tasks)
-        self.runs_done = done
-        self._epochs = {t.run_dir: t.epochs for t in plan.tasks}
-        self._finished_epochs = 0
-        self._running: set[str] = set()
-        self.bar = tqdm(total=sum(self._epochs.values()), unit="epoch", desc=plan.experiment, disable=not enabled,
-                        file=sys.stderr, dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.1f}/{total} epochs "
-                        "[{elapsed}<{remaining}{postfix}]")
-
-    def skip(self, task: Task) -> None:
-        self._finished_epochs += task.epochs
-
-    def start(self, task: Task) -> None:
-        self._running.add(task.run_dir)
-
-    def finish(self, task: Task) -> None:
-        self._running.discard(task.run_dir)
-        self._finished_epochs += task.epochs
-        self.runs_done += 1
-        self.refresh()
-
-    def refresh(self) -> None:
-        running = sum(min(store.read_progress(d), self._epochs[d]) for d in self._running)
-        self.bar.n = round(self._finished_epochs + running, 2)
-        self.bar.set_postfix_str(f"runs {self.runs_done}/{self.total_runs}", refresh=False)
-        self.bar.refresh()
-
-    def write(self, text: str) -> None:
-        self.bar.write(text)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = None, threads: int | None = None,
               data_dir: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
               scheduler: str | None = None, cluster: str | None = None, engine: str | None = None,
@@ -377,7 +338,9 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
     training = resolve_engine(engine or plan.params.engine or "auto", current_backend(),
                               dask=where_to != "local-processes", probe=bool(todo))
     if training == "fused":
-        todo = _train_fused(plan, todo, outcomes)
+        from .engines import fused_stage
+
+        todo = fused_stage(plan.params.path.name, todo, outcomes)
     with contextlib.ExitStack() as stack:
         client = None
         if where_to != "local-processes" and todo:
@@ -399,42 +362,6 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
     for outcome in result.failed:
         print(f"  failed: {outcome.name} ({outcome.run_dir})", flush=True)
     return result
-
-
-def _train_fused(plan: Plan, todo: list[Task], outcomes: list[Outcome]) -> list[Task]:
-    """The fused engine's training of ``todo``'s unfinished runs; returns the tasks whose notebooks still run (all but
-    the runs that failed on their own or that another sweep holds, whose outcomes join ``outcomes``)."""
-    import time
-
-    from ..training.fused import unfusable_reason
-    from .engines import run_fused, task_config
-
-    untrained = [task for task in todo if not store.is_complete(task.run_dir)]
-    reasons = {task.run_dir: unfusable_reason(task_config(task)) for task in untrained}
-    apart = [task for task in untrained if reasons[task.run_dir]]
-    if apart:
-        print(f"sweep {plan.params.path.name}: {len(apart)} run(s) cannot be fused ({reasons[apart[0].run_dir]}); "
-              f"their notebooks train them one by one", flush=True)
-    untrained = [task for task in untrained if not reasons[task.run_dir]]
-    if not untrained:
-        return todo
-    print(f"sweep {plan.params.path.name}: training {len(untrained)} run(s) in fused groups (JAX)", flush=True)
-    started = time.perf_counter()
-    states = run_fused(untrained)
-    print(f"fused training finished in {time.perf_counter() - started:.1f} s; the notebooks follow", flush=True)
-    remaining = []
-    for task in todo:
-        state, text = states.get(task.run_dir, ("complete", ""))
-        if state == "failed":
-            outcomes.append(Outcome(task.name, task.run_dir, "failed", text))
-        elif state == "busy":
-            outcomes.append(Outcome(task.name, task.run_dir, "busy", text))
-        else:
-            if state == "retry":
-                print(f"  {task.name}: its fused group failed ({text.splitlines()[0] if text else ''}); its notebook "
-                      f"trains it alone", flush=True)
-            remaining.append(task)
-    return remaining
 
 
 def _engine(scheduler: str | None, cluster: str | None, from_file: str | None) -> str:
