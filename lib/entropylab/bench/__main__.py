@@ -1,5 +1,6 @@
-"""``python -m entropylab.bench {child,ab,profile,scaling,generation,gpu}``: the benchmark's child process and developer
-tools."""
+"""``python -m entropylab.bench {child,ab,profile,scaling,gpu}``: the benchmark's child process and developer tools.
+
+The generation benchmark is a mode of the command line's benchmark: ``python -m entropylab bench generation``."""
 
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ from .pipelines import PIPELINES, QUICK_EPOCHS, Settings, parse_pipelines
 
 
 def module_main(argv: list[str] | None = None) -> int:
-    """``python -m entropylab.bench {child,ab,profile,scaling}``: the child process and the developer tools."""
+    """``python -m entropylab.bench {child,ab,profile,scaling,gpu}``: the child process and the developer tools."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "child":
         from .runner import child_main
 
         return child_main(argv[1:])
     if argv and argv[0] == "generation":
-        from .generation import main as generation_main
-
-        return generation_main(argv[1:])
+        print("error: the generation benchmark moved: python -m entropylab bench generation [--decoders] "
+              "(see its --help)", file=sys.stderr)
+        return 2
     if argv and argv[0] == "gpu":
         from .gpu import main as gpu_main
 
@@ -41,7 +42,6 @@ def module_main(argv: list[str] | None = None) -> int:
     scaling = sub.add_parser("scaling", help="a grid on a loopback Dask cluster and on the local pool, back to back")
     scaling.add_argument("params", help="a parameter file, e.g. params/smoke.yaml")
     scaling.add_argument("--workers", type=int, default=2)
-    sub.add_parser("generation", help="continuing 1,000 prefixes one by one against the batch (see its --help)")
     sub.add_parser("gpu", help="the fused engine's device check: one run, fused groups, the paper's protocol (JAX)")
     args = parser.parse_args(argv)
     if args.command == "scaling":

@@ -1,4 +1,4 @@
-"""``python -m entropylab.bench generation``: continuing N validation prefixes by 10 words from a finished run,
+"""``python -m entropylab bench generation``: continuing N validation prefixes by 10 words from a finished run,
 one sequence at a time (one model call per word per sequence, as :func:`entropylab.decoding.continue_text` does)
 against the batch (:func:`entropylab.continuation.continue_prefixes`: one model call per word for all of them).
 
@@ -128,21 +128,10 @@ def measure_decoders(run_dir: str | os.PathLike, prefixes: int = 500, n_words: i
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(args: argparse.Namespace) -> int:
+    """``entropylab bench generation`` (its options: :mod:`entropylab.cli`): measure and write the CSV."""
     import pandas as pd
 
-    parser = argparse.ArgumentParser(prog="python -m entropylab.bench generation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default=None, help="a finished run folder (default: the paper's cross-entropy run)")
-    parser.add_argument("--prefixes", type=int, default=1000)
-    parser.add_argument("--words", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--per-sequence-prefixes", type=int, default=100,
-                        help="rows the per-sequence loop really runs (its time is scaled to --prefixes)")
-    parser.add_argument("--output-dir", default=None, help="default: <outputs>/benchmarks")
-    parser.add_argument("--decoders", action="store_true",
-                        help="time the ordering decoders with partial against full sorting instead (500 prefixes)")
-    args = parser.parse_args(argv)
     run_dir = Path(args.run) if args.run else default_run()
     folder = Path(args.output_dir) if args.output_dir else paths.outputs_dir() / "benchmarks"
     folder.mkdir(parents=True, exist_ok=True)
