@@ -161,3 +161,53 @@ def test_an_early_stop_by_a_callback_is_a_complete_run(tmp_path):
     assert result.status == "complete" and len(result.history) == 1
     assert result.metrics["stopped_early"] and result.metrics["reason"] is None
     assert runs.is_complete(tmp_path / "r") and not runs.is_failed(tmp_path / "r")
+
+
+def test_the_initial_weight_nudge_moves_each_weight_by_exactly_its_ulps(monkeypatch):
+    from entropylab.model import build_model
+    from entropylab.training.train import nudge_initial_weights
+
+    model = build_model(40, 5, embedding_dim=4, lstm_units=6, dropout=0.1, head="softmax")
+    before = [w.copy() for w in model.get_weights()]
+    nudge_initial_weights(model, 0, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    nudge_initial_weights(model, 7, seed=1)
+    after = model.get_weights()
+    ups = 0
+    for old, new in zip(before, after, strict=True):
+        nonzero = old != 0
+        assert np.array_equal(new[~nonzero], old[~nonzero])  # zeros (the biases) stay zero
+        steps = new.view(np.int32).astype(np.int64) - old.view(np.int32).astype(np.int64)
+        assert set(np.abs(steps[nonzero]).ravel().tolist()) <= {7}
+        ups += int((new[nonzero] > old[nonzero]).sum())
+        np.testing.assert_allclose(new, old, rtol=7 * 2.0**-23 * 1.01)
+    assert 0 < ups < sum(int((w != 0).sum()) for w in before)  # both directions are drawn
+    again = build_model(40, 5, embedding_dim=4, lstm_units=6, dropout=0.1, head="softmax")
+    again.set_weights(before)
+    nudge_initial_weights(again, 7, seed=1)  # the same seed and size: the same nudge
+    assert all(np.array_equal(a, b) for a, b in zip(after, again.get_weights(), strict=True))
+
+
+def test_the_nudge_is_part_of_a_runs_identity_only_when_set(monkeypatch):
+    from entropylab.training.config import NUDGE_ENV_VAR
+
+    monkeypatch.delenv(NUDGE_ENV_VAR, raising=False)
+    plain = RunConfig(**QUICK)
+    assert plain.init_nudge_ulps == 0 and "init_nudge_ulps" not in plain.identity()  # stored runs keep their names
+    nudged = plain.replace(init_nudge_ulps=100)
+    assert nudged.identity()["init_nudge_ulps"] == 100 and nudged.run_name != plain.run_name
+    monkeypatch.setenv(NUDGE_ENV_VAR, "100")
+    assert RunConfig(**QUICK).run_name == nudged.run_name  # the environment's nudge is recorded in the config
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="init_nudge_ulps"):
+            RunConfig(**QUICK, init_nudge_ulps=bad)
+    monkeypatch.setenv(NUDGE_ENV_VAR, "lots")
+    with pytest.raises(ValueError, match=NUDGE_ENV_VAR):
+        RunConfig(**QUICK)
+
+
+def test_a_nudged_run_trains_to_nearby_but_different_numbers():
+    config = RunConfig(**{**NO_XLA, "epochs": 1}, loss="cross_entropy", seed=2)
+    plain, nudged = run(config), run(config.replace(init_nudge_ulps=1000))
+    a, b = plain.history["val_cross_entropy"].iloc[-1], nudged.history["val_cross_entropy"].iloc[-1]
+    assert a != b and abs(a - b) < 1e-3 * a

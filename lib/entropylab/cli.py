@@ -58,6 +58,8 @@ FIELD_HELP: dict[str, str] = {
               "never touched)",
     "generation_prefixes": "validation prefixes continued for the generation metrics (0: none)",
     "input_pipeline": "where the training batches come from (default: tf.data on TensorFlow, numpy on JAX)",
+    "init_nudge_ulps": "move each initial weight this many float32 steps up or down (a stand-in for another "
+                       "CPU's rounding; default: $ENTROPYLAB_INIT_NUDGE_ULPS or 0)",
 }
 #: Shorter spellings of some fields' options (``--jit`` and ``--no-jit`` for ``jit_compile``).
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {"jit_compile": ("--jit",)}

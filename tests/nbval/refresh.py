@@ -13,6 +13,11 @@ the data.
 ``04_predictions``) of one corpus (default: both, or only the synthetic one without the NYT files), but executes
 every notebook before them too, since later notebooks read the runs of earlier ones (except the
 :data:`INDEPENDENT` ones, such as the objectives study's training notebook, which read none).
+
+Checked cells must not depend on the last digits of one CPU: every notebook is executed a second time with every
+run's initial weights nudged by :data:`entropylab.analysis.checked.ROBUSTNESS_NUDGE_ULPS` float32 steps (a stand-in
+for another CPU model's rounding), and a reference whose checked cells change under the nudge is not written (the
+lines that moved are printed; exit status 1). ``--no-robustness-check`` skips that second pass.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ INDEPENDENT = ("07_objectives_train",)
 EXTRA_PARAMETERS = {"07_objectives_train": {"generation_prefixes": 20, "patience": 1}}
 CHECK_MARKER = "NBVAL_CHECK_OUTPUT"
 CHECK_TAG = "nbval-check-output"
+NUDGE_ENV_VAR = "ENTROPYLAB_INIT_NUDGE_ULPS"  # entropylab.training.config.NUDGE_ENV_VAR
 FALLBACK_SMOKE = {"epochs": 1, "batch_size": 32, "split": "tail", "seed": 0, "max_sequences": 400,
                   "jit_compile": False}
 
@@ -96,7 +102,8 @@ def strip(notebook, name: str):
 
 
 def main(argv: list[str]) -> int:
-    names = [a for a in argv if not a.startswith("--dataset")]
+    flags = {"--no-robustness-check"}
+    names = [a for a in argv if not a.startswith("--dataset") and a not in flags]
     chosen = [a.split("=", 1)[1] for a in argv if a.startswith("--dataset=")]
     unknown = [n for n in names if n not in NOTEBOOKS] + [d for d in chosen if d not in DATASETS]
     if unknown:
@@ -109,50 +116,103 @@ def main(argv: list[str]) -> int:
     if "nyt" in datasets and find_nyt_dir(None) is None:
         print("the NYT references need the NYT files (see the README's data section)", file=sys.stderr)
         return 2
+    fragile = 0
     for dataset in datasets:
-        refresh(names, dataset)
-    return 0
+        fragile += refresh(names, dataset, check="--no-robustness-check" not in argv)
+    return 1 if fragile else 0
 
 
-def refresh(names: list[str], dataset: str) -> None:
-    """Execute the notebooks on the smoke profile of ``dataset`` and write the references of ``names`` (all)."""
+def execute_chain(chain: list[str], wanted: set[str], dataset: str, nudge_ulps: int = 0) -> dict:
+    """Execute the notebooks of ``chain`` in order on the smoke profile of ``dataset`` in a fresh outputs folder,
+    every run's initial weights nudged by ``nudge_ulps``; returns the stripped executed notebooks of ``wanted``."""
     import nbformat
     import papermill
 
-    wanted = set(names or NOTEBOOKS)
-    last = max((NOTEBOOKS.index(n) for n in wanted if n not in INDEPENDENT), default=-1)
-    chain = [n for i, n in enumerate(NOTEBOOKS) if n in wanted or (i <= last and n not in INDEPENDENT)]
     smoke = smoke_parameters(dataset)
     folder = HERE / dataset
     outputs = Path(tempfile.mkdtemp(prefix="entropylab-nbval-"))
     os.environ.update({"ENTROPYLAB_OUTPUTS": str(outputs), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0",
-                       "ENTROPYLAB_THREADS": str(smoke_threads())})
+                       "ENTROPYLAB_THREADS": str(smoke_threads()), NUDGE_ENV_VAR: str(nudge_ulps)})
     os.environ.pop("MPLBACKEND", None)
-    print(f"smoke profile {smoke}, {smoke_threads()} TensorFlow thread(s); outputs in {outputs}")
+    label = f", initial weights nudged by {nudge_ulps} ulps" if nudge_ulps else ""
+    print(f"smoke profile {smoke}, {smoke_threads()} TensorFlow thread(s){label}; outputs in {outputs}")
+    executed: dict = {}
     try:
         for name in chain:
             source = ROOT / "notebooks" / f"{name}.ipynb"
-            target = folder / f"{name}.ipynb"
             if not source.is_file():
                 print(f"  {name}: not in notebooks/, skipped")
-                target.unlink(missing_ok=True)
+                executed[name] = None
                 continue
             declared = papermill.inspect_notebook(str(source))
             parameters = {k: v for k, v in {**smoke, **EXTRA_PARAMETERS.get(name, {})}.items() if k in declared}
             started = time.perf_counter()
-            executed = papermill.execute_notebook(str(source), None, parameters=parameters, cwd=str(folder),
+            notebook = papermill.execute_notebook(str(source), None, parameters=parameters, cwd=str(folder),
                                                   kernel_name="python3", progress_bar=False, log_output=False)
-            seconds = time.perf_counter() - started
-            if name not in wanted:
-                print(f"  {name}: executed ({seconds:.0f} s), reference kept")
-                continue
-            notebook = strip(nbformat.from_dict(executed), name)
-            partial = target.with_suffix(".ipynb.tmp")
-            nbformat.write(notebook, str(partial))
-            os.replace(partial, target)
-            print(f"  {name}: {target.relative_to(ROOT)} ({seconds:.0f} s)")
+            print(f"  {name}: executed ({time.perf_counter() - started:.0f} s)")
+            if name in wanted:
+                executed[name] = strip(nbformat.from_dict(notebook), name)
     finally:
         shutil.rmtree(outputs, ignore_errors=True)
+        os.environ.pop(NUDGE_ENV_VAR, None)
+    return executed
+
+
+def checked_outputs(notebook) -> list[str]:
+    """The text of every checked cell's outputs, in order."""
+    texts = []
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and is_checked(cell):
+            texts.append("".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in cell.outputs))
+    return texts
+
+
+def fragile_lines(reference, nudged) -> list[str]:
+    """The checked lines that differ between the reference run and the nudged one (``-`` reference, ``+`` nudged)."""
+    import difflib
+
+    found = []
+    for index, (a, b) in enumerate(zip(checked_outputs(reference), checked_outputs(nudged), strict=True)):
+        if a != b:
+            diff = difflib.unified_diff(a.splitlines(), b.splitlines(), lineterm="", n=0)
+            found += [f"checked cell {index + 1}: {line}" for line in diff if line[:1] in "+-"
+                      and not line.startswith(("+++", "---"))]
+    return found
+
+
+def refresh(names: list[str], dataset: str, check: bool = True) -> int:
+    """Execute the notebooks on the smoke profile of ``dataset`` and write the references of ``names`` (all).
+
+    With ``check``, execute them a second time with every run's initial weights nudged by
+    :data:`entropylab.analysis.checked.ROBUSTNESS_NUDGE_ULPS` (a stand-in for another CPU's rounding) and write
+    only the references whose checked cells do not change; returns how many notebooks were refused."""
+    import nbformat
+
+    from entropylab.analysis.checked import ROBUSTNESS_NUDGE_ULPS
+
+    wanted = set(names or NOTEBOOKS)
+    last = max((NOTEBOOKS.index(n) for n in wanted if n not in INDEPENDENT), default=-1)
+    chain = [n for i, n in enumerate(NOTEBOOKS) if n in wanted or (i <= last and n not in INDEPENDENT)]
+    references = execute_chain(chain, wanted, dataset)
+    nudged = execute_chain(chain, wanted, dataset, ROBUSTNESS_NUDGE_ULPS) if check else {}
+    refused = 0
+    for name, notebook in references.items():
+        target = HERE / dataset / f"{name}.ipynb"
+        if notebook is None:
+            target.unlink(missing_ok=True)
+            continue
+        fragile = fragile_lines(notebook, nudged[name]) if check else []
+        if fragile:
+            refused += 1
+            print(f"  {name}: NOT written: a checked cell changes when the initial weights move by "
+                  f"{ROBUSTNESS_NUDGE_ULPS} ulps (print it coarser, or show it in an unchecked cell; "
+                  f"entropylab.analysis.checked):\n    " + "\n    ".join(fragile), file=sys.stderr)
+            continue
+        partial = target.with_suffix(".ipynb.tmp")
+        nbformat.write(notebook, str(partial))
+        os.replace(partial, target)
+        print(f"  {name}: {target.relative_to(ROOT)}" + (" (robust to the nudge)" if check else ""))
+    return refused
 
 
 if __name__ == "__main__":

@@ -160,14 +160,18 @@ def claims_table(claims: Sequence[Claim], results: pd.DataFrame,
     return pd.DataFrame(rows)
 
 
-def format_claims(claims: pd.DataFrame) -> str:
-    """The claims table as plain text, one block per claim (for notebooks: nothing is cut off)."""
+def format_claims(claims: pd.DataFrame, measured: bool = True) -> str:
+    """The claims table as plain text, one block per claim (for notebooks: nothing is cut off).
+
+    ``measured=False`` leaves out the measured numbers (they move with the CPU; the verdicts must not), for a
+    checked notebook cell."""
     blocks = []
     for row in claims.itertuples(index=False):
         lines = [f"§{row.section} {row.claim}"]
         if row.paper:
             lines.append(f"    paper (its tables): {row.paper}")
-        lines.append(f"    measured: {row.measured}")
+        if measured:
+            lines.append(f"    measured: {row.measured}")
         lines.append(f"    rule: {row.rule}")
         lines.append(f"    verdict: {row.verdict.upper()}" + (f" ({row.note})" if row.note else ""))
         blocks.append("\n".join(lines))

@@ -28,14 +28,17 @@ BACKENDS = ("tensorflow", "jax")
 #: JAX, so that nothing imports TensorFlow there).
 INPUT_PIPELINES = ("tf.data", "numpy")
 THREADS_ENV_VAR = "ENTROPYLAB_THREADS"
+#: The default of :attr:`RunConfig.init_nudge_ulps` (``make nbval-refresh`` sets it for its robustness pass).
+NUDGE_ENV_VAR = "ENTROPYLAB_INIT_NUDGE_ULPS"
 HASH_LENGTH = 8
 #: Fields added after runs were first stored, with the default under which a run's identity omits them:
 #: ``patience`` (early stopping on validation cross-entropy; ``None``: train every epoch), ``tuning`` (train
 #: and validate on a carve of the training split, never touching the validation split) and
 #: ``generation_prefixes`` (how many validation prefixes the generation metrics continue; 0: none) and
-#: ``input_pipeline`` (``tf.data``, as before, or ``numpy``).
+#: ``input_pipeline`` (``tf.data``, as before, or ``numpy``) and ``init_nudge_ulps`` (0: the initial weights as
+#: built).
 LATER_FIELDS: dict[str, Any] = {"patience": None, "tuning": False, "generation_prefixes": 0,
-                                "input_pipeline": "tf.data"}
+                                "input_pipeline": "tf.data", "init_nudge_ulps": 0}
 
 
 def current_backend() -> str:
@@ -55,6 +58,18 @@ def current_threads() -> int:
     return threads
 
 
+def current_nudge() -> int:
+    """Ulps by which runs of this process nudge their initial weights (``$ENTROPYLAB_INIT_NUDGE_ULPS``; 0: none)."""
+    value = os.environ.get(NUDGE_ENV_VAR, "") or "0"
+    try:
+        ulps = int(value)
+    except ValueError:
+        raise ValueError(f"${NUDGE_ENV_VAR} must be an integer >= 0, got {value!r}") from None
+    if ulps < 0:
+        raise ValueError(f"${NUDGE_ENV_VAR} must be an integer >= 0, got {ulps}")
+    return ulps
+
+
 @dataclass
 class RunConfig:
     """Everything that decides a run's numbers, and where its data comes from (``data_dir``, not identity).
@@ -64,6 +79,11 @@ class RunConfig:
     ``backend=None`` and ``threads=None`` take this process's (``$KERAS_BACKEND``, ``$ENTROPYLAB_THREADS``), and
     ``input_pipeline=None`` the backend's (``tf.data`` on TensorFlow, the seeded NumPy batcher on JAX), so a config
     always holds the values its run used.
+
+    ``init_nudge_ulps = k > 0`` moves every non-zero initial weight ``k`` float32 steps (ulps) up or down, each
+    direction drawn from the run's seed (:func:`entropylab.training.train.nudge_initial_weights`): a stand-in
+    for another CPU's rounding, with which ``make nbval-refresh`` checks that no checked notebook cell depends on
+    the last digits. ``None`` takes ``$ENTROPYLAB_INIT_NUDGE_ULPS`` (default 0: no nudge).
     """
 
     dataset: str = "nyt"
@@ -90,6 +110,7 @@ class RunConfig:
     tuning: bool = False
     generation_prefixes: int = 0
     input_pipeline: str | None = None
+    init_nudge_ulps: int | None = None
 
     def __post_init__(self) -> None:
         objective = objectives.get(self.loss)
@@ -140,6 +161,10 @@ class RunConfig:
         self.threads = current_threads() if self.threads is None else self.threads
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
             raise ValueError(f"threads must be an integer >= 0 (0: TensorFlow's default), got {self.threads!r}")
+        self.init_nudge_ulps = current_nudge() if self.init_nudge_ulps is None else self.init_nudge_ulps
+        if isinstance(self.init_nudge_ulps, bool) or not isinstance(self.init_nudge_ulps, int) \
+                or self.init_nudge_ulps < 0:
+            raise ValueError(f"init_nudge_ulps must be an integer >= 0 (0: no nudge), got {self.init_nudge_ulps!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:

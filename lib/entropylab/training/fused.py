@@ -38,7 +38,15 @@ import numpy as np
 from ..data import Corpus
 from . import store
 from .config import RunConfig, current_backend
-from .train import RunResult, finish_run, load_run_corpus, prepare_run_dir, run_split, seed_everything
+from .train import (
+    RunResult,
+    finish_run,
+    load_run_corpus,
+    nudge_initial_weights,
+    prepare_run_dir,
+    run_split,
+    seed_everything,
+)
 
 
 def unfusable_reason(config: RunConfig) -> str | None:
@@ -166,8 +174,10 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
     models = []
     for config in configs:  # each run's initial weights and dropout seed, as a run alone would build them
         seed_everything(config.seed)
-        models.append(build_model(corpus.vocab_size, corpus.max_len - 1, embedding_dim=config.embedding_dim,
-                                  lstm_units=config.lstm_units, dropout=config.dropout, head=config.head))
+        model = build_model(corpus.vocab_size, corpus.max_len - 1, embedding_dim=config.embedding_dim,
+                            lstm_units=config.lstm_units, dropout=config.dropout, head=config.head)
+        nudge_initial_weights(model, config.init_nudge_ulps, config.seed)
+        models.append(model)
     template = models[0]
     loss_at, coefficient_rows = group_loss(configs)
     optimizer = keras.optimizers.Adam(first.learning_rate)

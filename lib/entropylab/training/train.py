@@ -75,6 +75,31 @@ def seed_everything(seed: int, op_determinism: bool = True) -> None:
         _disable_op_determinism()
 
 
+def nudge_initial_weights(model: Any, ulps: int, seed: int) -> None:
+    """Move every non-zero float32 weight of ``model`` by ``ulps`` representable steps (ulps), up or down at random
+    (seeded by ``[seed, ulps]``); zeros stay zero. ``ulps = 0`` leaves the model untouched.
+
+    One ulp of ``w`` is about ``|w| * 2^-23``: a 100-ulp nudge is a relative change of ~1e-5, the size of the
+    rounding differences that another CPU's kernels bring into a short training run. A float32's bit pattern read
+    as an integer counts ulps along its magnitude, so the nudge is that integer plus or minus ``ulps``.
+    """
+    if not ulps:
+        return
+    import numpy as np
+
+    rng = np.random.default_rng([seed, ulps])
+    nudged = []
+    for weights in model.get_weights():
+        weights = np.asarray(weights, dtype=np.float32)
+        up = rng.random(weights.shape) < 0.5
+        bits = weights.view(np.int32)
+        magnitude = bits & 0x7FFFFFFF
+        step = np.where(up == (weights > 0), ulps, -ulps).astype(np.int32)  # away from zero adds to the magnitude
+        movable = magnitude > ulps
+        nudged.append(np.where(movable, bits + step, bits).astype(np.int32).view(np.float32))
+    model.set_weights(nudged)
+
+
 def _seed_without_tensorflow(seed: int) -> None:
     """``keras.utils.set_random_seed(seed)`` less its ``tf.random.set_seed``: the same layer initializers and
     dropout seeds, without importing TensorFlow."""
@@ -180,6 +205,7 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     seed_everything(config.seed, op_determinism=not config.jit_compile)
     model = build_model(corpus.vocab_size, corpus.max_len - 1, embedding_dim=config.embedding_dim,
                         lstm_units=config.lstm_units, dropout=config.dropout, head=config.head)
+    nudge_initial_weights(model, config.init_nudge_ulps, config.seed)
     loss = get_loss(config.loss, weight=config.weight)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
                   jit_compile=config.jit_compile)

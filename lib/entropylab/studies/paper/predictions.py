@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...analysis.checked import is_chaotic
 from ...analysis.tables import tables_dir, write_table
 from ...experiments.results import find_run
 from .reported import PAPER_PREDICTIONS, PAPER_SEED_TEXTS, PREDICTION_RUNS, PREDICTION_TITLES, paper_prediction_table
@@ -136,14 +137,30 @@ def read_prediction_tables(experiment: str, output_root: str | os.PathLike | Non
     return found
 
 
-def format_prediction_tables(ours: Mapping[str, pd.DataFrame]) -> str:
-    """Each prediction table beside the paper's, as text under its title (runs without a table say so)."""
+def format_prediction_tables(ours: Mapping[str, pd.DataFrame], stable_only: bool = False) -> str:
+    """Each prediction table beside the paper's, as text under its title (runs without a table say so).
+
+    ``stable_only``: the runs of a chaotic objective (:data:`entropylab.analysis.checked.CHAOTIC_OBJECTIVES`) show
+    the paper's words and only the shape of ours (their words change with the CPU), for a checked notebook cell."""
     blocks = []
     for key in PREDICTION_RUNS:
-        if key in ours:
+        if key not in ours:
+            table = "  not found: run notebook 04 for this experiment first"
+        elif stable_only and is_chaotic(PREDICTION_RUNS[key][0]):
+            paper = paper_prediction_table(key).rename(columns={"words": "paper"})
+            shape = words_of(ours[key])
+            lengths = sorted({len(words) for words in shape.values()})
+            table = (f"{paper.to_string(index=False)}\n  ours: {len(shape)} continuations of "
+                     f"{'/'.join(map(str, lengths))} words (a chaotic objective: its words are in the table above)")
+        else:
             table = side_by_side(ours[key], key).to_string(index=False,
                                                             formatters={"ours_mean_probability": "{:.2g}".format})
-        else:
-            table = "  not found: run notebook 04 for this experiment first"
         blocks.append(f"{PREDICTION_TITLES[key]}\n{table}\n")
     return "\n".join(blocks)
+
+
+def stable_diversity(diversity: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`diversity_table` that another CPU reproduces: the paper's, and ours of the runs whose
+    objective is not chaotic (:data:`entropylab.analysis.checked.CHAOTIC_OBJECTIVES`)."""
+    chaotic = diversity["run"].map(lambda key: is_chaotic(PREDICTION_RUNS[key][0]))
+    return diversity[(diversity["source"] == "paper") | ~chaotic]
