@@ -5,7 +5,7 @@ and ``--study decoding`` (``make decoding``) for the decoding study, whose decod
 its report (:data:`STUDIES`, :data:`STAGES`); ``--params FILE`` runs another parameter file of a study (e.g. its
 smoke file) instead.
 
-1. :func:`entropylab.sweep.run_sweep` runs every unfinished run of ``params/paper.yaml`` (on the synthetic
+1. :func:`entropylab.experiments.sweep.run_sweep` runs every unfinished run of ``params/paper.yaml`` (on the synthetic
    corpus, experiment ``paper-synthetic``, when the NYT data is absent) and collects
    ``<outputs>/results/<experiment>.csv``.
 2. Each report notebook that exists (:data:`REPORT_NOTEBOOKS`) is executed with papermill into the
