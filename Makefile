@@ -30,7 +30,7 @@ setup: $(STAMP)
 lock:
 	@test -x $(LOCK_VENV)/bin/uv || { { $(PYTHON) -m venv $(LOCK_VENV) || python3 -m venv $(LOCK_VENV); } && \
 		$(LOCK_VENV)/bin/python -m pip install -q "uv==$(UV_VERSION)"; }
-	$(LOCK_VENV)/bin/uv pip compile pyproject.toml --extra test --python-version 3.11.5 \
+	$(LOCK_VENV)/bin/uv pip compile --quiet pyproject.toml --extra test --python-version 3.11.5 \
 		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) \
 		-o $(LOCK)
 
