@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             print(download_nyt(args.dest))
             return 0
         if args.command == "reproduce":
-            from .experiments.reproduce import main as reproduce_main
+            from .studies.reproduce import main as reproduce_main
 
             return reproduce_main(args.output_root, args.study, args.params)
         if args.command == "info":
