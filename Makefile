@@ -1,23 +1,38 @@
 # entropy-lab: `make reproduce` runs the paper's protocol, `make test` runs every check.
-# Both create .venv (Python 3.11) and install the project into it when needed.
+# Both create .venv (Python 3.11) and install the project into it when needed, at the exact versions of
+# requirements.lock (the ones that made the committed results); `make lock` refreshes that file.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# `make lock` resolves with uv, installed in its own venv (not the project's); UPGRADE=1 lets every pin move
+LOCK_VENV ?= .venv-lock
+UV_VERSION ?= 0.13.9
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 
-.PHONY: setup reproduce objectives decoding test nbval-refresh test-browser lint lab sweep bench bench-quick gpu-check gpu-wheels data info clean-runs
+.PHONY: setup lock reproduce objectives decoding test nbval-refresh test-browser lint lab sweep bench bench-quick gpu-check gpu-wheels data info clean-runs
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+# The lock: pyproject.toml's dependencies and its `test` extra (JAX included) for Python 3.11 on x86-64 Linux.
+# A refresh keeps every pin already in the file (new dependencies get the newest version that fits) unless UPGRADE=1.
+lock:
+	@test -x $(LOCK_VENV)/bin/uv || { { $(PYTHON) -m venv $(LOCK_VENV) || python3 -m venv $(LOCK_VENV); } && \
+		$(LOCK_VENV)/bin/python -m pip install -q "uv==$(UV_VERSION)"; }
+	$(LOCK_VENV)/bin/uv pip compile --quiet pyproject.toml --extra test --python-version 3.11.5 \
+		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) \
+		-o $(LOCK)
 
 reproduce: setup
 	$(PY) -m entropylab reproduce

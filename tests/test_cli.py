@@ -9,7 +9,7 @@ from entropylab import objectives
 from entropylab.bench.__main__ import module_main as bench_module_main
 from entropylab.cli import build_parser, main, train_config, train_option
 from entropylab.data import load_corpus
-from entropylab.experiments.reproduce import STUDIES
+from entropylab.studies.reproduce import STUDIES
 from entropylab.training.config import RunConfig
 
 

@@ -14,8 +14,8 @@ from study_runner import reproduce
 
 from entropylab.experiments.params import ParamsError, load_params
 from entropylab.metrics.generation import js_divergence, repetition, word_entropy, word_frequencies, zipf_coefficient
+from entropylab.metrics.references import CountModel, SourceModel, ngram_references
 from entropylab.paths import project_root
-from entropylab.references import CountModel, SourceModel, ngram_references
 from entropylab.studies.decoding import tables
 from entropylab.studies.decoding.spec import read_spec
 

@@ -38,7 +38,7 @@ def _source(cell: dict) -> str:
 def test_report_notebooks_have_their_parameters_and_no_outputs(name):
     from papermill import inspect_notebook
 
-    from entropylab.experiments.reproduce import REPORT_PARAMETERS
+    from entropylab.studies.reproduce import REPORT_PARAMETERS
 
     path = ROOT / "notebooks" / name
     declared = set(inspect_notebook(str(path)))

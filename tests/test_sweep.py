@@ -211,7 +211,7 @@ def test_kernel_environment_is_applied_then_restored(workers, monkeypatch):
 def test_reproduce_runs_the_sweep_then_the_reports_and_a_second_time_skips_both(tmp_path, capsys):
     import nbformat
 
-    from entropylab.experiments.reproduce import reproduce
+    from entropylab.studies.reproduce import reproduce
 
     params_file = write_params(tmp_path, "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n")
     report = tmp_path / "06_report.ipynb"
@@ -250,7 +250,7 @@ def test_progress_counts_epochs_within_running_runs(tmp_path):
 
 
 def test_reproduce_defaults_to_the_environments_outputs(tmp_path, monkeypatch):
-    from entropylab.experiments import reproduce
+    from entropylab.studies import reproduce
 
     seen = {}
     monkeypatch.setattr(reproduce, "reproduce", lambda params, notebooks, output_root=None, stage=None: seen.update(

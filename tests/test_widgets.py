@@ -21,6 +21,7 @@ from entropylab.explorer import (
     RunKey,
     SliderRange,
     canonical_weight,
+    render,
     slider_range,
 )
 from entropylab.training import RunConfig
@@ -130,24 +131,29 @@ def test_duplicates_prefer_full_data_then_more_epochs(tmp_path):
 def test_curve_data_are_the_histories_of_the_run_and_its_control(fake_outputs):
     explorer = Explorer(fake_outputs)
     selection = explorer.select("synthetic", "kl_regularized", 1.0, 0)
-    data = explorer.curve_data(selection)
+    data = render.curve_data(selection)
     assert set(data["run"]) == {"selected", "control"}
     for role, run in (("selected", selection.shown), ("control", selection.control)):
         for column in ("paper_entropy", "paper_kl", "loss", "val_loss", "val_perplexity"):
             values = data[(data["run"] == role) & (data["metric"] == column)].sort_values("epoch")["value"]
             np.testing.assert_allclose(values.to_numpy(), run.history[column].to_numpy())
-    control_only = explorer.curve_data(explorer.select("synthetic", "mse", 0, 0))
+    control_only = render.curve_data(explorer.select("synthetic", "mse", 0, 0))
     assert set(control_only["run"]) == {"selected"}
 
 
 def test_numbers_table_shows_the_selected_history(fake_outputs):
     explorer = Explorer(fake_outputs)
     selection = explorer.select("synthetic", "kl_regularized", 100.0, 0)
-    table = explorer.table_html(selection)
+    table = render.table_html(selection)
     assert table.count("data-role='selected'") == len(selection.shown.history)
     for value in selection.shown.history["val_perplexity"]:
         assert f">{value:.4g}<" in table
-    assert explorer.figure_png(selection).startswith(b"\x89PNG")
+    figures = render.FigureCache(size=1)
+    png = figures.png(selection)
+    assert png.startswith(b"\x89PNG")
+    assert figures.png(selection) is png  # drawn once per shown run, control and resolution
+    figures.png(explorer.select("synthetic", "mse", 0, 0))
+    assert figures.png(selection) is not png  # the cache keeps `size` figures
 
 
 def test_train_plan_copies_the_shown_profile_into_its_experiment(fake_outputs):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import objectives
-from .experiments.reproduce import STUDIES
+from .studies.reproduce import STUDIES
 from .training.config import BACKENDS, DATASETS, INPUT_PIPELINES, SPLIT_MODES, RunConfig
 
 
@@ -371,7 +371,7 @@ def _run(args: argparse.Namespace) -> int:
         print(download_nyt(args.dest))
         return 0
     if args.command == "reproduce":
-        from .experiments.reproduce import main as reproduce_main
+        from .studies.reproduce import main as reproduce_main
 
         return reproduce_main(args.output_root, args.study, args.params)
     if args.command == "info":

@@ -35,12 +35,6 @@ def epoch_flops(n_train: int, n_val: int, vocab_size: int, batch_size: int = BAT
     return n_train * f["train"] + steps * f["adam_per_step"] + n_val * f["forward"]
 
 
-def peak_flops(cores: int, mhz: float, flops_per_cycle: int) -> float:
-    """Arithmetic limit ``cores * clock * flops_per_cycle`` (float32 FMA: AVX2 2 x 8 x 2 = 32 per cycle and core,
-    AVX-512 with two full-width FMA units 64)."""
-    return cores * mhz * 1e6 * flops_per_cycle
-
-
 def _median_seconds(function: Any, steps: int, repeats: int) -> float:
     function()  # trace and compile
     times = []

@@ -309,11 +309,6 @@ def choices_path(experiment: str, output_root: str | os.PathLike | None = None) 
     return results_path(f"{experiment}-choices", output_root)
 
 
-def plan_path(experiment: str, output_root: str | os.PathLike | None = None) -> Path:
-    """``<outputs>/results/<experiment>-plan.csv``: the runs a tuned file reports."""
-    return results_path(f"{experiment}-plan", output_root)
-
-
 def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None, data_dir: str | os.PathLike | None,
                output_root: str | os.PathLike | None, scheduler: str | None, cluster: str | None,
                engine: str | None, progress: bool) -> SweepResult:

@@ -2,6 +2,7 @@
 
 from .index import (
     EXPLORER_EXPERIMENT,
+    N_WORDS,
     Explorer,
     FinishedRun,
     RunKey,
@@ -10,7 +11,7 @@ from .index import (
     on_log_scale,
     read_finished_runs,
 )
-from .render import CURVES, N_WORDS
+from .render import CURVES
 from .view import (
     EXPONENT_STEP,
     SMOOTHING_STEP,

@@ -1,4 +1,7 @@
-"""The explorer's logic without widgets: the index of finished runs, what a selection shows, words and Train."""
+"""The explorer's logic without widgets: the index of finished runs, which run a selection shows, words and Train.
+
+Nothing here draws: :mod:`.render` turns a :class:`Selection` into PNG and HTML (it imports this module, not the
+reverse)."""
 
 from __future__ import annotations
 
@@ -12,13 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from .. import objectives, paths
 from ..training import store
-from . import render
 
 SYNTHETIC_SEED_TEXTS = 6
+N_WORDS = 10  # words a continuation adds after the seed text
 EXPLORER_EXPERIMENT = "explorer"
 
 
@@ -123,7 +124,7 @@ class Selection:
 class Explorer:
     """The explorer's logic over ``<outputs>/runs`` (no widgets; :class:`entropylab.explorer.ExplorerWidget`
     shows it). It groups finished runs (``COMPLETE`` marker) by :class:`RunKey`, answers which run a selection
-    shows, draws it (:mod:`.render`), continues seed texts with cached models, and plans and runs a Train press.
+    shows (drawn by :mod:`.render`), continues seed texts with cached models, and plans and runs a Train press.
 
     ``output_root``: the outputs folder (default ``$ENTROPYLAB_OUTPUTS`` or ``<project>/outputs``).
     """
@@ -134,7 +135,6 @@ class Explorer:
         self.max_models = max_models
         self._models: OrderedDict[str, tuple[Any, Any, Any]] = OrderedDict()
         self._corpora: dict[str, Any] = {}
-        self._figures: OrderedDict[tuple, bytes] = OrderedDict()
         self._lock = threading.RLock()
         self.runs: list[FinishedRun] = []
         self.refresh()
@@ -221,32 +221,7 @@ class Explorer:
             message = f"No finished run for {objectives.get(key.loss).label} on {key.dataset} yet"
         return Selection(key, shown, control, exact is not None, message)
 
-    # -- what is shown -----------------------------------------------------------------------------------
-
-    @staticmethod
-    def curve_data(selection: Selection) -> pd.DataFrame:
-        """See :func:`.render.curve_data`."""
-        return render.curve_data(selection)
-
-    def figure_png(self, selection: Selection, dpi: int = 80) -> bytes:
-        """The curves of :meth:`curve_data` as one PNG (cached per shown run, control and resolution)."""
-        shown, control = selection.shown, selection.control
-        cache_key = (str(shown.run_dir) if shown else None, str(control.run_dir) if control else None, dpi)
-        with self._lock:
-            if cache_key in self._figures:
-                return self._figures[cache_key]
-        png = render.curves_png(self.curve_data(selection), shown.key.describe() if shown else "",
-                                control.key.describe() if control else "", dpi=dpi)
-        with self._lock:
-            self._figures[cache_key] = png
-            while len(self._figures) > 64:
-                self._figures.popitem(last=False)
-        return png
-
-    @staticmethod
-    def table_html(selection: Selection) -> str:
-        """See :func:`.render.table_html`."""
-        return render.table_html(selection)
+    # -- seed texts --------------------------------------------------------------------------------------
 
     def seed_texts(self, dataset: str) -> list[str]:
         """Seed texts to offer: the paper's six for NYT, the first words of a few headlines otherwise."""
@@ -297,7 +272,7 @@ class Explorer:
                 self._models.popitem(last=False)
             return loaded
 
-    def continuation(self, run: FinishedRun, seed_text: str, n_words: int = render.N_WORDS,
+    def continuation(self, run: FinishedRun, seed_text: str, n_words: int = N_WORDS,
                      decoder: str = "greedy", value: float | None = None,
                      sampling_seed: int = 0) -> tuple[list[str], str]:
         """The next ``n_words`` words of ``run`` after ``seed_text`` by ``decoder`` (a name of

@@ -1,19 +1,22 @@
-"""What the explorer draws: the curves (PNG), the numbers table, the words, header and notes (HTML), its CSS."""
+"""What the explorer draws: the curves (PNG, cached), the numbers table, the words, header and notes (HTML), its CSS.
+
+It reads :mod:`.index` (what a selection is); the index never imports this module."""
 
 from __future__ import annotations
 
 import html
 import io
 import math
+import threading
 import traceback
+from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from .index import FinishedRun, Selection
+from .index import N_WORDS, FinishedRun, Selection
 
 # (history column, panel title); the first four are the paper's figures, the rest are ours.
 CURVES: tuple[tuple[str, str], ...] = (
@@ -24,7 +27,6 @@ CURVES: tuple[tuple[str, str], ...] = (
     ("val_perplexity", "validation perplexity"),
     ("val_accuracy", "validation accuracy"),
 )
-N_WORDS = 10
 
 CSS = """
 .entropylab-numbers, .entropylab-words {border-collapse: collapse; margin: 4px 0 8px 0; font-size: 13px}
@@ -106,6 +108,31 @@ def curves_png(data: pd.DataFrame, selected: str, control: str, dpi: int = 80) -
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+class FigureCache:
+    """The curves of a selection as PNG bytes (:func:`curve_data`, :func:`curves_png`), the last ``size`` kept per
+    shown run, control and resolution; safe to call from several threads."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._pngs: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def png(self, selection: Selection, dpi: int = 80) -> bytes:
+        shown, control = selection.shown, selection.control
+        key = (str(shown.run_dir) if shown else None, str(control.run_dir) if control else None, dpi)
+        with self._lock:
+            if key in self._pngs:
+                self._pngs.move_to_end(key)
+                return self._pngs[key]
+        png = curves_png(curve_data(selection), shown.key.describe() if shown else "",
+                         control.key.describe() if control else "", dpi=dpi)
+        with self._lock:
+            self._pngs[key] = png
+            while len(self._pngs) > self.size:
+                self._pngs.popitem(last=False)
+        return png
 
 
 def table_html(selection: Selection) -> str:

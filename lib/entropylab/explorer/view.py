@@ -91,6 +91,7 @@ class ExplorerWidget(_widgets().VBox):
                  **kwargs: Any) -> None:
         w = _widgets()
         self.explorer = explorer or Explorer(output_root)
+        self.figures = render.FigureCache()
         self._quiet = False
         self._training: threading.Thread | None = None
         self.selection: Selection | None = None
@@ -283,8 +284,8 @@ class ExplorerWidget(_widgets().VBox):
             self.numbers.value = ""
             self.words.value = render.NO_RUN_HTML
         else:
-            png = self.explorer.figure_png(selection)
-            numbers = self.explorer.table_html(selection)
+            png = self.figures.png(selection)
+            numbers = render.table_html(selection)
             words = self._words_html(selection)
             self.curves.value = png
             self.curves.layout.display = None

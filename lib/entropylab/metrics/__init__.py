@@ -1,5 +1,6 @@
-"""Metrics of a model: per-epoch validation metrics in one batched pass (:mod:`.validation`, with calibration)
-and the diversity and true quality of what it generates (:mod:`.generation`)."""
+"""Metrics of a model: per-epoch validation metrics in one batched pass (:mod:`.validation`, with calibration),
+the diversity and true quality of what it generates (:mod:`.generation`), and the count models it is set against
+(:mod:`.references`)."""
 
 from .validation import (
     BIN_KEYS,

@@ -243,7 +243,7 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
     holds the weights the run keeps. ``extra`` joins the metrics (the fused engine names itself there). The one-run
     path (:func:`run`) and the fused engine (:mod:`entropylab.training.fused`) both end here.
     """
-    from ..references import ngram_references
+    from ..metrics.references import ngram_references
 
     history = pd.DataFrame(rows)
     if len(history):

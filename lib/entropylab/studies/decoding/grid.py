@@ -127,7 +127,7 @@ def seed_texts(corpus: Any, dataset: str, val_headlines: Iterable[int]) -> list[
 def _load(job: Job) -> tuple[Any, str, Any, Any, Any, np.ndarray]:
     """``(model, head, corpus, config, split, prefix rows)`` of a job."""
     from ...metrics.generation import choose_prefixes
-    from ...references import CountModel, SourceModel
+    from ...metrics.references import CountModel, SourceModel
     from ...training import load_trained
     from ...training.train import run_split
 

@@ -5,7 +5,7 @@ and ``--study decoding`` (``make decoding``) for the decoding study, whose decod
 its report (:data:`STUDIES`, :data:`STAGES`); ``--params FILE`` runs another parameter file of a study (e.g. its
 smoke file) instead.
 
-1. :func:`entropylab.sweep.run_sweep` runs every unfinished run of ``params/paper.yaml`` (on the synthetic
+1. :func:`entropylab.experiments.sweep.run_sweep` runs every unfinished run of ``params/paper.yaml`` (on the synthetic
    corpus, experiment ``paper-synthetic``, when the NYT data is absent) and collects
    ``<outputs>/results/<experiment>.csv``.
 2. Each report notebook that exists (:data:`REPORT_NOTEBOOKS`) is executed with papermill into the
@@ -58,7 +58,7 @@ def inputs_fingerprint(notebook: Path, parameters: dict[str, Any], results_csv: 
 
 def run_report(notebook: Path, out_dir: Path, parameters: dict[str, Any], fingerprint: str) -> str | None:
     """Execute one report notebook into ``out_dir`` unless its inputs are unchanged; returns the error."""
-    from .execute import execute_notebook
+    from ..experiments.execute import execute_notebook
 
     output = out_dir / notebook.name
     stamp = out_dir / f".{notebook.stem}.inputs"
@@ -91,9 +91,9 @@ def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str 
     """The sweep of ``params_file``, then ``stage`` (see :data:`STAGES`) when the sweep has no failure, then each
     of ``report_notebooks`` that exists; the number of failures."""
     from ..analysis.tables import report_dir
-    from .execute import applied_environment, kernel_environment
-    from .params import notebook_parameters
-    from .sweep import available_cores, run_sweep
+    from ..experiments.execute import applied_environment, kernel_environment
+    from ..experiments.params import notebook_parameters
+    from ..experiments.sweep import available_cores, run_sweep
 
     result = run_sweep(params_file, output_root=output_root)
     plan = result.plan
