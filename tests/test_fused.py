@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from entropylab import objectives
 from entropylab.data.batches import ShuffledBatches, epoch_order, stacked_orders, steps_per_epoch
 from entropylab.training.config import RunConfig
 from entropylab.training.fused import group_key, plan_groups, unfusable_reason
@@ -256,19 +257,35 @@ def test_runs_that_cannot_be_fused_are_left_to_their_notebooks(tmp_path, capsys)
     assert "2 run(s) cannot be fused (the fused engine runs on the JAX backend" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("name", "weight"), [("mse", 0.0), ("entropy_regularized", 0.1), ("kl_regularized", 10.0),
-                                              ("cross_entropy", 0.0), ("confidence_penalty", 0.5),
-                                              ("entropy_minimization", 0.3)])
+@pytest.mark.parametrize("name", [n for n in objectives.names() if objectives.get(n).fusable])
+@pytest.mark.parametrize("weight", [0.0, 0.1, 0.5, 10.0])
 def test_a_family_formula_gives_each_member_objective_exactly(name, weight):
+    """A fusable objective's family formula at its coefficients is bit-equal to its own loss (a fused run computes
+    exactly its own objective's numbers); a value outside the objective's range is replaced by its default."""
     import keras
 
-    from entropylab import losses
-
+    spec = objectives.get(name)
+    value = weight if spec.takes_parameter else 0.0
+    try:
+        spec.check(value)
+    except ValueError:
+        value = spec.default
     rng = np.random.default_rng(4)
     outputs = rng.normal(0.1, 0.3, (16, 40)).astype("float32")
     labels = rng.integers(0, 40, 16).astype("int32")
-    family = losses.PenaltyFamily(losses.family_of(name), losses.family_coefficients(name, weight))
-    member = losses.get(name, weight=weight if losses.loss_class(name).takes_weight else None)
-    assert family.head == member.head
+    family = objectives.family_loss(spec.family, objectives.family_coefficients(name, value))
+    member = objectives.keras_loss(name, value)
+    assert family.head == member.head == spec.head
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(family.per_example(labels, outputs)),
                                   keras.ops.convert_to_numpy(member.per_example(labels, outputs)))
+
+
+def test_only_objectives_that_name_a_family_are_fusable():
+    """Fusing is opt-in: the exponent objectives (which branch on their value) name no family, so their groups
+    share one value; every family member's head is its family's."""
+    assert [n for n in objectives.names() if not objectives.get(n).fusable] == [
+        "alpha_divergence", "beta_divergence", "gamma_divergence", "generalized_cross_entropy"]
+    for name in objectives.names():
+        spec = objectives.get(name)
+        if spec.fusable:
+            assert objectives.family(spec.family).head == spec.head

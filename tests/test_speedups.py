@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from entropylab import losses
+from entropylab import objectives
 from entropylab.bench import naive
 from entropylab.bench.pipelines import backend_available
 from entropylab.training.config import RunConfig
@@ -105,8 +105,8 @@ def test_jax_backend_is_deterministic_and_its_compiled_metrics_are_exact():
         config = json.loads(CONFIG)
         a = run(RunConfig(**config)); b = run(RunConfig(**config))
         data = a.corpus.subset(config["max_sequences"]).split("tail")
-        from entropylab import losses
-        loss = losses.get("kl_regularized", weight=10.0)
+        from entropylab.objectives import keras_loss
+        loss = keras_loss("kl_regularized", 10.0)
         compiled = ValidationEvaluator(data.x_val, data.y_val, loss, "linear").evaluate(a.model)
         sums = batch_sums(a.model(data.x_val, training=False), data.y_val, loss, "linear")
         eager = {k: float(ops.convert_to_numpy(v)) / len(data.y_val) for k, v in sums.items() if k not in BIN_KEYS}
@@ -134,10 +134,10 @@ def test_naive_objective_is_ours():
     one_hot = naive.one_hot_labels(labels, width)
     assert one_hot.dtype == np.float64 and one_hot.shape == (64, width)  # the guide's 8 bytes per entry
     keras_per_example = keras.ops.convert_to_numpy(keras.losses.mean_squared_error(one_hot, outputs))
-    ours_per_example = keras.ops.convert_to_numpy(losses.paper_mse(labels, outputs))
+    ours_per_example = keras.ops.convert_to_numpy(objectives.paper_mse(keras.ops, labels, outputs))
     np.testing.assert_allclose(ours_per_example, keras_per_example, rtol=1e-5, atol=1e-9)
     keras_batch = float(keras.ops.convert_to_numpy(keras.losses.MeanSquaredError()(one_hot, outputs)))
-    ours_batch = float(keras.ops.convert_to_numpy(losses.get("mse")(labels, outputs)))
+    ours_batch = float(keras.ops.convert_to_numpy(objectives.keras_loss("mse")(labels, outputs)))
     assert ours_batch == pytest.approx(keras_batch, rel=1e-5)
 
 

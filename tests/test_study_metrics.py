@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 
-from entropylab.losses import get as get_loss
 from entropylab.metrics import ValidationEvaluator
 from entropylab.metrics.generation import (
     choose_prefixes,
@@ -18,6 +17,7 @@ from entropylab.metrics.generation import (
     repeat_fraction,
     true_log_likelihood,
 )
+from entropylab.objectives import keras_loss
 
 
 def table_model(probabilities: np.ndarray):
@@ -36,7 +36,7 @@ def table_model(probabilities: np.ndarray):
 
 def evaluate(probabilities: np.ndarray, labels: np.ndarray) -> tuple[dict, dict]:
     x = np.arange(len(labels), dtype=np.int32)[:, None]
-    evaluator = ValidationEvaluator(x, labels.astype(np.int32), get_loss("cross_entropy"), "softmax", batch_size=4)
+    evaluator = ValidationEvaluator(x, labels.astype(np.int32), keras_loss("cross_entropy"), "softmax", batch_size=4)
     return evaluator.evaluate(table_model(probabilities)), evaluator.bins
 
 

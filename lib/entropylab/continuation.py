@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .decoders import check_decoder, filter_batch, leading, mirostat_step, sample_rows
-from .losses import EPSILON
+from .objectives import EPSILON
 
 
 @dataclass

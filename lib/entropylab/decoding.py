@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .losses import EPSILON
+from .objectives import EPSILON
 
 if TYPE_CHECKING:
     from .data import Corpus

@@ -54,7 +54,7 @@ def train_naive(corpus: Corpus, *, epochs: int = 1, batch_size: int = 32, seed: 
       the first ``floor(N * 0.8)``, as ``split="tail"`` does: :func:`split_sizes`), batch 32, shuffling each
       epoch, Keras' default ``jit_compile="auto"`` (no XLA on a CPU);
     * Keras' ``mean_squared_error`` on the linear head: ``mean_j (onehot(t)_j - o_j)^2`` per example, which
-      is exactly :func:`entropylab.losses.paper_mse` (``(sum_j o_j^2 - 2 o_t + 1) / V``) on the integer
+      is exactly :func:`entropylab.objectives.paper_mse` (``(sum_j o_j^2 - 2 o_t + 1) / V``) on the integer
       label ``t``.
 
     The model is the project's own :func:`entropylab.model.build_model` (the paper's ``create_model``), so

@@ -66,13 +66,13 @@ def step_breakdown(vocab_size: int = 11265, context: int = 23, batch_size: int =
     import numpy as np
     import tensorflow as tf
 
-    from .. import losses
     from ..model import build_model
+    from ..objectives import keras_loss
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_model(vocab_size, context, embedding_dim=embedding_dim, lstm_units=lstm_units)
-    loss = losses.get("mse")
+    loss = keras_loss("mse")
     optimizer = keras.optimizers.Adam()
     optimizer.build(model.trainable_variables)
     x = tf.constant(rng.integers(1, vocab_size, (batch_size, context)), tf.int32)

@@ -37,7 +37,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from ..losses import EPSILON, EntropyLabLoss, paper_entropy, paper_kl
+from ..objectives import EPSILON, paper_entropy, paper_kl
+from ..objectives.keras_losses import PerExampleLoss
 
 EVAL_BATCH_SIZE = 512
 #: A fused group's evaluation batch is at most this many rows over all its runs (runs x batch x V float32 values
@@ -56,7 +57,7 @@ def log_distribution(outputs: Any, head: str) -> Any:
     return log_c - ops.logsumexp(log_c, axis=-1, keepdims=True)
 
 
-def batch_sums(outputs: Any, labels: Any, loss: EntropyLabLoss, head: str, true_probs: Any = None) -> dict:
+def batch_sums(outputs: Any, labels: Any, loss: PerExampleLoss, head: str, true_probs: Any = None) -> dict:
     """Sums over one batch of every per-example metric (see the module docstring)."""
     labels = ops.cast(labels, "int32")
     log_p = log_distribution(outputs, head)
@@ -67,8 +68,8 @@ def batch_sums(outputs: Any, labels: Any, loss: EntropyLabLoss, head: str, true_
     bins = ops.minimum(ops.cast(ops.floor(confidence * CALIBRATION_BINS), "int32"), CALIBRATION_BINS - 1)
     in_bin = ops.one_hot(bins, CALIBRATION_BINS)
     sums = {
-        "paper_entropy": ops.sum(paper_entropy(outputs)),
-        "paper_kl": ops.sum(paper_kl(labels, outputs)),
+        "paper_entropy": ops.sum(paper_entropy(ops, outputs)),
+        "paper_kl": ops.sum(paper_kl(ops, labels, outputs)),
         "val_loss": ops.sum(loss.per_example(labels, outputs)),
         "val_cross_entropy": ops.sum(-log_p_t),
         "val_accuracy": ops.sum(ops.cast(ops.equal(ops.argmax(outputs, axis=-1), labels), "float32")),
@@ -89,7 +90,7 @@ def batch_sums(outputs: Any, labels: Any, loss: EntropyLabLoss, head: str, true_
 class ValidationEvaluator:
     """Computes every per-epoch metric of a model on fixed validation arrays, batch by batch."""
 
-    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, loss: EntropyLabLoss, head: str,
+    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, loss: PerExampleLoss, head: str,
                  true_next: Callable[[np.ndarray], np.ndarray] | None = None,
                  batch_size: int = EVAL_BATCH_SIZE) -> None:
         self.x_val, self.y_val = x_val, y_val
@@ -146,7 +147,7 @@ def means_from_totals(totals: dict[str, Any], n: int) -> tuple[dict[str, float],
     return means, bins
 
 
-def _jax_evaluate_batch(model: keras.Model, loss: EntropyLabLoss, head: str) -> Callable:
+def _jax_evaluate_batch(model: keras.Model, loss: PerExampleLoss, head: str) -> Callable:
     """:func:`batch_sums` compiled with ``jax.jit``; the weights are arguments (``stateless_call``), so the
     compiled function always sees the current ones (closed-over weights would be frozen at tracing)."""
     import jax
@@ -190,7 +191,7 @@ class GroupEvaluator:
     """
 
     def __init__(self, model: keras.Model, x_val: np.ndarray, y_val: np.ndarray,
-                 loss_at: Callable[[Any], EntropyLabLoss], head: str,
+                 loss_at: Callable[[Any], PerExampleLoss], head: str,
                  true_next: Callable[[np.ndarray], np.ndarray] | None = None,
                  batch_size: int = EVAL_BATCH_SIZE, runs: int = 1) -> None:
         import jax

@@ -1,8 +1,8 @@
 """A group of runs trained as one compiled program on the JAX backend (the ``fused`` engine of a sweep).
 
-Runs that share every setting but their seed, their objective's weight and, within a family of objectives that are
-one formula (the paper's three; cross-entropy and its entropy penalties), their objective (:func:`group_key`) train
-together: one
+Runs that share every setting but their seed and, for objectives of one family in the registry (one formula with
+per-run coefficients: the paper's three; cross-entropy and its entropy penalties; label smoothing), their objective
+and its weight (:func:`group_key`) train together: one
 ``jax.jit`` of a ``jax.lax.scan`` over an epoch's steps, each step a ``jax.vmap`` over the runs of
 
     step_r(θ_r, s_r, m_r, c_r, batch_r) -> Adam(θ_r, ∇_θ L_{c_r}(f(θ_r, s_r; batch_r)), m_r)
@@ -10,7 +10,7 @@ together: one
 where ``θ_r`` are run ``r``'s weights (built by the project's own :func:`entropylab.model.build_model` after seeding
 with the run's seed, exactly as :func:`entropylab.training.train.run` builds them), ``s_r`` its non-trainable state
 (the dropout layer's seed), ``m_r`` its Adam state, ``c_r`` its objective's coefficients in the group's loss (its
-weight, or its place in a family: :func:`group_loss`) and ``batch_r`` its own batch, drawn by
+family's formula: :func:`group_loss`) and ``batch_r`` its own batch, drawn by
 the seeded NumPy batcher (:mod:`entropylab.data.batches`) in the run's own order. Keras' stateless API
 (``stateless_call``, ``optimizer.stateless_apply``) keeps the model and the optimizer those of a one-run ``fit``.
 After each epoch every run's validation metrics come from one vmapped pass
@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import objectives
 from ..data import Corpus
 from . import store
 from .config import RunConfig, current_backend
@@ -59,17 +60,15 @@ def unfusable_reason(config: RunConfig) -> str | None:
 
 
 def group_key(config: RunConfig) -> str:
-    """What runs of one group share: the whole identity and data folder but the seed and (when the loss traces
-    it) the weight, and the objective's family instead of the objective where it has one
-    (:class:`entropylab.losses.PenaltyFamily`: the paper's three objectives are one group), as one JSON text."""
-    from ..losses import family_of, loss_class
-
+    """What runs of one group share: the whole identity and data folder but the seed and, for a fusable objective
+    (one that names a family in the registry, :class:`entropylab.objectives.Family`: the paper's three objectives
+    are one), its weight and its objective, which become its family; as one JSON text."""
     shared = config.identity()
     shared["data_dir"] = config.data_dir
     shared.pop("seed")
-    if family_of(config.loss):
-        shared["loss"] = f"family:{family_of(config.loss)}"
-    if loss_class(config.loss).weight_traceable:
+    family = objectives.family_of(config.loss)
+    if family is not None:
+        shared["loss"] = f"family:{family}"
         shared.pop("weight")
     return json.dumps(shared, sort_keys=True, default=str)
 
@@ -77,20 +76,18 @@ def group_key(config: RunConfig) -> str:
 def group_loss(configs: list[RunConfig]) -> tuple[Callable[[Any], Any], np.ndarray]:
     """The group's loss as a function of one run's row of coefficients, and the rows ``(R, K)`` of its runs.
 
-    A family's runs (:class:`entropylab.losses.PenaltyFamily`) have their objective's coefficients; another
-    objective's runs their weight (``at_weight``), or the one loss of the group when its weight is not traceable."""
-    from ..losses import PenaltyFamily, family_coefficients, family_of
-    from ..losses import get as get_loss
+    A family's runs have their objective's coefficients in the family's formula
+    (:func:`entropylab.objectives.family_coefficients`); the runs of an objective that is not fusable share one
+    value, and the group's loss is that objective at it (their rows hold the value, unused)."""
+    from ..objectives import family_loss, keras_loss
 
     first = configs[0]
-    family = family_of(first.loss)
-    if family:
-        rows = np.array([family_coefficients(c.loss, c.weight) for c in configs], dtype=np.float32)
-        return (lambda row: PenaltyFamily(family, row)), rows
-    loss = get_loss(first.loss, weight=first.weight)
+    family = objectives.family_of(first.loss)
+    if family is not None:
+        rows = np.array([objectives.family_coefficients(c.loss, c.weight) for c in configs], dtype=np.float32)
+        return (lambda row: family_loss(family, row)), rows
+    loss = keras_loss(first.loss, first.weight)
     rows = np.array([[c.weight] for c in configs], dtype=np.float32)
-    if loss.weight_traceable:
-        return (lambda row: loss.at_weight(row[0])), rows
     return (lambda row: loss), rows
 
 
@@ -122,8 +119,8 @@ def train_group(configs: list[RunConfig | dict[str, Any]], run_dirs: list[str | 
             raise ValueError(f"the configs ask for the Keras backend {config.backend!r} but this process runs "
                              f"{current_backend()!r}; set KERAS_BACKEND={config.backend} before starting Python")
     if len({group_key(c) for c in configs}) > 1:
-        raise ValueError("a fused group's runs must differ only in seed, weight and objective within a family; group "
-                         "them with plan_groups")
+        raise ValueError("a fused group's runs must differ only in seed, and in objective and weight within a "
+                         "family; group them with plan_groups")
     paths = [Path(d) if d is not None else None for d in (run_dirs or [None] * len(configs))]
     if len(paths) != len(configs):
         raise ValueError(f"{len(configs)} configs but {len(paths)} run folders")

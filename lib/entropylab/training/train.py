@@ -193,9 +193,9 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     configure_tensorflow(config.threads)
     import keras
 
-    from ..losses import get as get_loss
     from ..metrics import EpochMetrics, ValidationEvaluator
     from ..model import build_model
+    from ..objectives import keras_loss
     from .callbacks import BestEpoch, EpochTimer, StopOnNonFinite, progress_file
 
     started = time.perf_counter()
@@ -206,7 +206,7 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     model = build_model(corpus.vocab_size, corpus.max_len - 1, embedding_dim=config.embedding_dim,
                         lstm_units=config.lstm_units, dropout=config.dropout, head=config.head)
     nudge_initial_weights(model, config.init_nudge_ulps, config.seed)
-    loss = get_loss(config.loss, weight=config.weight)
+    loss = keras_loss(config.loss, config.weight)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
                   jit_compile=config.jit_compile)
     evaluator = ValidationEvaluator(data.x_val, data.y_val, loss, config.head, corpus.true_next)

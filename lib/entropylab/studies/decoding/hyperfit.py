@@ -52,7 +52,7 @@ def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.P
     are the validation rows of the split on which each epoch is measured."""
     import keras
 
-    from ...losses import get as get_loss
+    from ...objectives import keras_loss
     from ...training.train import seed_everything
 
     out_dir = Path(out_dir)
@@ -68,7 +68,7 @@ def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.P
     x, y = data.x_train[rows], data.y_train[rows]
     x_val, y_val = data.x_val[val_rows], data.y_val[val_rows]
     seed_everything(spec.seed)
-    model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate), loss=get_loss("cross_entropy"))
+    model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate), loss=keras_loss("cross_entropy"))
     started = time.perf_counter()
     history = []
     fit_ce, fit_h = cross_entropy_and_entropy(model, x, y, config.head)
