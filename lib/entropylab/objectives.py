@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+EPSILON = 1e-7  # Keras' epsilon
+
 #: The paper's objectives (§4.1-§4.3), named once for the whole project.
 CONTROL = "mse"
 ENTROPY = "entropy_regularized"
