@@ -219,7 +219,7 @@ def expected_view(outputs: Path, loss: str, weight: float, seed: int, seed_text:
 def expected_sampled_words(outputs: Path, loss: str, weight: float, seed: int, seed_text: str, top_p: float,
                            sampling_seed: int) -> str:
     """The words the explorer must show for a tiny run decoded by top-p sampling, recomputed with the library."""
-    from entropylab.continuation import continue_prefixes
+    from entropylab.decoding import continue_prefixes
     from entropylab.training import load_trained
 
     model, corpus, stored = load_trained(outputs / "runs" / EXPERIMENT / tiny_config(loss, weight, seed).run_name)

@@ -8,10 +8,18 @@ import math
 import numpy as np
 import pytest
 
-from entropylab import decoders
-from entropylab.continuation import continue_prefixes, model_distributions
-from entropylab.decoders import check_decoder, filter_batch, keep_top_h, mirostat_step
-from entropylab.decoding import filter_distribution
+from entropylab.decoding import (
+    check_decoder,
+    continue_prefixes,
+    continue_text,
+    filter_batch,
+    filter_distribution,
+    mirostat_step,
+    model_distributions,
+    normalise,
+    transforms,
+)
+from entropylab.decoding.transforms import keep_top_h
 
 CASES = [{"temperature": 0.7}, {"top_k": 3}, {"top_p": 0.8}, {"min_p": 0.2}, {"typical_p": 0.6},
          {"epsilon_cutoff": 0.05}, {"eta_cutoff": 0.1}, {"temperature": 1.5, "top_k": 5, "top_p": 0.9},
@@ -142,9 +150,9 @@ def test_bad_decoder_parameters_are_one_clear_error(strategy, params, message):
         check_decoder(strategy, **params)
 
 
-@pytest.mark.parametrize(("transform", "values"), [(decoders.keep_top_p, (0.3, 0.9, 0.999)),
-                                                   (decoders.keep_typical, (0.2, 0.9, 0.99)),
-                                                   (decoders.keep_top_h, (0.2, 0.6, 0.95))])
+@pytest.mark.parametrize(("transform", "values"), [(transforms.keep_top_p, (0.3, 0.9, 0.999)),
+                                                   (transforms.keep_typical, (0.2, 0.9, 0.99)),
+                                                   (transforms.keep_top_h, (0.2, 0.6, 0.95))])
 def test_sorting_only_the_leading_candidates_keeps_exactly_what_a_full_sort_keeps(monkeypatch, transform, values):
     rng = np.random.default_rng(3)
     p = np.exp(rng.normal(size=(120, 600)) * rng.uniform(0.3, 4.0, size=(120, 1)))
@@ -154,14 +162,68 @@ def test_sorting_only_the_leading_candidates_keeps_exactly_what_a_full_sort_keep
     p[:, 1] += 1e-4
     p /= p.sum(axis=1, keepdims=True)
     for value in values:
-        monkeypatch.setattr(decoders, "CANDIDATES", 10**6)
+        monkeypatch.setattr(transforms, "CANDIDATES", 10**6)
         full = transform(p, value)
         for candidates in (1, 3, 50):
-            monkeypatch.setattr(decoders, "CANDIDATES", candidates)
+            monkeypatch.setattr(transforms, "CANDIDATES", candidates)
             assert np.array_equal(transform(p, value), full), (value, candidates)
 
 
 def test_leading_orders_the_smallest_keys_with_ties_by_index_as_a_stable_sort_does():
     key = np.array([[3.0, 1.0, 2.0, 1.0, 0.5, 1.0, 9.0]])
     for m in range(1, 8):
-        assert decoders.leading(key, m).tolist() == np.argsort(key, axis=1, kind="stable")[:, :m].tolist()
+        assert transforms.leading(key, m).tolist() == np.argsort(key, axis=1, kind="stable")[:, :m].tolist()
+
+
+def fixed_rows(rows):
+    """A model whose output row is ``rows[last context word]``."""
+    table = np.asarray(rows, dtype=np.float32)
+    return lambda x, training=False: table[np.asarray(x)[:, -1]]
+
+
+def test_greedy_is_the_argmax_of_the_raw_outputs_even_where_the_linear_head_s_p_ties():
+    # row 0: every output <= eps, so p = clip(o, eps, 1) / sum is uniform, yet word 3 has the largest output;
+    # row 1: two outputs >= 1 clip to 1 and tie in p, the raw outputs do not (word 2); padding has the largest
+    # output in both and is never chosen
+    model = fixed_rows([[9.0, -0.5, -0.3, -0.1, -0.2], [9.0, 1.5, 2.0, 0.3, 0.1]] + [[9.0, 0.1, 0.2, 0.3, 0.4]] * 3)
+    p = model_distributions(model, np.array([[0], [1]]), "linear")
+    assert np.allclose(p[0, 1:], 0.25) and p[1, 1] == p[1, 2]  # what an argmax of p cannot break
+    result = continue_prefixes(model, np.array([[0], [1]]), 1, head="linear")
+    assert result.words[:, 0].tolist() == [3, 2]
+    assert result.surprisal[:, 0] == pytest.approx([-math.log(0.25), -math.log(1 / 2.4)])
+
+
+class OneTextCorpus:
+    """The least of a corpus that continue_text needs: words w1..w5, a window of three."""
+
+    def __init__(self):
+        self.index_word = {i: f"w{i}" for i in range(1, 6)}
+
+    def encode(self, text):
+        return [int(w[1:]) for w in text.split()]
+
+    def pad(self, ids):
+        row = np.zeros((1, 3), dtype=np.int32)
+        ids = list(ids)[-3:]
+        row[0, 3 - len(ids):] = ids
+        return row
+
+
+@pytest.mark.parametrize(("strategy", "params"), [("greedy", {}), ("sample", {"top_p": 0.9}),
+                                                  ("mirostat", {"tau": 1.5}), ("beam", {"num_beams": 3})])
+@pytest.mark.parametrize("head", ["linear", "softmax"])
+def test_continue_text_is_the_one_row_view_of_continue_prefixes(strategy, params, head):
+    rng = np.random.default_rng(5)
+    table = rng.uniform(-0.2, 1.3, size=(6, 6))
+    model = fixed_rows(table)
+    text = continue_text(model, OneTextCorpus(), "w2 w4", 6, head=head, strategy=strategy, seed=3, title_case=False,
+                         **params)
+    batch = continue_prefixes(model, np.array([[0, 2, 4]]), 6, head=head, strategy=strategy, seed=3, **params)
+    assert text.words == [f"w{i}" for i in batch.words[0]]
+    # each word's probability under the whole normalised output row (padding included), the paper's
+    context = [2, 4]
+    for word, probability in zip(batch.words[0], text.probabilities, strict=True):
+        assert probability == normalise(table[context[-1]].astype(np.float32), head)[word]
+        context.append(word)
+    assert np.allclose(np.exp(-batch.surprisal[0]) * (1 - np.array(
+        [normalise(table[c].astype(np.float32), head)[0] for c in [4, *batch.words[0][:-1]]])), text.probabilities)

@@ -1,4 +1,4 @@
-"""Decoding: greedy continuation and the sampling transforms of ``entropylab.decoding``.
+"""Decoding: greedy continuation and the sampling transforms of ``entropylab.decoding`` (one row).
 
 The expected distributions are worked out by hand in the comments (no copy of the formulas). Two small
 distributions recur: ``P`` (decimal) and ``D`` (dyadic, so that logarithms are multiples of ln 2).
@@ -12,10 +12,11 @@ import pytest
 from entropylab.data import UnknownWordsWarning, corpus_from_headlines
 from entropylab.decoding import (
     SAMPLING_PARAMETERS,
-    STRATEGIES,
     continue_text,
     filter_distribution,
     normalise,
+    registered_transforms,
+    strategy_names,
 )
 
 #: index 0 is padding (no mass); the words have 0.5, 0.3, 0.15, 0.05
@@ -109,9 +110,11 @@ def test_seeded_sampling_is_reproducible_with_every_transform(corpus):
 
 
 def test_strategies_and_parameter_order():
-    assert STRATEGIES == ("greedy", "sample")
+    assert strategy_names()[:4] == ("greedy", "sample", "mirostat", "beam")
     assert SAMPLING_PARAMETERS == ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff",
                                    "eta_cutoff")
+    # the transforms apply in transformers' order, then Top-H
+    assert tuple(t.parameter.name for t in registered_transforms())[:8] == (*SAMPLING_PARAMETERS, "top_h")
 
 
 def test_normalise():
@@ -285,15 +288,20 @@ def test_bad_parameters_raise_a_clear_value_error(params, match):
         filter_distribution(P, **params)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", ("greedy", "sample", "mirostat", "beam"))
 def test_continue_text_checks_the_parameters_first(corpus, strategy):
     table = np.eye(corpus.vocab_size)
     with pytest.raises(ValueError, match="top_q"):
         continue_text(FixedModel(table), corpus, "city", strategy=strategy, top_q=0.5)
     with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
         continue_text(FixedModel(table), corpus, "city", strategy=strategy, top_p=2)
-    with pytest.raises(ValueError, match="unknown strategy"):
-        continue_text(FixedModel(table), corpus, "city", strategy="beam")
+    with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):  # checked before the empty text
+        continue_text(FixedModel(table), corpus, "", strategy=strategy, top_p=2)
+    with pytest.raises(ValueError, match="unknown strategy 'nucleus'"):
+        continue_text(FixedModel(table), corpus, "city", strategy="nucleus")
+    if strategy != "sample":  # a parameter of another strategy is refused by name
+        with pytest.raises(ValueError, match="top_p"):
+            continue_text(FixedModel(table), corpus, "city", strategy=strategy, top_p=0.5)
 
 
 def test_a_distribution_without_words_is_refused():

@@ -66,8 +66,8 @@ def test_the_count_models_as_generators_give_the_reference_cross_entropies():
 
 
 def test_the_source_model_never_emits_a_word_the_source_cannot():
-    from entropylab.continuation import continue_prefixes
     from entropylab.data import load_corpus
+    from entropylab.decoding import continue_prefixes
 
     corpus = load_corpus("synthetic")
     words = continue_prefixes(SourceModel(corpus.true_next), corpus.X[:200], 8, head="softmax", strategy="sample",

@@ -370,7 +370,8 @@ def test_training_runs_in_the_background_and_the_controls_stay_live(trained_outp
 
 
 def test_decoder_controls_change_the_words_and_name_their_parameter(trained_outputs):
-    from entropylab.decoder_choices import DECODERS, get
+    from entropylab.decoding import DECODERS
+    from entropylab.decoding import get_decoder as get
 
     assert get("top_p").arguments(0.5) == ("sample", {"top_p": 0.5})
     assert get("beam").arguments(3.2) == ("beam", {"num_beams": 3}) and get("greedy").arguments(None) == ("greedy", {})

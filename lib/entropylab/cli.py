@@ -148,8 +148,8 @@ def train_config(args: argparse.Namespace) -> RunConfig:
 # -- decode: the decoding modules are used only in this section -----------------------------------------------
 
 def decoder_table() -> dict[str, Any]:
-    """The decoders by name (:data:`entropylab.decoder_choices.DECODERS`): ``--decoder``'s choices and ranges."""
-    from .decoder_choices import DECODERS
+    """The decoders by name (:data:`entropylab.decoding.DECODERS`): ``--decoder``'s choices and ranges."""
+    from .decoding import DECODERS
 
     return DECODERS
 
@@ -157,15 +157,18 @@ def decoder_table() -> dict[str, Any]:
 def continue_rows(model: Any, contexts: Any, n_words: int, *, head: str, decoder: str, value: float | None,
                   seed: int) -> Any:
     """Word ids (one row of ``n_words`` per row of ``contexts``) by ``decoder`` at ``value``, sampling seeded by
-    ``seed`` (:func:`entropylab.continuation.continue_prefixes`)."""
-    from .continuation import continue_prefixes
+    ``seed`` (:func:`entropylab.decoding.continue_prefixes`)."""
+    from .decoding import continue_prefixes
 
     strategy, params = decoder_table()[decoder].arguments(value)
     return continue_prefixes(model, contexts, n_words, head=head, strategy=strategy, seed=seed, **params).words
 
 
 def check_decoder_value(decoder: str, value: float | None) -> None:
-    """A ``ValueError`` naming the fix when ``value`` is outside ``decoder``'s range (or given to greedy)."""
+    """A ``ValueError`` naming the fix when ``value`` is outside ``decoder``'s range (the registry's own check,
+    :func:`entropylab.decoding.check_decoder`), not a whole number where one is needed, or given to greedy."""
+    from .decoding import check_decoder
+
     if decoder not in decoder_table():
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(decoder_table())}")
     control = decoder_table()[decoder]
@@ -173,18 +176,25 @@ def check_decoder_value(decoder: str, value: float | None) -> None:
         return
     if control.parameter is None:
         raise ValueError(f"the decoder {decoder!r} takes no --value; leave it out")
-    if not (math.isfinite(value) and control.low <= value <= control.high):
-        raise ValueError(f"{decoder}: --value ({control.parameter}) must be in [{control.low:g}, {control.high:g}], "
-                         f"got {value:g}")
-    if control.integer and not float(value).is_integer():
+    if control.integer and not (math.isfinite(value) and float(value).is_integer()):
         raise ValueError(f"{decoder}: --value ({control.parameter}) must be a whole number, got {value:g}")
+    strategy, params = control.arguments(value)
+    try:
+        check_decoder(strategy, **params)
+    except ValueError as error:
+        raise ValueError(f"{decoder}: --value {error}") from None
 
 
 def _decoder_ranges() -> str:
+    from .decoding.registry import get_strategy, parameters_of
+
     parts = []
     for name, control in decoder_table().items():
-        parts.append(name if control.parameter is None else f"{name} ({control.parameter} in [{control.low:g}, "
-                                                             f"{control.high:g}], default {control.default:g})")
+        if control.parameter is None:
+            parts.append(name)
+            continue
+        allowed = next(p.allowed for p in parameters_of(get_strategy(control.strategy)) if p.name == control.parameter)
+        parts.append(f"{name} ({control.parameter} {allowed}, default {control.default:g})")
     return "; ".join(parts)
 
 

@@ -1,15 +1,16 @@
 """``python -m entropylab bench generation``: continuing N validation prefixes by 10 words from a finished run,
 one sequence at a time (one model call per word per sequence, as :func:`entropylab.decoding.continue_text` does)
-against the batch (:func:`entropylab.continuation.continue_prefixes`: one model call per word for all of them).
+against the batch (:func:`entropylab.decoding.continue_prefixes`: one model call per word for all of them).
 
 The two are run alternately, ``repeats`` times each, in this process (the model loaded once, one warm-up call
 each); the medians go to ``<outputs>/benchmarks/generation_<time>.csv``. Both give the same greedy words, which is
 checked before timing. The goal of the decoding study: 1,000 continuations of 10 words in at most 10 s.
 
 ``--decoders`` times the decoders whose transforms order each row (``top_p``, ``typical_p``, Top-H, beam search) on
-the batch two ways, alternated: sorting only each row's leading candidates (:func:`entropylab.decoders.leading`,
-the default) and a full stable sort of every row (``entropylab.decoders.PARTIAL_SORT = False``); both give the same
-words, which is checked. The medians go to ``<outputs>/benchmarks/decoders_<time>.csv``.
+the batch two ways, alternated: sorting only each row's leading candidates
+(:func:`entropylab.decoding.transforms.leading`, the default) and a full stable sort of every row
+(``entropylab.decoding.transforms.PARTIAL_SORT = False``); both give the same words, which is checked. The medians
+go to ``<outputs>/benchmarks/decoders_<time>.csv``.
 """
 
 from __future__ import annotations
@@ -52,14 +53,14 @@ def validation_contexts(run_dir: str | os.PathLike, prefixes: int) -> tuple[Any,
 
 def per_sequence(model: Any, contexts: np.ndarray, n_words: int, head: str) -> np.ndarray:
     """Greedy words of each row, one row at a time: ``len(contexts) * n_words`` model calls of batch 1."""
-    from ..continuation import continue_prefixes
+    from ..decoding import continue_prefixes
 
     return np.concatenate([continue_prefixes(model, row[None, :], n_words, head=head).words for row in contexts])
 
 
 def batched(model: Any, contexts: np.ndarray, n_words: int, head: str) -> np.ndarray:
     """Greedy words of all rows at once: ``n_words`` model calls."""
-    from ..continuation import continue_prefixes
+    from ..decoding import continue_prefixes
 
     return continue_prefixes(model, contexts, n_words, head=head).words
 
@@ -92,32 +93,32 @@ def measure(run_dir: str | os.PathLike, prefixes: int = 1000, n_words: int = 10,
     return rows
 
 
-#: The decoders ``--decoders`` times, each at one setting: ``(name, strategy, parameters)``.
-ORDERING_DECODERS = (("top_p 0.8", "sample", {"top_p": 0.8}), ("typical_p 0.5", "sample", {"typical_p": 0.5}),
-                     ("top_h 0.4", "sample", {"top_h": 0.4}), ("beam 4", "beam", {"num_beams": 4}))
+#: The decoders ``--decoders`` times, each at one setting: ``(decoder of entropylab.decoding.DECODERS, value)``.
+ORDERING_DECODERS = (("top_p", 0.8), ("typical_p", 0.5), ("top_h", 0.4), ("beam", 4))
 
 
 def measure_decoders(run_dir: str | os.PathLike, prefixes: int = 500, n_words: int = 10,
                      repeats: int = 2) -> list[dict[str, Any]]:
     """Median seconds of each of :data:`ORDERING_DECODERS` with partial and with full sorting (module docstring)."""
-    from .. import decoders
-    from ..continuation import continue_prefixes
+    from ..decoding import continue_prefixes, get_decoder, transforms
     model, corpus, config, contexts = validation_contexts(run_dir, prefixes)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
     rows = []
-    for name, strategy, params in ORDERING_DECODERS:
+    for decoder, value in ORDERING_DECODERS:
+        name = f"{decoder} {value:g}"
+        strategy, params = get_decoder(decoder).arguments(value)
         times: dict[bool, list[float]] = {True: [], False: []}
         words: dict[bool, np.ndarray] = {}
         try:
             for _ in range(repeats):
                 for partial in (True, False):
-                    decoders.PARTIAL_SORT = partial
+                    transforms.PARTIAL_SORT = partial
                     started = time.perf_counter()
                     words[partial] = continue_prefixes(model, contexts, n_words, head=config.head, strategy=strategy,
                                                        seed=0, **params).words
                     times[partial].append(time.perf_counter() - started)
         finally:
-            decoders.PARTIAL_SORT = True
+            transforms.PARTIAL_SORT = True
         if not np.array_equal(words[True], words[False]):
             raise AssertionError(f"{name}: partial and full sorting gave different words")
         for partial in (True, False):

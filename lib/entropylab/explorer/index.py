@@ -276,26 +276,17 @@ class Explorer:
                      decoder: str = "greedy", value: float | None = None,
                      sampling_seed: int = 0) -> tuple[list[str], str]:
         """The next ``n_words`` words of ``run`` after ``seed_text`` by ``decoder`` (a name of
-        :data:`entropylab.decoder_choices.DECODERS`, its slider at ``value``, sampling with ``sampling_seed``),
-        and a note on skipped seed words. Greedy is :func:`entropylab.decoding.continue_text`'s; the others come
-        from :func:`entropylab.continuation.continue_prefixes` on the seed text's window."""
-        from ..continuation import continue_prefixes
+        :data:`entropylab.decoding.DECODERS`, its slider at ``value``, sampling with ``sampling_seed``), and a
+        note on skipped seed words: :func:`entropylab.decoding.continue_text`."""
         from ..data import UnknownWordsWarning
-        from ..decoder_choices import get as get_decoder
-        from ..decoding import continue_text
+        from ..decoding import continue_text, get_decoder
 
         strategy, params = get_decoder(decoder).arguments(value)
         model, corpus, config = self.model_for(run)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UnknownWordsWarning)
-            if strategy == "greedy":
-                words = continue_text(model, corpus, seed_text, n_words, head=config.head).words
-            else:
-                if not str(seed_text).strip():
-                    raise ValueError("the seed text is empty; give at least one word to continue (e.g. 'New York')")
-                ids = continue_prefixes(model, corpus.pad(corpus.encode(seed_text)), n_words, head=config.head,
-                                        strategy=strategy, seed=sampling_seed, **params).words[0]
-                words = [corpus.index_word.get(int(i), "").title() for i in ids]
+            words = continue_text(model, corpus, seed_text, n_words, head=config.head, strategy=strategy,
+                                  seed=sampling_seed, **params).words
         notes = [str(w.message) for w in caught if issubclass(w.category, UnknownWordsWarning)]
         return words, "; ".join(notes)
 

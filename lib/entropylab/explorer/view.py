@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import objectives
-from ..decoder_choices import DECODERS
-from ..decoder_choices import get as get_decoder
+from ..decoding import DECODERS, get_decoder
 from . import render
 from .index import Explorer, RunKey, Selection
 
@@ -307,7 +306,7 @@ class ExplorerWidget(_widgets().VBox):
                 slider.description = control.parameter
             self._quietly(configure)
         self.decoder_value.layout.display = None if has_value else "none"
-        self.sampling_seed.layout.display = None if control.strategy in ("sample", "mirostat") else "none"
+        self.sampling_seed.layout.display = "none" if control.deterministic else None
         self._refresh_words()
 
     def _refresh_words(self) -> None:
@@ -335,7 +334,7 @@ class ExplorerWidget(_widgets().VBox):
                 notes.append(note)
             rows.append((role, run.key.describe(), words))
         described = get_decoder(decoder).describe(value)
-        if get_decoder(decoder).strategy in ("sample", "mirostat"):
+        if not get_decoder(decoder).deterministic:
             described += f", sampling seed {sampling_seed}"
         return render.words_html(seed_text, rows, notes, decoder=described)
 

@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from ..continuation import continue_prefixes
+from ..decoding import GREEDY, continue_prefixes
 
-STRATEGIES = ("greedy", "sample")
+#: The strategies a run's generation metrics measure (``greedy_*``, ``sample_*``: ancestral sampling, no transform).
+MEASURED = (GREEDY, "sample")
 #: The floor of ``q`` in ``true_loglik``: a word the source cannot emit costs ``ln 1e-10 = -23.0``.
 TRUE_PROBABILITY_FLOOR = 1e-10
 
@@ -51,9 +52,9 @@ def continue_batch(model: Any, contexts: np.ndarray, n_words: int, *, head: str,
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """The next ``n_words`` word ids of every context row (``B x n``) and, with ``true_next``, the source's
     probability ``q`` of each chosen word in its context (``B x n``): greedy or ancestral sampling of
-    :func:`entropylab.continuation.continue_prefixes` (see the module docstring)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    :func:`entropylab.decoding.continue_prefixes` (see the module docstring)."""
+    if strategy not in MEASURED:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(MEASURED)}")
     result = continue_prefixes(model, contexts, n_words, head=head, strategy=strategy, seed=seed,
                                true_next=true_next)
     return result.words, result.true_probability
@@ -127,7 +128,7 @@ def generation_metrics(model: Any, contexts: np.ndarray, *, head: str, n_words: 
     """``greedy_*`` and ``sample_*`` metrics of continuing every row of ``contexts`` by ``n_words`` words:
     ``distinct_1``, ``distinct_2``, ``repeat`` and, with ``true_next``, ``true_loglik`` and ``impossible``."""
     metrics: dict[str, float] = {"prefixes": float(len(contexts)), "words": float(n_words)}
-    for strategy in STRATEGIES:
+    for strategy in MEASURED:
         words, q = continue_batch(model, contexts, n_words, head=head, strategy=strategy, seed=seed,
                                   true_next=true_next)
         metrics[f"{strategy}_distinct_1"] = distinct_n(words, 1)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ...decoder_choices import DECODERS
+from ...decoding import DECODERS
 from .tables import DIVERSITY, QUALITY, REFERENCE_KINDS
 
 #: Parameters spread over decades, drawn on a log axis.

@@ -5,7 +5,7 @@ reference: the unigram and bigram count models of the run's training split and, 
 source itself). It loads the model once, picks ``prefixes`` validation prefixes (the same rows for every model of
 a setting, :func:`entropylab.metrics.generation.choose_prefixes` with the split seed) and, for each cell
 ``(decoder, value, sampling seed)`` of :meth:`DecodingSpec.cells`, generates ``words`` words for all of them in one
-batch (:func:`entropylab.continuation.continue_prefixes`) and measures (:func:`cell_metrics`):
+batch (:func:`entropylab.decoding.continue_prefixes`) and measures (:func:`cell_metrics`):
 
 * ``distinct_1``, ``distinct_2``, ``repeat`` (share of continuations with a repeated word) and ``repetition``
   (mean share of repeated words), ``zipf`` (Zipf coefficient of the generated words), ``word_entropy`` (entropy
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...decoder_choices import DECODERS
+from ...decoding import DECODERS, GREEDY
 from ...training import store
 from .spec import DecodingSpec, HyperfitSpec
 
@@ -189,7 +189,7 @@ def _reusable_cells(job: Job) -> pd.DataFrame:
 
 def decode_job(job: Job) -> str:
     """Run every unfinished cell of ``job`` (module docstring); returns the cells CSV's path."""
-    from ...continuation import continue_prefixes
+    from ...decoding import continue_prefixes
     from ...metrics.generation import word_frequencies
 
     model, head, corpus, config, data, rows = _load(job)
@@ -214,7 +214,7 @@ def decode_job(job: Job) -> str:
                "prefixes": len(rows), "words": job.spec.words,
                **cell_metrics(result.words, result.surprisal, heldout, result.true_probability),
                "seconds": time.perf_counter() - started}
-        if strategy == "greedy":
+        if decoder == GREEDY:
             np.save(out_dir / f".{job.model}-greedy.partial.npy", result.words.astype(np.int32))
             os.replace(out_dir / f".{job.model}-greedy.partial.npy", out_dir / f"{job.model}-greedy.npy")
         records.append(row)
@@ -230,7 +230,7 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
     """Continuations of the seed texts by each decoder at its middle value, sampling seed 0."""
     import warnings
 
-    from ...continuation import continue_prefixes
+    from ...decoding import continue_prefixes
 
     if job.kind == "hyperfit" and corpus.true_next is None:
         return  # on NYT it recites the headlines it was fitted to, and no text of the data goes into the project

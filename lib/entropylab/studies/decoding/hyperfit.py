@@ -38,8 +38,7 @@ def fit_headlines(headline_index: np.ndarray, n_headlines: int) -> np.ndarray:
 
 def cross_entropy_and_entropy(model: Any, x: np.ndarray, y: np.ndarray, head: str) -> tuple[float, float]:
     """``(-(1/N) sum ln p(y_i | x_i), (1/N) sum H(p(. | x_i)))`` in nats, without dropout."""
-    from ...continuation import model_distributions
-    from ...decoders import entropy
+    from ...decoding import entropy, model_distributions
 
     p = model_distributions(model, x, head)
     return float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-300)))), float(entropy(p).mean())

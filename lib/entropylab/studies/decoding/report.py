@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...analysis.figures import save_figure
-from ...analysis.tables import figures_dir, tables_dir, to_markdown, write_table
+from ...analysis.tables import figures_dir, tables_dir, write_table
 from ...experiments.results import results_path
 from . import figures, tables
 
@@ -168,12 +168,5 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
     return report
 
 
-def short_table(report: DecodingReport, setting: str, decoders: tuple[str, ...] = ("greedy", "top_p", "top_h",
-                                                                                  "mirostat")) -> str:
-    """A compact Markdown table for the README: the cross-entropy and hyperfitted models under a few decoders."""
-    cells = report.cells[setting]
-    shown = cells[cells["model"].isin(["cross-entropy", "hyperfitted"]) & cells["decoder"].isin(decoders)]
-    return to_markdown(readable(shown.reset_index(drop=True)))
 
-
-__all__ = ["DecodingReport", "build", "findings", "readable", "short_table"]
+__all__ = ["DecodingReport", "build", "findings", "readable"]

@@ -13,7 +13,7 @@
       hyperfit: {model: cross-entropy, headlines: 100, max_epochs: 150, target_loss: 0.05, learning_rate: 0.003,
                  batch_size: 16}
       references: [unigram, bigram, source]   # count models and the synthetic source, sampled at T = 1
-      decoders: {greedy: [], top_p: [0.5, 0.9], beam: [2, 4]}   # names of entropylab.decoder_choices
+      decoders: {greedy: [], top_p: [0.5, 0.9], beam: [2, 4]}   # names of entropylab.decoding.DECODERS
 
 A mistake is one :class:`~entropylab.experiments.params.ParamsError` naming the file, the key and the fix.
 """
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...decoder_choices import DECODERS
+from ...decoding import DECODERS, check_decoder
 from ...experiments.params import ParamsError, ParamSet
 from ...objectives import OBJECTIVES
 
@@ -34,8 +34,6 @@ SECTION_KEYS = ("prefixes", "words", "sampling_seeds", "workers", "models", "hyp
 MODEL_KEYS = ("name", "loss", "weight", "seed", "dataset")
 HYPERFIT_KEYS = ("model", "headlines", "max_epochs", "target_loss", "learning_rate", "batch_size", "seed")
 REFERENCES = ("unigram", "bigram", "source")
-#: The decoders whose output a seed does not change: run once.
-DETERMINISTIC = ("greedy", "beam")
 
 
 @dataclass(frozen=True)
@@ -81,10 +79,11 @@ class DecodingSpec:
     decoders: dict[str, tuple[float, ...]]
 
     def cells(self) -> list[tuple[str, float | None, int]]:
-        """Every ``(decoder, value, sampling seed)`` of one model: seeds only where they change the words."""
+        """Every ``(decoder, value, sampling seed)`` of one model: seeds only where they change the words (a
+        deterministic decoder of :data:`entropylab.decoding.DECODERS` runs once)."""
         cells = []
         for name, values in self.decoders.items():
-            seeds = self.sampling_seeds[:1] if name in DETERMINISTIC else self.sampling_seeds
+            seeds = self.sampling_seeds[:1] if DECODERS[name].deterministic else self.sampling_seeds
             for value in values or (None,):
                 cells.extend((name, value, seed) for seed in seeds)
         return cells
@@ -191,8 +190,6 @@ def _decoders(path: Path, entry: Any) -> dict[str, tuple[float, ...]]:
     if not isinstance(entry, dict) or not entry:
         raise ParamsError(f"{path}: decoding.decoders: got {entry!r}; expected a mapping of decoder: [values] with "
                           f"decoders among {', '.join(DECODERS)}")
-    from ...decoders import check_decoder
-
     decoders: dict[str, tuple[float, ...]] = {}
     for name, values in entry.items():
         if name not in DECODERS:

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ...analysis.stats import paired_difference
+from ...decoding import deterministic_decoders
 from ...experiments.results import results_path
 
 #: The metrics summarised per decoder setting (mean and standard deviation over the sampling seeds).
@@ -111,7 +111,7 @@ def matched_quality(cells: pd.DataFrame) -> pd.DataFrame:
     """Per model and sampling decoder: its quality at the model's matched diversity ``D*`` (module docstring),
     the gap to the model's best decoder there, and whether that gap is a tie."""
     rows = []
-    sampled = cells[~cells["kind"].isin(REFERENCE_KINDS) & ~cells["decoder"].isin(("greedy", "beam"))]
+    sampled = cells[~cells["kind"].isin(REFERENCE_KINDS) & ~cells["decoder"].isin(deterministic_decoders())]
     for model, own in sampled.groupby("model", sort=False):
         level = float(own[DIVERSITY].median())
         for decoder, group in own.groupby("decoder", sort=False):
@@ -171,7 +171,3 @@ def example_table(examples: pd.DataFrame, setting: str, model: str = "cross-entr
                                                                              strict=True)]
     return frame.pivot(index="seed_text", columns="decoder", values="continuation").reindex(
         columns=list(dict.fromkeys(frame["decoder"])), index=list(dict.fromkeys(frame["seed_text"])))
-
-
-def write_path(folder: Path, name: str) -> Path:
-    return folder / f"{name}.md"
