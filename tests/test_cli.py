@@ -178,7 +178,7 @@ def test_decode_continues_a_text_as_the_paper_greedy_does(finished_run, capsys):
     (["{missing}"], "no folder"),
     (["{unfinished}"], "no finished run"),
     (["{run}", "--decoder", "nucleus"], "invalid choice: 'nucleus'"),
-    (["{run}", "--decoder", "top_p", "--value", "1.5"], "must be in [0.05, 1], got 1.5"),
+    (["{run}", "--decoder", "top_p", "--value", "1.5"], "top_p must be in (0, 1] (1 = off), got 1.5"),
     (["{run}", "--decoder", "beam", "--value", "2.5"], "whole number"),
     (["{run}", "--decoder", "greedy", "--value", "0.5"], "takes no --value"),
     (["{run}", "--prefix", "zzzz qqqq"], "'zzzz', 'qqqq' not in the run's synthetic vocabulary"),
