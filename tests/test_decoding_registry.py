@@ -135,6 +135,16 @@ def test_a_toy_decoder_is_a_choice_of_the_explorer(toy, tmp_path):
     assert widget.decoder_value.description == "top_a" and widget.sampling_seed.layout.display is None
 
 
+def test_a_toy_decoder_is_a_choice_of_the_command_line(toy):
+    from entropylab.cli import build_parser, check_decoder_value
+
+    args = build_parser().parse_args(["decode", "some/run", "--decoder", "runner_up", "--value", "3"])
+    assert (args.decoder, args.value) == ("runner_up", 3.0)
+    check_decoder_value("runner_up", 3.0)
+    with pytest.raises(ValueError, match="rank must be an integer >= 1"):
+        check_decoder_value("runner_up", 0.0)
+
+
 def test_unregister_removes_a_decoder_and_its_strategy():
     with restoring():
         registry.register_strategy("always_one")(lambda params, rows: lambda s: (np.ones(len(s.p), int), None))

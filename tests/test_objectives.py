@@ -164,6 +164,13 @@ def test_a_new_module_adds_an_objective_everywhere(toy_package, tmp_path):
             [0.5, 1.0, 2.0]
         assert all(t.name.startswith("toy_scaled_ce_w") for t in tuning.tasks)
         assert [p.parameters["loss"] for p in loaded.points] == ["cross_entropy"]
+        # (e) the explorer's objective choices and the command line's --loss choices
+        from entropylab.cli import build_parser
+        from entropylab.explorer import Explorer
+
+        assert "toy_scaled_ce" in Explorer.objectives()  # the widget's objective buttons
+        args = build_parser().parse_args(["train", "--loss", "toy_scaled_ce"])
+        assert args.loss == "toy_scaled_ce"
         # (d) one tiny run trains with it
         config = RunConfig(dataset="synthetic", max_sequences=200, synthetic={"n_headlines": 100}, epochs=1,
                            loss="toy_scaled_ce", weight=0.5, threads=1, jit_compile=False)
