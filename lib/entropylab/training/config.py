@@ -46,28 +46,26 @@ def current_backend() -> str:
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
+def _count_from_environment(name: str) -> int:
+    """The integer ``>= 0`` in ``$name`` (unset or empty: 0); anything else is a ``ValueError`` naming the variable."""
+    value = os.environ.get(name, "") or "0"
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise ValueError(f"${name} must be an integer >= 0, got {value!r}")
+    return count
+
+
 def current_threads() -> int:
     """TensorFlow threads per pool for runs of this process (``$ENTROPYLAB_THREADS``; 0: TensorFlow's default)."""
-    value = os.environ.get(THREADS_ENV_VAR, "") or "0"
-    try:
-        threads = int(value)
-    except ValueError:
-        raise ValueError(f"${THREADS_ENV_VAR} must be an integer >= 0, got {value!r}") from None
-    if threads < 0:
-        raise ValueError(f"${THREADS_ENV_VAR} must be an integer >= 0, got {threads}")
-    return threads
+    return _count_from_environment(THREADS_ENV_VAR)
 
 
 def current_nudge() -> int:
     """Ulps by which runs of this process nudge their initial weights (``$ENTROPYLAB_INIT_NUDGE_ULPS``; 0: none)."""
-    value = os.environ.get(NUDGE_ENV_VAR, "") or "0"
-    try:
-        ulps = int(value)
-    except ValueError:
-        raise ValueError(f"${NUDGE_ENV_VAR} must be an integer >= 0, got {value!r}") from None
-    if ulps < 0:
-        raise ValueError(f"${NUDGE_ENV_VAR} must be an integer >= 0, got {ulps}")
-    return ulps
+    return _count_from_environment(NUDGE_ENV_VAR)
 
 
 @dataclass
