@@ -74,6 +74,7 @@ bench: setup
 	$(PY) -m entropylab bench
 	$(PY) -m entropylab bench generation || echo "generation benchmark skipped: it needs a finished run (make reproduce)"
 	$(PY) -m entropylab bench generation --decoders || echo "decoder benchmark skipped: it needs a finished run"
+	$(PY) -m entropylab bench overhead params/overhead.yaml
 
 bench-quick: setup
 	$(PY) -m pip install -q -e ".[jax]" || echo "JAX not installed: the benchmark skips ours-jax"

@@ -6,6 +6,7 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from entropylab.bench import profile, report, runner
@@ -162,3 +163,80 @@ def test_generation_benchmark_times_both_ways_on_the_same_words(tmp_path):
 
     timed = measure_decoders(tmp_path / config.run_name, prefixes=20, n_words=3, repeats=1)  # checks equal words
     assert len(timed) == 2 * len(ORDERING_DECODERS) and all(r["median_seconds"] > 0 for r in timed)
+
+
+# -- bench overhead: where one run's time goes ------------------------------------------------------------------------
+
+TRAIN_NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_objectives_train.ipynb"
+
+
+def test_overhead_benchmark_cuts_one_run_into_phases_that_add_up_to_its_wall_time(tmp_path, capsys):
+    from entropylab.bench.overhead import EPOCH_PHASES, PHASES
+
+    params = tmp_path / "tiny.yaml"
+    params.write_text("experiment: tiny-overhead\nthreads: 1\n"
+                      "defaults: {dataset: synthetic, max_sequences: 300, epochs: 2, jit_compile: false, "
+                      "generation_prefixes: 20, patience: null}\n"
+                      f"runs:\n  - notebook: {TRAIN_NOTEBOOK}\n    grid: {{loss: cross_entropy, seed: [0, 1]}}\n")
+    out = tmp_path / "benchmarks"
+    assert cli_main(["bench", "overhead", str(params), "--runs", "1", "--output-dir", str(out)]) == 0
+    [path] = out.glob("overhead_*.csv")
+    assert str(path) in capsys.readouterr().out
+    table = _read(path)
+    phases = {r["phase"]: r for r in table if r["kind"] == "phase"}
+    totals = {r["phase"]: float(r["median_seconds"]) for r in table if r["kind"] == "total"}
+    assert list(phases) == [name for name, _ in PHASES]
+    assert all(r["runs"] == "1" and r["params"] == str(params) and r["cpu_model"] for r in table)
+    seconds = {name: float(r["median_seconds"]) for name, r in phases.items()}
+    assert all(value >= 0 for value in seconds.values()), seconds
+    assert all(seconds[name] > 0 for name in ("kernel_start", "run_imports", "first_epoch", "later_epochs",
+                                              "validation", "generation", "write_run_folder")), seconds
+    assert sum(seconds.values()) <= totals["wall"] + 1e-6
+    assert (phases["later_epochs"]["count"], phases["validation"]["count"]) == ("1", "2")  # 2 epochs
+    assert math.isclose(totals["epochs"], sum(seconds[name] for name in EPOCH_PHASES), rel_tol=1e-6)
+    assert math.isclose(totals["epochs"] + totals["outside_epochs"], totals["wall"], rel_tol=1e-6)
+
+
+def test_phase_times_are_opt_in_and_leave_the_run_unchanged(tmp_path, monkeypatch):
+    from entropylab.training import RunConfig, run
+    from entropylab.training.phases import ENVIRONMENT, PHASES_FILE, RUN_PHASES, read_phases
+
+    config = RunConfig(dataset="synthetic", epochs=2, max_sequences=600, lstm_units=16, jit_compile=False,
+                       generation_prefixes=20, synthetic={"n_headlines": 300, "n_words": 60, "branching": 5, "seed": 3})
+    monkeypatch.delenv(ENVIRONMENT, raising=False)
+    plain = run(config, tmp_path / "plain")
+    monkeypatch.setenv(ENVIRONMENT, "1")
+    timed = run(config, tmp_path / "timed")
+    assert not (tmp_path / "plain" / PHASES_FILE).exists()
+    with pytest.raises(FileNotFoundError, match=ENVIRONMENT):
+        read_phases(tmp_path / "plain")
+    columns = [c for c in plain.history.columns if c != "seconds"]
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(plain.history[columns], timed.history[columns], check_exact=True)
+    def numbers(metrics: dict) -> dict:  # the metrics less the clocks (the epoch rows' "seconds" too)
+        clocks = ("seconds_total", "seconds_per_epoch", "peak_memory_mb")
+        return {k: {e: x for e, x in v.items() if e != "seconds"} if k in ("best", "final") else v
+                for k, v in metrics.items() if k not in clocks}
+
+    assert numbers(plain.metrics) == numbers(timed.metrics)
+    assert all(np.array_equal(a, b) for a, b in zip(plain.model.get_weights(), timed.model.get_weights(), strict=True))
+    assert plain.metrics["generation"] and plain.metrics["references"]
+    assert (tmp_path / "plain" / "config.json").read_text() == (tmp_path / "timed" / "config.json").read_text()
+    phases = read_phases(tmp_path / "timed")
+    assert set(phases["seconds"]) == set(RUN_PHASES) and all(v >= 0 for v in phases["seconds"].values())
+    assert phases["counts"]["later_epochs"] == 1 and phases["counts"]["validation"] == 2
+    # the laps cover the run end to end: more than its own total, and each epoch's training steps
+    assert phases["total"] >= timed.metrics["seconds_total"]
+    assert phases["seconds"]["first_epoch"] >= timed.history["seconds"][0]
+    assert phases["seconds"]["later_epochs"] >= timed.history["seconds"][1]
+
+
+def test_the_overhead_benchmark_needs_a_training_cell():
+    from entropylab.bench.overhead import training_cell_index
+
+    cells = [{"cell_type": "code", "source": "from entropylab.experiments.point import train_point"},
+             {"cell_type": "markdown", "source": "result = train_point(...)"}]
+    with pytest.raises(ValueError, match="one cell calling train_point"):
+        training_cell_index(cells, "x.ipynb")
+    assert training_cell_index([*cells, {"cell_type": "code", "source": ["result = ", "train_point(1)"]}], "x") == 2

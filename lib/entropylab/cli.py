@@ -283,10 +283,12 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="time the naive Keras pipeline against ours (or, mode generation, decoding)",
+    p = sub.add_parser("bench", help="time the naive Keras pipeline against ours (or, mode generation, decoding; "
+                                     "mode overhead, a run's phases)",
                        description="Without MODE: train the paper's model once per pipeline and compare their "
                                    "time and memory (docs/performance.md). MODE generation: time continuing "
-                                   "validation prefixes of a finished run (see `entropylab bench generation --help`).")
+                                   "validation prefixes of a finished run (see `entropylab bench generation --help`). "
+                                   "MODE overhead: where a run's time goes (see `entropylab bench overhead --help`).")
     p.add_argument("--quick", action="store_true", help="a few thousand sequences: minutes, for development")
     p.add_argument("--epochs", type=int, default=None, help="epochs per pipeline (default: 2; 3 with --quick)")
     p.add_argument("--data-dir", default=None)
@@ -310,6 +312,16 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--output-dir", default=None, help="default: <outputs>/benchmarks")
     g.add_argument("--decoders", action="store_true",
                    help="time the ordering decoders with partial against full sorting instead (500 prefixes at most)")
+    o = modes.add_parser("overhead", help="where one run's time goes, outside its epochs and inside them",
+                         description="Execute the first --runs grid points of PARAMS as a sweep does (a worker "
+                                     "process and a papermill notebook each, then the results collected) in a "
+                                     "temporary outputs folder, cut each run's wall time into phases (process and "
+                                     "kernel start, imports, data, model build, each epoch, validation, references, "
+                                     "generation metrics, writing, collection) and write the medians to "
+                                     "<outputs>/benchmarks/overhead_<time>.csv (docs/performance.md).")
+    o.add_argument("params", help="a parameter file of training notebooks, e.g. params/overhead.yaml")
+    o.add_argument("--runs", type=int, default=3, help="grid points executed, the first ones (default: 3)")
+    o.add_argument("--output-dir", default=None, help="default: <outputs>/benchmarks")
 
 
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
@@ -367,6 +379,10 @@ def _run(args: argparse.Namespace) -> int:
         from .experiments.sweep import main as sweep_main
 
         return sweep_main(args)
+    if args.command == "bench" and args.mode == "overhead":
+        from .bench.overhead import main as overhead_main
+
+        return overhead_main(args)
     if args.command == "bench" and args.mode == "generation":
         from .bench.generation import main as generation_main
 

@@ -24,5 +24,7 @@ and prints medians (how each speed-up was decided); ``profile`` times the parts 
 Modules: :mod:`~entropylab.bench.pipelines` (what is measured), :mod:`~entropylab.bench.naive` (the reference
 pipeline), :mod:`~entropylab.bench.runner` (child processes, measurements, the benchmark),
 :mod:`~entropylab.bench.report` (machine, CSVs, printed table and verdict), :mod:`~entropylab.bench.profile`
-(arithmetic counts and a timing of one training step). Importing the package loads none of them.
+(arithmetic counts and a timing of one training step). The command line's modes: :mod:`~entropylab.bench.generation`
+(``entropylab bench generation``) and :mod:`~entropylab.bench.overhead` (``entropylab bench overhead``: where one
+run's time goes, outside its epochs and inside them). Importing the package loads none of them.
 """

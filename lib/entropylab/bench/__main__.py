@@ -1,6 +1,7 @@
 """``python -m entropylab.bench {child,ab,profile,scaling,gpu}``: the benchmark's child process and developer tools.
 
-The generation benchmark is a mode of the command line's benchmark: ``python -m entropylab bench generation``."""
+The generation and overhead benchmarks are modes of the command line's benchmark: ``python -m entropylab bench
+generation`` and ``python -m entropylab bench overhead``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Keras callbacks of a run: stop on a non-finite loss, time each epoch, report progress (to code or to a file)."""
+"""Keras callbacks of a run: stop on a non-finite loss, time each epoch (and, opt-in, its phases), report progress
+(to code or to a file)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -43,6 +45,25 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         end = time.perf_counter() if self.to_epoch_end else self._end
         self.seconds.append(end - self._start)
+
+    @property
+    def last_step_end(self) -> float:
+        """The ``time.perf_counter()`` reading at the end of the current epoch's last training step so far."""
+        return self._end
+
+
+class EpochPhases(keras.callbacks.Callback):
+    """Laps a :class:`~entropylab.training.phases.PhaseClock` at each epoch's end: up to ``timer``'s last training
+    step as ``first_epoch`` (graph tracing and compilation included) or ``later_epochs``, then the rest of the
+    epoch (the validation pass of the callbacks before this one) as ``validation``. Put it after them."""
+
+    def __init__(self, clock: Any, timer: EpochTimer) -> None:
+        super().__init__()
+        self.clock, self.timer = clock, timer
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.clock.lap("first_epoch" if epoch == 0 else "later_epochs", at=self.timer.last_step_end)
+        self.clock.lap("validation")
 
 
 class Progress(keras.callbacks.Callback):

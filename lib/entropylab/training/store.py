@@ -2,7 +2,8 @@
 
 A run folder holds ``config.json`` (the run's resolved config: its identity and where its data was),
 ``history.csv``, ``metrics.json``, ``model.weights.h5``, ``progress.json`` while it trains and, written last,
-``COMPLETE`` (or ``FAILED`` with the reason). A folder without ``COMPLETE`` is never a finished run, and a
+``COMPLETE`` (or ``FAILED`` with the reason), then, only with ``ENTROPYLAB_PHASE_TIMES=1``, ``phases.json``
+(:mod:`entropylab.training.phases`). A folder without ``COMPLETE`` is never a finished run, and a
 folder is the run of exactly one identity (:func:`identity_state`).
 """
 

@@ -17,6 +17,7 @@ import pandas as pd
 from ..data import Corpus, load_corpus
 from . import store
 from .config import RunConfig, current_backend, current_threads
+from .phases import PhaseClock
 
 __all__ = ["RunConfig", "RunResult", "current_backend", "finish_run", "load_trained", "peak_memory_mb", "run"]
 
@@ -182,6 +183,7 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     """
     if isinstance(config, dict):
         config = RunConfig.from_dict(config)
+    clock = PhaseClock.from_environment()  # opt-in (ENTROPYLAB_PHASE_TIMES=1): phases.json, no change of numbers
     if config.backend != current_backend():
         raise ValueError(f"the config asks for the Keras backend {config.backend!r} but this process runs "
                          f"{current_backend()!r}; set KERAS_BACKEND={config.backend} before starting Python")
@@ -190,18 +192,21 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
         record = store.load_run(run_path)
         return RunResult(config, record.history, record.metrics, "complete", run_path, reused=True)
 
+    clock.lap("run_other")
     configure_tensorflow(config.threads)
     import keras
 
     from ..metrics import EpochMetrics, ValidationEvaluator
     from ..model import build_model
     from ..objectives import keras_loss
-    from .callbacks import BestEpoch, EpochTimer, StopOnNonFinite, progress_file
+    from .callbacks import BestEpoch, EpochPhases, EpochTimer, StopOnNonFinite, progress_file
 
+    clock.lap("run_imports")
     started = time.perf_counter()
     if corpus is None:
         corpus = load_run_corpus(config)
     data = run_split(corpus, config)
+    clock.lap("data")
     seed_everything(config.seed, op_determinism=not config.jit_compile)
     model = build_model(corpus.vocab_size, corpus.max_len - 1, embedding_dim=config.embedding_dim,
                         lstm_units=config.lstm_units, dropout=config.dropout, head=config.head)
@@ -217,10 +222,14 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     dataset, steps = training_dataset(data.x_train, data.y_train, config.batch_size, config.seed,
                                       config.input_pipeline)
     own_callbacks = [non_finite, timer, epoch_metrics, best]
+    clock.lap("build")
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
         store.write_json(run_path / store.CONFIG, config.to_dict())
         own_callbacks.append(progress_file(run_path))
+        clock.lap("write_run_folder")
+    if clock.enabled:
+        own_callbacks.append(EpochPhases(clock, timer))
     try:
         model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose, shuffle=False,
                   callbacks=[*own_callbacks, *(callbacks or [])])
@@ -228,20 +237,23 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
         if run_path is not None:
             store.mark_failed(run_path, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
         raise
+    clock.lap("run_other")
     return finish_run(config, run_path, model, corpus, data, epoch_metrics.rows, epoch_metrics.bins, timer.seconds,
-                      non_finite.stopped, best.best_epoch, started)
+                      non_finite.stopped, best.best_epoch, started, clock=clock)
 
 
 def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Corpus, data: Any,
                rows: list[dict[str, float]], bins: list[dict[str, list[float]]], seconds: list[float],
                stopped_non_finite: bool, best_epoch: int, started: float,
-               extra: dict[str, Any] | None = None) -> RunResult:
+               extra: dict[str, Any] | None = None, clock: PhaseClock | None = None) -> RunResult:
     """A trained run's history, status and metrics, saved to ``run_path`` (``COMPLETE`` written last) when given.
 
     ``rows`` and ``bins`` are each epoch's validation metrics and calibration bins, ``seconds`` each epoch's
     training time, ``best_epoch`` the 1-based epoch of the lowest validation cross-entropy (0: none); ``model``
     holds the weights the run keeps. ``extra`` joins the metrics (the fused engine names itself there). The one-run
-    path (:func:`run`) and the fused engine (:mod:`entropylab.training.fused`) both end here.
+    path (:func:`run`) and the fused engine (:mod:`entropylab.training.fused`) both end here. ``clock`` (enabled by
+    ``$ENTROPYLAB_PHASE_TIMES``) laps the references, the generation metrics and the writing, and goes to
+    ``phases.json`` after ``COMPLETE`` (:mod:`entropylab.training.phases`).
     """
     from ..metrics.references import ngram_references
 
@@ -253,6 +265,12 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
     reason = (f"training loss became NaN or infinite in epoch {max(len(history), 1)}; the run was stopped"
               if non_finite_loss else "no epoch finished" if history.empty else None)
     best_epoch = best_epoch if config.patience is not None and best_epoch else len(history)
+    clock = clock or PhaseClock(enabled=False)
+    clock.lap("run_other")
+    references = ngram_references(data.y_train, data.x_train, data.y_val, data.x_val, corpus.vocab_size)
+    clock.lap("references")
+    generation = _generation(model, data, corpus, config) if status == "complete" else {}
+    clock.lap("generation")
     metrics: dict[str, Any] = {
         "status": status,
         "reason": reason,
@@ -263,9 +281,9 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
         "reliability": bins[best_epoch - 1] if best_epoch else {},
         "corpus": corpus.summary(),
         "split_sizes": {"train": len(data.y_train), "val": len(data.y_val)},
-        "references": ngram_references(data.y_train, data.x_train, data.y_val, data.x_val, corpus.vocab_size),
+        "references": references,
         "final": history.iloc[-1].to_dict() if len(history) else {},
-        "generation": _generation(model, data, corpus, config) if status == "complete" else {},
+        "generation": generation,
         "seconds_total": time.perf_counter() - started,
         "seconds_per_epoch": float(pd.Series(seconds).median()) if seconds else None,
         "peak_memory_mb": peak_memory_mb(),
@@ -273,6 +291,7 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
         "versions": _versions(),
         **(extra or {}),
     }
+    clock.lap("run_other")
     if run_path is not None:
         store.write_csv(run_path / store.HISTORY, history)
         store.write_json(run_path / store.METRICS, metrics)
@@ -283,6 +302,8 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
             store.mark_complete(run_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
         else:
             store.mark_failed(run_path, reason or "unknown")
+        clock.lap("write_run_folder")
+        clock.write(run_path)
     return RunResult(config, history, metrics, status, run_path, model, corpus)
 
 
