@@ -77,7 +77,7 @@ MASS_TOLERANCE = 1e-12
 #: How many of each row's words (most likely, or most typical) are sorted first; rows whose kept set does not end
 #: well inside them are sorted whole (:func:`_sorted_prefix_keep`).
 CANDIDATES = 256
-#: False: every ordering is a full stable sort (what :func:`leading` replaces; ``python -m entropylab.bench
+#: False: every ordering is a full stable sort (what :func:`leading` replaces; ``python -m entropylab bench
 #: generation --decoders`` times both).
 PARTIAL_SORT = True
 

@@ -99,10 +99,14 @@ def generalized_cross_entropy(ops: Any, labels: Any, logits: Any, q: float) -> A
 
 
 def _alpha_reference(t: np.ndarray, z: np.ndarray, a: float) -> np.ndarray:
+    if a == 1:  # the formula's 0/0 limit is cross-entropy
+        return ref.cross_entropy(t, z)
     return (1 - ref.target_probability(t, z) ** (1 - a)) / (a * (1 - a))
 
 
 def _beta_reference(t: np.ndarray, z: np.ndarray, b: float) -> np.ndarray:
+    if b == 1:  # the formula's 0/0 limit is cross-entropy
+        return ref.cross_entropy(t, z)
     p = ref.softmax(z)
     return -(ref.target_probability(t, z) ** (b - 1) / (b - 1) - np.sum(p ** b, axis=1) / b - 1 / (b * (b - 1)))
 

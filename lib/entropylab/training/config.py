@@ -30,6 +30,8 @@ INPUT_PIPELINES = ("tf.data", "numpy")
 THREADS_ENV_VAR = "ENTROPYLAB_THREADS"
 #: The default of :attr:`RunConfig.init_nudge_ulps` (``make nbval-refresh`` sets it for its robustness pass).
 NUDGE_ENV_VAR = "ENTROPYLAB_INIT_NUDGE_ULPS"
+#: The largest nudge: 2^20 ulps is a relative change of 1/8, far past any rounding, and never crosses zero.
+MAX_NUDGE_ULPS = 2**20
 HASH_LENGTH = 8
 #: Fields added after runs were first stored, with the default under which a run's identity omits them:
 #: ``patience`` (early stopping on validation cross-entropy; ``None``: train every epoch), ``tuning`` (train
@@ -161,8 +163,9 @@ class RunConfig:
             raise ValueError(f"threads must be an integer >= 0 (0: TensorFlow's default), got {self.threads!r}")
         self.init_nudge_ulps = current_nudge() if self.init_nudge_ulps is None else self.init_nudge_ulps
         if isinstance(self.init_nudge_ulps, bool) or not isinstance(self.init_nudge_ulps, int) \
-                or self.init_nudge_ulps < 0:
-            raise ValueError(f"init_nudge_ulps must be an integer >= 0 (0: no nudge), got {self.init_nudge_ulps!r}")
+                or not 0 <= self.init_nudge_ulps <= MAX_NUDGE_ULPS:
+            raise ValueError(f"init_nudge_ulps must be an integer in [0, {MAX_NUDGE_ULPS}] (0: no nudge), "
+                             f"got {self.init_nudge_ulps!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
