@@ -316,3 +316,25 @@ def test_an_empty_seed_text_is_refused(corpus, text):
     table = np.zeros((corpus.vocab_size, corpus.vocab_size))
     with pytest.raises(ValueError, match="seed text is empty"):
         continue_text(FixedModel(table), corpus, text, n_words=2)
+
+
+# -- the model's outputs -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("head", ["linear", "softmax"])
+def test_traced_outputs_are_the_eager_calls_bits(head):
+    from entropylab.decoding import forward
+    from entropylab.model import build_model
+    from entropylab.training.train import seed_everything
+
+    seed_everything(3)
+    model = build_model(40, 6, head=head)
+    windows = np.random.default_rng(0).integers(0, 40, size=(37, 6))
+    eager = np.asarray(model(windows, training=False), dtype=np.float64)
+    traced = forward.outputs(model, windows)
+    assert traced.dtype == np.float64 and traced.shape == (37, 40)
+    np.testing.assert_array_equal(traced, eager)  # the same bits, not only close
+    np.testing.assert_array_equal(forward.outputs(model, windows[:5]),  # another batch size, the same trace
+                                  np.asarray(model(windows[:5], training=False), dtype=np.float64))
+    model.set_weights([w * 0.5 for w in model.get_weights()])  # the traced call reads the current weights
+    np.testing.assert_array_equal(forward.outputs(model, windows),
+                                  np.asarray(model(windows, training=False), dtype=np.float64))

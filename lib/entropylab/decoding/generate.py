@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..objectives import EPSILON
+from . import forward
 from .registry import Step, Stepper, check_decoder, get_strategy, register_strategy
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def distributions(outputs: np.ndarray, head: str) -> tuple[np.ndarray, np.ndarra
 
 def model_distributions(model: Any, window: np.ndarray, head: str) -> np.ndarray:
     """``p`` of every row of ``window`` (one model call), padding removed, rows renormalised (float64)."""
-    return distributions(np.asarray(model(window, training=False), dtype=np.float64), head)[0]
+    return distributions(forward.outputs(model, window), head)[0]
 
 
 # -- continuing ----------------------------------------------------------------------------------------------------
@@ -139,7 +140,7 @@ def continue_prefixes(model: Any, contexts: np.ndarray, n_words: int, *, head: s
     true_probability = None if true_next is None else np.zeros((len(window), n_words))
     observed: np.ndarray | None = None
     for column in range(n_words):
-        outputs = np.asarray(model(window, training=False), dtype=np.float64)
+        outputs = forward.outputs(model, window)
         p, weights, whole = distributions(outputs, head)
         picked, seen = step(Step(outputs, p, rng, window))
         if seen is not None:

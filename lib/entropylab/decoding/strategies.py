@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from . import forward
 from .generate import Continuations, distributions
 from .registry import Parameter, Slider, Step, Stepper, register_strategy
 from .transforms import leading, renormalise, sample_rows
@@ -71,7 +72,7 @@ def beam_search(model: Any, window: np.ndarray, n_words: int, *, head: str, para
     for _ in range(n_words):
         k = windows.shape[1]
         flat = windows.reshape(n * k, -1)
-        p, weights, whole = distributions(np.asarray(model(flat, training=False), dtype=np.float64), head)
+        p, weights, whole = distributions(forward.outputs(model, flat), head)
         with np.errstate(divide="ignore"):
             log_p = np.log(p).reshape(n, k, -1)
         vocab = log_p.shape[2]

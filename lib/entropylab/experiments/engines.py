@@ -3,8 +3,10 @@
 Both engines run :func:`entropylab.experiments.execute.execute_task` for each task and call ``finished(outcome)``
 as tasks end, refreshing ``progress`` about every second while they run.
 
-* :func:`run_local`: one process per task, ``workers`` at a time. A process killed from outside (SIGKILL, out of
-  memory) fails its own task only (recorded in its run folder under the run's lock); the others go on.
+* :func:`run_local`: ``workers`` worker processes, each executing one task at a time in a kernel it keeps warm
+  across its tasks (:mod:`.kernels`: one start and one import of TensorFlow per worker, not per run; each run still
+  writes its own executed notebook). A worker killed from outside (SIGKILL, out of memory) fails its current task
+  only (recorded in its run folder under the run's lock) and is replaced; the others go on.
 * :func:`run_dask`: each task a Dask task on a ``distributed`` cluster (a scheduler address, or a ``LocalCluster``
   started here). Dask reschedules the task of a lost worker on another worker; the run folder's rules (``COMPLETE``
   written last, the run lock, a run trained again from scratch when unfinished) keep a retried task from leaving a
@@ -46,12 +48,22 @@ class Progress(Protocol):
 # Local worker processes
 # ---------------------------------------------------------------------------------------------------------
 
-def _worker_main(task: Task, connection: Any) -> None:
-    """A worker process: dies with the sweep, ignores Ctrl-C (the sweep stops it), runs one task, sends its outcome."""
+def _worker_main(connection: Any) -> None:
+    """A worker process: dies with the sweep, ignores Ctrl-C (the sweep stops it), then executes the tasks it
+    receives one after the other in one warm kernel (:mod:`.kernels`), sending each outcome, until it receives
+    ``None``."""
+    from .execute import KERNEL_ARGUMENTS
+    from .kernels import WarmKernel
+
     die_with_parent()
     signal.signal(signal.SIGINT, lambda signum, frame: None)  # a handler, not SIG_IGN, which kernels would inherit
-    connection.send(execute_task(task))
-    connection.close()
+    kernel = WarmKernel(KERNEL_ARGUMENTS, die_with_parent)
+    try:
+        while (task := connection.recv()) is not None:
+            connection.send(execute_task(task, kernel))
+    finally:
+        kernel.close()
+        connection.close()
 
 
 def _exit_text(exitcode: int | None) -> str:
@@ -62,39 +74,68 @@ def _exit_text(exitcode: int | None) -> str:
 
 
 def run_local(todo: list[Task], workers: int, finished: Callable[[Outcome], None], progress: Progress) -> None:
-    """Each task in its own spawned process, ``workers`` at a time (see the module docstring)."""
+    """The tasks on ``workers`` worker processes (spawned), each executing one task at a time in a warm kernel; a
+    worker that dies fails its current task only and is replaced (see the module docstring)."""
     import multiprocessing
     from multiprocessing.connection import wait
 
     context = multiprocessing.get_context("spawn")
     queue = list(todo)
-    running: dict[Any, tuple[Task, Any]] = {}  # receiving end -> (task, process)
+    idle: list[tuple[Any, Any]] = []  # (connection, process) of workers waiting for a task
+    running: dict[Any, tuple[Task, Any]] = {}  # connection -> (task, process)
+
+    def start_worker() -> tuple[Any, Any]:
+        ours, theirs = context.Pipe(duplex=True)
+        process = context.Process(target=_worker_main, args=(theirs,), name="sweep-worker")
+        process.start()
+        theirs.close()
+        return ours, process
+
     try:
         while queue or running:
             while queue and len(running) < workers:
+                connection, process = idle.pop() if idle else start_worker()
                 task = queue.pop(0)
-                receiving, sending = context.Pipe(duplex=False)
-                process = context.Process(target=_worker_main, args=(task, sending), name=f"sweep-{task.name}")
-                process.start()
-                sending.close()
-                running[receiving] = (task, process)
-                progress.start(task)
-            ready = wait(list(running), timeout=POLL_SECONDS)
-            for receiving in ready:
-                task, process = running.pop(receiving)
                 try:
-                    outcome = receiving.recv()
+                    connection.send(task)
+                except OSError:  # the idle worker died meanwhile: its task goes back, a new worker takes it
+                    queue.insert(0, task)
+                    _stop(connection, process)
+                    continue
+                running[connection] = (task, process)
+                progress.start(task)
+            for connection in wait(list(running), timeout=POLL_SECONDS):
+                task, process = running.pop(connection)
+                try:
+                    outcome = connection.recv()
                 except (EOFError, OSError):  # the process died before it could answer
-                    outcome = None
-                receiving.close()
-                process.join()
-                finished(outcome if outcome is not None else record_lost_worker(task, _exit_text(process.exitcode)))
+                    process.join()
+                    connection.close()
+                    finished(record_lost_worker(task, _exit_text(process.exitcode)))
+                    continue
+                idle.append((connection, process))
+                finished(outcome)
             progress.refresh()
+        for connection, _ in idle:  # all done: each worker shuts its kernel down and exits
+            with contextlib.suppress(OSError):
+                connection.send(None)
+        for connection, process in idle:
+            process.join(timeout=30)
+            _stop(connection, process)
     except BaseException:  # Ctrl-C or an error here: stop the workers now (their kernels die with them)
-        for _, process in running.values():
-            with contextlib.suppress(Exception):
-                process.kill()
+        for connection, process in [*idle, *((c, p) for c, (_, p) in running.items())]:
+            _stop(connection, process)
         raise
+
+
+def _stop(connection: Any, process: Any) -> None:
+    """Kill ``process`` if it still runs (its kernel dies with it), wait for it and close ``connection``."""
+    with contextlib.suppress(Exception):
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=10)
+    with contextlib.suppress(Exception):
+        connection.close()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -17,9 +17,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..training import store
+
+if TYPE_CHECKING:
+    from .kernels import WarmKernel
 
 NOTEBOOK = "notebook.ipynb"
 FAILED_NOTEBOOK = "notebook.failed.ipynb"
@@ -68,31 +71,18 @@ def die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
-def _logged_kernel_manager(log_path: Path) -> type:
-    """A jupyter_client kernel manager whose kernel process writes its stdout and stderr to ``log_path`` and dies
-    with the process that started it (a killed sweep worker or Dask worker leaves no kernel behind)."""
-    from jupyter_client.manager import AsyncKernelManager
-
-    class LoggedKernelManager(AsyncKernelManager):
-        async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
-            command, kw = await super()._async_pre_start_kernel(**kw)
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(log_path, "ab")  # noqa: SIM115 - the kernel process owns it; closed when it exits
-            kw["stdout"] = kw["stderr"] = handle
-            kw["preexec_fn"] = die_with_parent
-            return command, kw
-
-    return LoggedKernelManager
-
-
-def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike, parameters: dict[str, Any]) -> str | None:
+def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike, parameters: dict[str, Any],
+                     kernel: WarmKernel | None = None, env: dict[str, str] | None = None) -> str | None:
     """Execute ``notebook`` with papermill into ``output`` (written under a temporary name, renamed on success).
 
     Returns ``None`` on success, else the error (one text); the partly executed notebook is then kept as
     ``<output stem>.failed.ipynb``. The kernel runs in the notebook's folder; its own log goes to
-    ``<output stem>.kernel.log``.
+    ``<output stem>.kernel.log``. With ``kernel`` the notebook runs in that warm kernel (started with ``env`` if it
+    must be started; :mod:`.kernels`), else in a kernel of its own, started and shut down here.
     """
     import papermill
+
+    from .kernels import kernel_manager_class
 
     output = Path(output)
     partial = output.with_name(f".{output.stem}.partial.ipynb")
@@ -101,15 +91,24 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike, par
     output.parent.mkdir(parents=True, exist_ok=True)
     partial.unlink(missing_ok=True)
     log.unlink(missing_ok=True)
+    cwd = str(Path(notebook).parent)
+    if kernel is not None:
+        kernel_arguments: dict[str, Any] = {"km": kernel.manager(cwd, env or {})}
+    else:
+        kernel_arguments = {"kernel_manager_class": kernel_manager_class(log, die_with_parent),
+                            "extra_arguments": KERNEL_ARGUMENTS}
     try:
         papermill.execute_notebook(str(notebook), str(partial), parameters=parameters, kernel_name="python3",
-                                   language="python", progress_bar=False, log_output=False,
-                                   cwd=str(Path(notebook).parent), extra_arguments=KERNEL_ARGUMENTS,
-                                   kernel_manager_class=_logged_kernel_manager(log))
+                                   language="python", progress_bar=False, log_output=False, cwd=cwd,
+                                   **kernel_arguments)
     except Exception as exc:  # the caller records it; a failing notebook never stops the others
+        if kernel is not None:
+            kernel.finished(False, log)
         if partial.is_file():
             os.replace(partial, failed)
         return error_text(exc)
+    if kernel is not None:
+        kernel.finished(True, log)
     os.replace(partial, output)
     failed.unlink(missing_ok=True)
     return None
@@ -165,13 +164,14 @@ def applied_environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def execute_task(task: Task) -> Outcome:
-    """Execute one point's notebook into its run folder, in the task's environment; a failure is recorded there,
-    never raised (a folder that cannot be written is a failed outcome naming it)."""
+def execute_task(task: Task, kernel: WarmKernel | None = None) -> Outcome:
+    """Execute one point's notebook into its run folder, in the task's environment (in ``kernel`` when given, else
+    in a kernel of its own); a failure is recorded there, never raised (a folder that cannot be written is a failed
+    outcome naming it)."""
     started = time.perf_counter()
     try:
         with applied_environment(task.env):
-            return _execute_locked(task, started)
+            return _execute_locked(task, started, kernel)
     except OSError as exc:
         return Outcome(task.name, task.run_dir, "failed", write_error(exc, task.run_dir), time.perf_counter() - started)
 
@@ -183,13 +183,13 @@ def write_error(exc: OSError, where: str | os.PathLike) -> str:
             f"choose another with --output-root or $ENTROPYLAB_OUTPUTS")
 
 
-def _execute_locked(task: Task, started: float) -> Outcome:
+def _execute_locked(task: Task, started: float, kernel: WarmKernel | None) -> Outcome:
     run_dir = Path(task.run_dir)
     with run_lock(run_dir) as locked:
         if not locked:
             return Outcome(task.name, task.run_dir, "busy", f"{run_dir} is being executed by another sweep")
         (run_dir / store.FAILED).unlink(missing_ok=True)  # a reason read below is this attempt's, never an older one
-        error = execute_notebook(task.notebook, run_dir / NOTEBOOK, task.parameters)
+        error = execute_notebook(task.notebook, run_dir / NOTEBOOK, task.parameters, kernel, task.env)
         if error is None and not store.is_complete(run_dir):
             (run_dir / NOTEBOOK).unlink()
             error = f"the notebook finished but {run_dir} has no {store.COMPLETE} marker"

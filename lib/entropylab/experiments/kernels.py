@@ -1,0 +1,188 @@
+"""A Jupyter kernel kept warm across the notebooks that one worker process executes.
+
+A fresh kernel per run costs its start, the imports of TensorFlow, Keras and the notebook's modules, and its
+shutdown: about 8 s of a 35 s run of the objectives study on a 2-core machine (``entropylab bench overhead``,
+``docs/performance.md``). A :class:`WarmKernel` starts one kernel and lets papermill execute notebook after
+notebook in it, each still written to its own run folder as one executed notebook.
+
+Between two notebooks the kernel is reset (:data:`RESET_CODE`): its namespace is emptied (``%reset -f``), Keras'
+global state is cleared (``keras.backend.clear_session()``: layer names, the global seed generator, as a fresh
+process has them) and every open figure is closed. Imported modules stay imported; that is the point. A run
+seeds everything itself before it builds its model (``entropylab.training.train.seed_everything``), so the same
+config gives the same numbers in a warm kernel as in a fresh one (``tests/test_kernels.py`` checks it).
+
+A kernel is replaced by a fresh one
+
+* after a notebook fails (whatever state it left is never reused),
+* when the next notebook needs another environment or working folder (the threads are read at the kernel's start),
+* after :func:`runs_per_kernel` notebooks (``$ENTROPYLAB_KERNEL_RUNS``, default :data:`DEFAULT_RUNS`; ``1`` is a
+  fresh kernel for every run, as before), which bounds what a long sweep could accumulate in one process.
+
+The kernel's own output (TensorFlow's start-up lines) goes to a log file of the worker; after each notebook the part
+written during it is copied to the run's ``<stem>.kernel.log``, so every run folder keeps its kernel's lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: How many notebooks one kernel executes before it is replaced, unless ``$ENTROPYLAB_KERNEL_RUNS`` says otherwise.
+DEFAULT_RUNS = 25
+RUNS_VARIABLE = "ENTROPYLAB_KERNEL_RUNS"
+#: Run in the kernel after each notebook that succeeded: an empty namespace, Keras' global state cleared, no figures.
+RESET_CODE = """\
+get_ipython().run_line_magic("reset", "-f")
+import gc as _gc, sys as _sys
+if "keras" in _sys.modules:
+    _sys.modules["keras"].backend.clear_session()
+if "matplotlib.pyplot" in _sys.modules:
+    _sys.modules["matplotlib.pyplot"].close("all")
+del _sys
+_gc.collect()
+del _gc
+"""
+RESET_TIMEOUT_SECONDS = 120
+
+
+def runs_per_kernel() -> int:
+    """``$ENTROPYLAB_KERNEL_RUNS`` (an integer >= 1), else :data:`DEFAULT_RUNS`; a ``ValueError`` naming the fix."""
+    text = os.environ.get(RUNS_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_RUNS
+    try:
+        runs = int(text)
+    except ValueError:
+        runs = 0
+    if runs < 1:
+        raise ValueError(f"${RUNS_VARIABLE} must be an integer >= 1 (1: a fresh kernel for every run), got {text!r}")
+    return runs
+
+
+def kernel_manager_class(log_path: Path, preexec: Any) -> type:
+    """A jupyter_client kernel manager whose kernel writes its stdout and stderr to ``log_path`` (appended) and runs
+    ``preexec`` before it starts (the sweep passes one that makes it die with the process that started it)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.clients: list[Any] = []
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
+            command, kw = await super()._async_pre_start_kernel(**kw)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(log_path, "ab")  # noqa: SIM115 - the kernel process owns it; closed when it exits
+            kw["stdout"] = kw["stderr"] = handle
+            kw["preexec_fn"] = preexec
+            return command, kw
+
+        def client(self, **kwargs: Any) -> Any:
+            """A client of the kernel, remembered so that :meth:`close_clients` can stop its channels (papermill
+            leaves a client of a kernel it did not start open)."""
+            made = super().client(**kwargs)
+            self.clients.append(made)
+            return made
+
+        def close_clients(self) -> None:
+            while self.clients:
+                with contextlib.suppress(Exception):
+                    self.clients.pop().stop_channels()
+
+    return LoggedKernelManager
+
+
+class WarmKernel:
+    """One kernel that executes notebooks one after the other (see the module docstring).
+
+    ``manager(cwd, env)`` gives a started kernel manager for the next notebook (papermill's ``km``) and
+    ``finished(ok, log)`` ends that notebook: the kernel is reset or replaced and the notebook's part of the kernel's
+    log is copied to ``log``. ``close()`` shuts the kernel down.
+    """
+
+    def __init__(self, arguments: list[str], preexec: Any, max_runs: int | None = None) -> None:
+        self.arguments = arguments
+        self.preexec = preexec
+        self.max_runs = max_runs or runs_per_kernel()
+        handle, name = tempfile.mkstemp(prefix="entropylab-kernel-", suffix=".log")
+        os.close(handle)
+        self.log = Path(name)
+        self._manager: Any = None
+        self._key: tuple[str, tuple[tuple[str, str], ...]] | None = None
+        self._runs = 0
+        self._log_start = 0
+
+    @property
+    def runs(self) -> int:
+        """Notebooks executed by the current kernel."""
+        return self._runs
+
+    def manager(self, cwd: str | os.PathLike, env: dict[str, str]) -> Any:
+        """A live kernel manager started in ``cwd`` with the process environment plus ``env``, reused when the last
+        notebook ran in the same folder and environment and succeeded."""
+        from jupyter_core.utils import run_sync
+
+        key = (str(Path(cwd).resolve()), tuple(sorted(env.items())))
+        if self._manager is not None and (key != self._key or self._runs >= self.max_runs or not self._alive()):
+            self._shutdown()
+        if self._manager is None:
+            manager = kernel_manager_class(self.log, self.preexec)(kernel_name="python3")
+            run_sync(manager.start_kernel)(cwd=key[0], env={**os.environ, **env}, extra_arguments=self.arguments)
+            self._manager, self._key, self._runs = manager, key, 0
+        self._log_start = self.log.stat().st_size if self.log.exists() else 0
+        return self._manager
+
+    def finished(self, ok: bool, log: str | os.PathLike | None = None) -> None:
+        """End the current notebook: copy its part of the kernel's log to ``log``, then reset the kernel (``ok``)
+        or replace it (a failed notebook, or a reset that fails)."""
+        self._runs += 1
+        self._manager.close_clients()
+        if log is not None:
+            self._copy_log(Path(log))
+        if not ok or not self._reset():
+            self._shutdown()
+
+    def close(self) -> None:
+        """Shut the kernel down and remove the worker's log."""
+        self._shutdown()
+        self.log.unlink(missing_ok=True)
+
+    def _alive(self) -> bool:
+        from jupyter_core.utils import run_sync
+
+        try:
+            return bool(run_sync(self._manager.is_alive)())
+        except Exception:  # a manager that cannot say is not reused
+            return False
+
+    def _reset(self) -> bool:
+        client = self._manager.blocking_client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=RESET_TIMEOUT_SECONDS)
+            reply = client.execute_interactive(RESET_CODE, store_history=False, timeout=RESET_TIMEOUT_SECONDS,
+                                               output_hook=lambda message: None)
+            return reply.get("content", {}).get("status") == "ok"
+        except Exception:  # a kernel that cannot be reset is replaced
+            return False
+        finally:
+            client.stop_channels()
+
+    def _copy_log(self, target: Path) -> None:
+        with contextlib.suppress(OSError), open(self.log, "rb") as source:
+            source.seek(self._log_start)
+            target.write_bytes(source.read())
+
+    def _shutdown(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        if self._manager is None:
+            return
+        manager, self._manager, self._key, self._runs = self._manager, None, None, 0
+        with contextlib.suppress(Exception):
+            run_sync(manager.shutdown_kernel)(now=True)
+        with contextlib.suppress(Exception):
+            run_sync(manager.cleanup_resources)()
