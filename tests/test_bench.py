@@ -175,14 +175,20 @@ def test_overhead_benchmark_cuts_one_run_into_phases_that_add_up_to_its_wall_tim
 
     params = tmp_path / "tiny.yaml"
     params.write_text("experiment: tiny-overhead\nthreads: 1\n"
-                      "defaults: {dataset: synthetic, max_sequences: 300, epochs: 2, jit_compile: false, "
-                      "generation_prefixes: 20, patience: null}\n"
+                      "defaults: {dataset: synthetic, epochs: 2, jit_compile: false, generation_prefixes: 20, "
+                      "patience: null}\nsettings: [{max_sequences: 300}, {max_sequences: 400}]\n"
                       f"runs:\n  - notebook: {TRAIN_NOTEBOOK}\n    grid: {{loss: cross_entropy, seed: [0, 1]}}\n")
     out = tmp_path / "benchmarks"
     assert cli_main(["bench", "overhead", str(params), "--runs", "1", "--output-dir", str(out)]) == 0
     [path] = out.glob("overhead_*.csv")
-    assert str(path) in capsys.readouterr().out
-    table = _read(path)
+    printed = capsys.readouterr().out
+    assert str(path) in printed and printed.count("run 1/2") == printed.count("run 2/2") == 1  # one run per setting
+    everything = _read(path)
+    settings = list(dict.fromkeys(r["setting"] for r in everything))
+    assert settings == [f"dataset=synthetic split=headline max_sequences={n} epochs=2 patience=None"
+                        for n in (300, 400)]
+    assert all(f"\n{label}\n" in printed for label in settings)  # a table per setting
+    table = [r for r in everything if r["setting"] == settings[0]]  # the first run: a cold kernel
     phases = {r["phase"]: r for r in table if r["kind"] == "phase"}
     totals = {r["phase"]: float(r["median_seconds"]) for r in table if r["kind"] == "total"}
     assert list(phases) == [name for name, _ in PHASES]

@@ -54,7 +54,7 @@ def test_a_warm_kernel_gives_a_fresh_kernels_numbers_and_is_replaced_after_a_fai
         assert kernel_pid(kernel) is None  # the kernel a notebook failed in is not reused
     finally:
         kernel.close()
-    assert kernel_pid(kernel) is None and not kernel.log.exists()
+    assert kernel_pid(kernel) is None and kernel.closed
 
     for task in fresh_tasks[1:3]:  # the runs that came second and third in the warm kernel, each in its own kernel
         assert execute.execute_task(task).status == "complete"

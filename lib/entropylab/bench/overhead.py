@@ -1,24 +1,30 @@
 """``python -m entropylab bench overhead PARAMS [--runs N] [--output-dir DIR]``: where one run's time goes, outside
 its epochs and inside them.
 
-The first ``N`` grid points of a parameter file (default 3; a file of tuned entries only: its tuning runs) are
-executed one after the other as a sweep executes them (:func:`entropylab.experiments.engines.run_local`: a spawned
-worker process, a papermill kernel, the notebook written to the run folder, then the results table collected) in a
-fresh temporary outputs folder, so nothing is reused and nothing of ``<outputs>`` is touched. The runs train with
+The first ``N`` grid points of each data setting of a parameter file (default 3; a file of tuned entries only: its
+tuning runs) are
+executed one after the other as a sweep of one worker executes them (:func:`entropylab.experiments.engines.run_local`:
+a spawned worker process, its warm kernel (:mod:`entropylab.experiments.kernels`), each notebook written to its run
+folder, the results table collected after each run) in a fresh temporary outputs folder, so nothing is reused and
+nothing of ``<outputs>`` is touched. The first run pays the worker's and the kernel's start and the imports; the
+median over three runs is a warm run's, as nearly every run of a study is (a kernel serves up to 25).
+``ENTROPYLAB_KERNEL_RUNS=1`` measures a fresh kernel per run instead. The runs train with
 ``ENTROPYLAB_PHASE_TIMES=1``, so each writes ``phases.json`` (:mod:`entropylab.training.phases`: it only reads
 clocks; the runs' numbers are those of any run).
 
-Each run's wall time, from starting its worker to the end of the collection, is cut at timestamps into phases
-(``PHASES``): the worker's start (to papermill's notebook start time), the kernel's start (to the first cell's
-start), the notebook's cells before the training cell, the training cell (cut by ``phases.json``; what it does
-not name is ``run_other``), the cells after it, the kernel's shutdown (to papermill's end time), the notebook's
-final write and the worker's exit (to the outcome's arrival here) and the collection. Papermill's cell times and
-this process's clock are both Unix time, so the phases add up to the wall time; ``phases.json``'s seconds come from
-the kernel's monotonic clock and ``run_other`` is the cell's time less them.
+Each run's wall time, from handing it to the worker to the end of the collection after it, is cut at timestamps
+into phases (``PHASES``): the worker's start and papermill's reading of the notebook (to papermill's notebook start
+time), the kernel's start or the connection to the warm one (to the first cell's start), the notebook's cells
+before the training cell, the training cell (cut by ``phases.json``; what it does not name is ``run_other``), the
+cells after it, the end of the execution (to papermill's end time), the notebook's final write and the kernel's
+reset (to the outcome's arrival here) and the collection. Papermill's cell times and this process's clock are both
+Unix time, so the phases add up to the wall time; ``phases.json``'s seconds come from the kernel's monotonic clock
+and ``run_other`` is the cell's time less them.
 
-It prints a table (phase, median seconds over the runs, their share of the median wall time; then the epochs'
-phases together and everything outside them) and writes it to ``<output-dir>/overhead_<time>.csv``
-(default ``<outputs>/benchmarks``) with the machine and versions (:mod:`entropylab.bench.report`).
+It prints a table per data setting of the file (phase, median seconds over its runs, their share of the median
+wall time; then the epochs' phases together and everything outside them) and writes them to
+``<output-dir>/overhead_<time>.csv`` (default ``<outputs>/benchmarks``) with the machine and versions
+(:mod:`entropylab.bench.report`).
 """
 
 from __future__ import annotations
@@ -39,8 +45,8 @@ from .. import paths
 
 #: Every phase of one run, in the order it happens: ``(name, what it is)``.
 PHASES: tuple[tuple[str, str], ...] = (
-    ("process_start", "worker process start; papermill reads and parameterises the notebook"),
-    ("kernel_start", "kernel start"),
+    ("process_start", "worker process start (first run); papermill reads and parameterises the notebook"),
+    ("kernel_start", "kernel start (first run), or connecting to the warm kernel"),
     ("notebook_imports", "notebook cells before the run (parameters, imports)"),
     ("run_imports", "TensorFlow, Keras and the run's modules imported"),
     ("data", "data load and split"),
@@ -53,8 +59,8 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("write_run_folder", "writing the run folder (config, history, metrics, weights, markers)"),
     ("run_other", "rest of the training cell (config, folder checks, end of fit, metrics)"),
     ("notebook_after", "notebook cells after the run (tables, figures)"),
-    ("kernel_shutdown", "kernel shutdown"),
-    ("notebook_write", "notebook's final write, worker exit"),
+    ("kernel_shutdown", "end of the notebook's execution (a kernel of its own: its shutdown)"),
+    ("notebook_write", "notebook's final write, the warm kernel's reset, the outcome sent back"),
     ("collection", "collecting the results table"),
 )
 #: The phases inside the epochs; every other phase is outside them.
@@ -64,10 +70,9 @@ INSIDE_PHASES = ("run_imports", "data", "build", "first_epoch", "later_epochs", 
                  "generation", "write_run_folder")
 #: The source text that marks a notebook's training cell.
 TRAINING_CALL = "train_point("
-CSV_COLUMNS = ("date", "kind", "phase", "description", "median_seconds", "share", "count", "runs",
-               "seconds_each_run", "params", "notebook", "dataset", "max_sequences", "epochs", "jit_compile",
-               "generation_prefixes", "threads", "cores", "physical_cores", "cpu_model", "memory_gb", "os",
-               "python", "tensorflow", "keras", "numpy")
+CSV_COLUMNS = ("date", "setting", "kind", "phase", "description", "median_seconds", "share", "count", "runs",
+               "seconds_each_run", "params", "notebook", "jit_compile", "generation_prefixes", "threads", "cores",
+               "physical_cores", "cpu_model", "memory_gb", "os", "python", "tensorflow", "keras", "numpy")
 
 
 def training_cell_index(cells: list[dict[str, Any]], notebook: str | os.PathLike) -> int:
@@ -128,19 +133,22 @@ def run_phases(times: dict[str, float], inside: dict[str, Any], called: float, r
             {name: int(counts.get(name, 1)) if name in ("later_epochs", "validation") else 1 for name, _ in PHASES})
 
 
-class _Silent:
-    """The progress :func:`entropylab.experiments.engines.run_local` reports to: nothing shown."""
+class _Dispatches:
+    """The progress :func:`entropylab.experiments.engines.run_local` reports to: when each task went to its worker."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
 
     def start(self, task: Any) -> None:
-        pass
+        self.times[task.name] = time.time()
 
     def refresh(self) -> None:
         pass
 
 
 def overhead_plan(params: str | os.PathLike, runs: int, output_root: str | os.PathLike) -> Any:
-    """The sweep's plan of ``params`` in ``output_root``, cut to its first ``runs`` points, each task set to write
-    ``phases.json``; a file of tuned entries only gives its tuning runs."""
+    """The sweep's plan of ``params`` in ``output_root``, cut to the first ``runs`` points of each of its data
+    settings, each task set to write ``phases.json``; a file of tuned entries only gives its tuning runs."""
     from ..experiments.params import load_params
     from ..experiments.sweep import make_plan, tuning_stage
     from ..training.phases import ENVIRONMENT
@@ -150,7 +158,12 @@ def overhead_plan(params: str | os.PathLike, runs: int, output_root: str | os.Pa
     param_set = load_params(params)
     if not param_set.points and param_set.tuning_points:
         param_set = tuning_stage(param_set)
-    param_set = dataclasses.replace(param_set, points=param_set.points[:runs])
+    firsts: dict[int, list[Any]] = {}
+    for point in param_set.points:  # the first ``runs`` points of every data setting
+        chosen = firsts.setdefault(point.setting, [])
+        if len(chosen) < runs:
+            chosen.append(point)
+    param_set = dataclasses.replace(param_set, points=[p for chosen in firsts.values() for p in chosen])
     plan = make_plan(param_set, output_root=output_root)
     for task in plan.tasks:
         cells = json.loads(Path(task.notebook).read_text(encoding="utf8"))["cells"]
@@ -159,44 +172,56 @@ def overhead_plan(params: str | os.PathLike, runs: int, output_root: str | os.Pa
     return plan
 
 
-def measure_run(plan: Any, task: Any) -> dict[str, Any]:
-    """Execute one task as a sweep does (its own worker process), collect the results, and cut its wall time."""
+def measure(params: str | os.PathLike, runs: int = 3, echo: Any = print) -> tuple[Any, list[dict[str, Any]]]:
+    """``(plan, one dict per run)``: the first ``runs`` points of ``params`` executed as a sweep of one worker
+    executes them (one worker process, its warm kernel, the results collected after each run) in a temporary outputs
+    folder removed afterwards, each run's wall time (from handing it to the worker to the end of its collection)
+    cut into phases (see the module docstring)."""
     from ..experiments.engines import run_local
     from ..experiments.execute import NOTEBOOK
     from ..experiments.results import collect
     from ..training.phases import read_phases
 
-    outcomes: list[Any] = []
-    returned: list[float] = []
-
-    def finished(outcome: Any) -> None:
-        returned.append(time.time())
-        outcomes.append(outcome)
-
-    called = time.time()
-    run_local([task], 1, finished, _Silent())
-    collect(plan.experiment, plan.output_root)
-    collected = time.time()
-    if not outcomes or outcomes[0].status != "complete":
-        error = outcomes[0].error if outcomes else "no outcome"
-        raise RuntimeError(f"run {task.name} did not complete: {error} (see {task.run_dir})")
-    seconds, counts = run_phases(notebook_times(Path(task.run_dir) / NOTEBOOK), read_phases(task.run_dir), called,
-                                 returned[0], collected)
-    return {"run": task.name, "wall": collected - called, "seconds": seconds, "counts": counts}
-
-
-def measure(params: str | os.PathLike, runs: int = 3, echo: Any = print) -> tuple[Any, list[dict[str, Any]]]:
-    """``(plan, one dict per run)``: the first ``runs`` points of ``params`` executed and cut into phases, in a
-    temporary outputs folder removed afterwards (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="entropylab-overhead-") as root:
         plan = overhead_plan(params, runs, root)
         echo(f"overhead of {len(plan.tasks)} run(s) of {plan.params.path} (experiment {plan.experiment!r}, "
              f"{plan.threads} thread(s)) in {root}", flush=True)
-        measured = []
-        for number, task in enumerate(plan.tasks, 1):
-            measured.append(measure_run(plan, task))
-            echo(f"  run {number}/{len(plan.tasks)} {task.name}: {measured[-1]['wall']:.1f} s", flush=True)
+        dispatches = _Dispatches()
+        measured: list[dict[str, Any]] = []
+
+        def finished(outcome: Any) -> None:
+            returned = time.time()
+            if outcome.status != "complete":
+                raise RuntimeError(f"run {outcome.name} did not complete: {outcome.error} (see {outcome.run_dir})")
+            collect(plan.experiment, plan.output_root)
+            collected = time.time()
+            called = dispatches.times[outcome.name]
+            seconds, counts = run_phases(notebook_times(Path(outcome.run_dir) / NOTEBOOK),
+                                         read_phases(outcome.run_dir), called, returned, collected)
+            measured.append({"run": outcome.name, "setting": setting_label(outcome.name, plan),
+                             "wall": collected - called, "seconds": seconds, "counts": counts})
+            echo(f"  run {len(measured)}/{len(plan.tasks)} {outcome.name}: {collected - called:.1f} s", flush=True)
+
+        run_local(plan.tasks, 1, finished, dispatches)
     return plan, measured
+
+
+#: The parameters that name a data setting in the benchmark's tables.
+SETTING_KEYS = ("dataset", "split", "max_sequences", "epochs", "patience")
+
+
+def setting_label(name: str, plan: Any) -> str:
+    """The data setting of the plan's run ``name``: its :data:`SETTING_KEYS` as ``key=value`` words."""
+    parameters = next(t.parameters for t in plan.tasks if t.name == name)
+    return " ".join(f"{key}={parameters[key]}" for key in SETTING_KEYS if key in parameters)
+
+
+def by_setting(measured: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The measured runs grouped by their setting, in the order they ran."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in measured:
+        groups.setdefault(run["setting"], []).append(run)
+    return groups
 
 
 def summarize(measured: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -231,8 +256,7 @@ def csv_rows(plan: Any, rows: list[dict[str, Any]], date: str) -> list[dict[str,
     first = plan.tasks[0].parameters if plan.tasks else {}
     settings = {"date": date, "params": str(plan.params.path), "threads": plan.threads,
                 "notebook": Path(plan.tasks[0].notebook).name if plan.tasks else "",
-                **{k: first.get(k) for k in ("dataset", "max_sequences", "epochs", "jit_compile",
-                                             "generation_prefixes")}}
+                **{k: first.get(k) for k in ("jit_compile", "generation_prefixes")}}
     return [{**settings, **row, **machine_info(), **versions()} for row in rows]
 
 
@@ -265,9 +289,12 @@ def main(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    rows = summarize(measured)
+    rows = []
+    for setting, runs in by_setting(measured).items():
+        summary = summarize(runs)
+        print(f"\n{setting}\n{format_table(summary)}")
+        rows += [{"setting": setting, **row} for row in summary]
     path = write_csv(csv_rows(plan, rows, time.strftime("%Y-%m-%d %H:%M:%S")), folder,
                      time.strftime("%Y-%m-%d_%H%M%S"))
-    print(format_table(rows))
     print(f"written to {path}")
     return 0

@@ -18,8 +18,9 @@ A kernel is replaced by a fresh one
 * after :func:`runs_per_kernel` notebooks (``$ENTROPYLAB_KERNEL_RUNS``, default :data:`DEFAULT_RUNS`; ``1`` is a
   fresh kernel for every run, as before), which bounds what a long sweep could accumulate in one process.
 
-The kernel's own output (TensorFlow's start-up lines) goes to a log file of the worker; after each notebook the part
-written during it is copied to the run's ``<stem>.kernel.log``, so every run folder keeps its kernel's lines.
+The kernel's own output (TensorFlow's start-up lines) goes to a log file of the worker (without a name, so a killed
+worker leaves none behind); after each notebook the part written during it is copied to the run's
+``<stem>.kernel.log``, so every run folder keeps its kernel's lines.
 """
 
 from __future__ import annotations
@@ -28,22 +29,22 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 #: How many notebooks one kernel executes before it is replaced, unless ``$ENTROPYLAB_KERNEL_RUNS`` says otherwise.
 DEFAULT_RUNS = 25
 RUNS_VARIABLE = "ENTROPYLAB_KERNEL_RUNS"
-#: Run in the kernel after each notebook that succeeded: an empty namespace, Keras' global state cleared, no figures.
+#: Run in the kernel after each notebook that succeeded: an empty namespace, no figures, Keras' global state cleared.
 RESET_CODE = """\
 get_ipython().run_line_magic("reset", "-f")
-import gc as _gc, sys as _sys
-if "keras" in _sys.modules:
-    _sys.modules["keras"].backend.clear_session()
+import sys as _sys
 if "matplotlib.pyplot" in _sys.modules:
     _sys.modules["matplotlib.pyplot"].close("all")
+if "keras" in _sys.modules:
+    _sys.modules["keras"].backend.clear_session()  # collects the garbage too
+else:
+    __import__("gc").collect()
 del _sys
-_gc.collect()
-del _gc
 """
 RESET_TIMEOUT_SECONDS = 120
 
@@ -62,9 +63,10 @@ def runs_per_kernel() -> int:
     return runs
 
 
-def kernel_manager_class(log_path: Path, preexec: Any) -> type:
-    """A jupyter_client kernel manager whose kernel writes its stdout and stderr to ``log_path`` (appended) and runs
-    ``preexec`` before it starts (the sweep passes one that makes it die with the process that started it)."""
+def kernel_manager_class(log: Path | BinaryIO, preexec: Any) -> type:
+    """A jupyter_client kernel manager whose kernel writes its stdout and stderr to ``log`` (a path, appended to, or
+    an open binary file) and runs ``preexec`` before it starts (the sweep passes one that makes it die with the
+    process that started it)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class LoggedKernelManager(AsyncKernelManager):
@@ -74,8 +76,11 @@ def kernel_manager_class(log_path: Path, preexec: Any) -> type:
 
         async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
             command, kw = await super()._async_pre_start_kernel(**kw)
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(log_path, "ab")  # noqa: SIM115 - the kernel process owns it; closed when it exits
+            if isinstance(log, Path):
+                log.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(log, "ab")  # noqa: SIM115 - the kernel process owns it; closed when it exits
+            else:
+                handle = log
             kw["stdout"] = kw["stderr"] = handle
             kw["preexec_fn"] = preexec
             return command, kw
@@ -107,9 +112,12 @@ class WarmKernel:
         self.arguments = arguments
         self.preexec = preexec
         self.max_runs = max_runs or runs_per_kernel()
+        # the kernels' log: a file without a name (removed at once, so that a killed worker leaves nothing behind),
+        # written by the kernels through one handle and read back through another
         handle, name = tempfile.mkstemp(prefix="entropylab-kernel-", suffix=".log")
-        os.close(handle)
-        self.log = Path(name)
+        self._writer = os.fdopen(handle, "ab")
+        self._reader = open(name, "rb")  # noqa: SIM115 - open for the worker's life, closed by close()
+        os.unlink(name)
         self._manager: Any = None
         self._key: tuple[str, tuple[tuple[str, str], ...]] | None = None
         self._runs = 0
@@ -129,10 +137,10 @@ class WarmKernel:
         if self._manager is not None and (key != self._key or self._runs >= self.max_runs or not self._alive()):
             self._shutdown()
         if self._manager is None:
-            manager = kernel_manager_class(self.log, self.preexec)(kernel_name="python3")
+            manager = kernel_manager_class(self._writer, self.preexec)(kernel_name="python3")
             run_sync(manager.start_kernel)(cwd=key[0], env={**os.environ, **env}, extra_arguments=self.arguments)
             self._manager, self._key, self._runs = manager, key, 0
-        self._log_start = self.log.stat().st_size if self.log.exists() else 0
+        self._log_start = os.fstat(self._reader.fileno()).st_size
         return self._manager
 
     def finished(self, ok: bool, log: str | os.PathLike | None = None) -> None:
@@ -145,10 +153,16 @@ class WarmKernel:
         if not ok or not self._reset():
             self._shutdown()
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (the kernel is down, its log gone)."""
+        return self._reader.closed
+
     def close(self) -> None:
-        """Shut the kernel down and remove the worker's log."""
+        """Shut the kernel down and close the kernels' log."""
         self._shutdown()
-        self.log.unlink(missing_ok=True)
+        self._writer.close()
+        self._reader.close()
 
     def _alive(self) -> bool:
         from jupyter_core.utils import run_sync
@@ -172,9 +186,9 @@ class WarmKernel:
             client.stop_channels()
 
     def _copy_log(self, target: Path) -> None:
-        with contextlib.suppress(OSError), open(self.log, "rb") as source:
-            source.seek(self._log_start)
-            target.write_bytes(source.read())
+        with contextlib.suppress(OSError):
+            self._reader.seek(self._log_start)
+            target.write_bytes(self._reader.read())
 
     def _shutdown(self) -> None:
         from jupyter_core.utils import run_sync
