@@ -5,9 +5,10 @@ shutdown: about 8 s of a 35 s run of the objectives study on a 2-core machine (`
 ``docs/performance.md``). A :class:`WarmKernel` starts one kernel and lets papermill execute notebook after
 notebook in it, each still written to its own run folder as one executed notebook.
 
-Between two notebooks the kernel is reset (:data:`RESET_CODE`): its namespace is emptied (``%reset -f``), Keras'
-global state is cleared (``keras.backend.clear_session()``: layer names, the global seed generator, as a fresh
-process has them) and every open figure is closed. Imported modules stay imported; that is the point. A run
+Between two notebooks the kernel is reset (:data:`RESET_CODE`): its namespace is emptied (``%reset -f``), every
+open figure is closed and Keras' global state is cleared (``keras.backend.clear_session``: layer names, the global
+seed generator, as a fresh process has them; without its explicit garbage collection, 0.4 s per run here, which
+Python's own collector does in its time). Imported modules stay imported; that is the point. A run
 seeds everything itself before it builds its model (``entropylab.training.train.seed_everything``), so the same
 config gives the same numbers in a warm kernel as in a fresh one (``tests/test_kernels.py`` checks it).
 
@@ -41,9 +42,7 @@ import sys as _sys
 if "matplotlib.pyplot" in _sys.modules:
     _sys.modules["matplotlib.pyplot"].close("all")
 if "keras" in _sys.modules:
-    _sys.modules["keras"].backend.clear_session()  # collects the garbage too
-else:
-    __import__("gc").collect()
+    _sys.modules["keras"].backend.clear_session(free_memory=False)
 del _sys
 """
 RESET_TIMEOUT_SECONDS = 120
@@ -119,6 +118,7 @@ class WarmKernel:
         self._reader = open(name, "rb")  # noqa: SIM115 - open for the worker's life, closed by close()
         os.unlink(name)
         self._manager: Any = None
+        self._client: Any = None  # this worker's own client of the kernel, for the resets
         self._key: tuple[str, tuple[tuple[str, str], ...]] | None = None
         self._runs = 0
         self._log_start = 0
@@ -140,6 +140,9 @@ class WarmKernel:
             manager = kernel_manager_class(self._writer, self.preexec)(kernel_name="python3")
             run_sync(manager.start_kernel)(cwd=key[0], env={**os.environ, **env}, extra_arguments=self.arguments)
             self._manager, self._key, self._runs = manager, key, 0
+            self._client = manager.blocking_client()
+            self._client.start_channels()
+            self._client.wait_for_ready(timeout=RESET_TIMEOUT_SECONDS)
         self._log_start = os.fstat(self._reader.fileno()).st_size
         return self._manager
 
@@ -173,17 +176,12 @@ class WarmKernel:
             return False
 
     def _reset(self) -> bool:
-        client = self._manager.blocking_client()
-        client.start_channels()
         try:
-            client.wait_for_ready(timeout=RESET_TIMEOUT_SECONDS)
-            reply = client.execute_interactive(RESET_CODE, store_history=False, timeout=RESET_TIMEOUT_SECONDS,
-                                               output_hook=lambda message: None)
+            reply = self._client.execute_interactive(RESET_CODE, store_history=False, timeout=RESET_TIMEOUT_SECONDS,
+                                                     output_hook=lambda message: None)
             return reply.get("content", {}).get("status") == "ok"
         except Exception:  # a kernel that cannot be reset is replaced
             return False
-        finally:
-            client.stop_channels()
 
     def _copy_log(self, target: Path) -> None:
         with contextlib.suppress(OSError):
@@ -196,6 +194,9 @@ class WarmKernel:
         if self._manager is None:
             return
         manager, self._manager, self._key, self._runs = self._manager, None, None, 0
+        client, self._client = self._client, None
+        with contextlib.suppress(Exception):
+            client.stop_channels()
         with contextlib.suppress(Exception):
             run_sync(manager.shutdown_kernel)(now=True)
         with contextlib.suppress(Exception):
