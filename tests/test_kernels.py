@@ -1,4 +1,4 @@
-"""Warm kernels: several notebooks in one kernel give the numbers of a fresh kernel each; a failure replaces it."""
+"""Warm kernels: a notebook in a used kernel gives a fresh kernel's numbers; the rules that replace a kernel."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from entropylab.training import store
 from entropylab.training.train import load_trained
 
 QUICK = "dataset: synthetic, epochs: 1, max_sequences: 300, jit_compile: false"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def plan_tasks(tmp_path: Path, output: Path, runs_yaml: str, threads: int = 1) -> list[execute.Task]:
+def plan_tasks(tmp_path: Path, output: Path, runs_yaml: str) -> list[execute.Task]:
     params = tmp_path / "k.yaml"
-    params.write_text(f"experiment: k\nthreads: {threads}\ndefaults: {{{QUICK}}}\nruns:\n{runs_yaml}")
+    params.write_text(f"experiment: k\nthreads: 1\ndefaults: {{{QUICK}}}\nruns:\n{runs_yaml}")
     return sweep.make_plan(params, output_root=output).tasks
 
 
@@ -34,53 +35,50 @@ def numbers(run_dir: str) -> tuple[pd.DataFrame, dict]:
 
 def test_a_warm_kernel_gives_a_fresh_kernels_numbers_and_is_replaced_after_a_failure(tmp_path):
     runs = ("  - notebook: notebooks/03_kl_regularization.ipynb\n    grid: {weight: 10.0}\n"
-            "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n"
             "  - notebook: notebooks/07_objectives_train.ipynb\n    grid: {loss: entropy_regularized, weight: 0.1,"
             " generation_prefixes: 40}\n"
             # an absurd learning rate: NaN in epoch 1, the notebook raises
             "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse, learning_rate: 1.0e+30}\n")
-    warm_tasks = plan_tasks(tmp_path, tmp_path / "warm", runs)
-    fresh_tasks = plan_tasks(tmp_path, tmp_path / "fresh", runs)
+    first, second, failing = plan_tasks(tmp_path, tmp_path / "warm", runs)
+    fresh = plan_tasks(tmp_path, tmp_path / "fresh", runs)[1]
     kernel = kernels.WarmKernel(execute.KERNEL_ARGUMENTS, execute.die_with_parent, max_runs=10)
     try:
-        outcomes = [execute.execute_task(warm_tasks[0], kernel)]
+        assert execute.execute_task(first, kernel).status == "complete"
         first_pid = kernel_pid(kernel)
-        outcomes.append(execute.execute_task(warm_tasks[1], kernel))
-        outcomes.append(execute.execute_task(warm_tasks[2], kernel))
-        assert [o.status for o in outcomes] == ["complete"] * 3, [o.error for o in outcomes]
-        assert kernel.runs == 3 and kernel_pid(kernel) == first_pid  # one kernel executed all three
-        failed = execute.execute_task(warm_tasks[3], kernel)
+        outcome = execute.execute_task(second, kernel)  # after another run in the same kernel
+        assert outcome.status == "complete", outcome.error
+        assert kernel.runs == 2 and kernel_pid(kernel) == first_pid  # one kernel executed both
+        failed = execute.execute_task(failing, kernel)
         assert failed.status == "failed" and "NaN" in failed.error
         assert kernel_pid(kernel) is None  # the kernel a notebook failed in is not reused
     finally:
         kernel.close()
-    assert kernel_pid(kernel) is None and kernel.closed
+    assert kernel.closed
 
-    for task in fresh_tasks[1:3]:  # the runs that came second and third in the warm kernel, each in its own kernel
-        assert execute.execute_task(task).status == "complete"
-    for warm, fresh in zip(warm_tasks[1:3], fresh_tasks[1:3], strict=True):
-        (warm_history, warm_metrics), (fresh_history, fresh_metrics) = numbers(warm.run_dir), numbers(fresh.run_dir)
-        pd.testing.assert_frame_equal(warm_history, fresh_history, check_exact=True)
-        assert warm_metrics == fresh_metrics
-        assert (Path(warm.run_dir) / "notebook.kernel.log").is_file()  # each run keeps its part of the log
-        model, _, _ = load_trained(warm.run_dir)  # saved weights load into a fresh model (same layer names)
-        assert [w.shape for w in model.get_weights()] == [w.shape for w in load_trained(fresh.run_dir)[0].get_weights()]
+    assert execute.execute_task(fresh).status == "complete"  # the same run in a kernel of its own
+    (warm_history, warm_metrics), (fresh_history, fresh_metrics) = numbers(second.run_dir), numbers(fresh.run_dir)
+    pd.testing.assert_frame_equal(warm_history, fresh_history, check_exact=True)
+    assert warm_metrics == fresh_metrics and warm_metrics["generation"]
+    assert (Path(second.run_dir) / "notebook.kernel.log").is_file()  # each run keeps its part of the kernel's log
+    model, _, _ = load_trained(second.run_dir)  # its weights load into a fresh model (Keras' names were reset)
+    assert [w.shape for w in model.get_weights()] == [w.shape for w in load_trained(fresh.run_dir)[0].get_weights()]
 
 
-def test_a_kernel_is_replaced_after_its_runs_and_for_another_environment(tmp_path):
-    runs = "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse, seed: [0, 1, 2]}\n"
-    tasks = plan_tasks(tmp_path, tmp_path / "out", runs)
-    two_threads = plan_tasks(tmp_path, tmp_path / "other", runs, threads=2)[2]
+def test_a_kernel_is_replaced_after_its_runs_for_another_environment_and_after_a_failure(tmp_path):
     kernel = kernels.WarmKernel(execute.KERNEL_ARGUMENTS, execute.die_with_parent, max_runs=2)
+    env = {"ENTROPYLAB_THREADS": "1"}
     pids = []
     try:
-        for task in [*tasks, two_threads]:
-            assert execute.execute_task(task, kernel).status == "complete"
+        for ok, this_env in [(True, env), (True, env), (True, env), (False, {**env, "ENTROPYLAB_THREADS": "2"}),
+                             (True, {**env, "ENTROPYLAB_THREADS": "2"})]:
+            kernel.manager(NOTEBOOKS, this_env)
             pids.append(kernel_pid(kernel))
+            kernel.finished(ok, tmp_path / f"run{len(pids)}.log")
     finally:
         kernel.close()
-    assert pids[0] == pids[1] and len({pids[1], pids[2], pids[3]}) == 3  # two runs each; new threads, new kernel
-    assert store.read_json(Path(two_threads.run_dir) / store.METRICS)["threads"] == 2
+    # two runs each; then new threads; then a failure: a new kernel each time
+    assert pids[0] == pids[1] and len({pids[1], pids[2], pids[3], pids[4]}) == 4, pids
+    assert all((tmp_path / f"run{n}.log").is_file() for n in range(1, 6))
 
 
 @pytest.mark.parametrize("text", ["0", "-3", "many", "1.5"])

@@ -278,7 +278,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="start a Dask LocalCluster of --workers processes here and run the points on it")
     p.add_argument("--engine", default=None, choices=ENGINES,
                    help="fused: train runs that differ only in seed, weight and objective family as one program (JAX; "
-                        "for a GPU); pool: one process per run; auto (default, or the file's engine): fused where "
+                        "for a GPU); pool: worker processes; auto (default, or the file's engine): fused where "
                         "JAX sees a GPU")
 
 

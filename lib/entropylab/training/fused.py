@@ -20,7 +20,7 @@ others go on. Each run then gets its own folder, history, metrics and weights th
 its metrics; its ``seconds`` column is the group's epoch time.
 
 On a GPU one program for the group replaces ``R`` programs (``docs/performance.md``); on a CPU it gives nothing, and
-the sweep's ``auto`` engine keeps one process per run there. ``tests/test_fused.py`` checks that a fused group gives
+the sweep's ``auto`` engine keeps its worker pool there. ``tests/test_fused.py`` checks that a fused group gives
 every run the history of that run trained alone with ``fit``.
 """
 
