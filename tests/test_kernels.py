@@ -79,6 +79,35 @@ def test_a_kernel_is_replaced_after_its_runs_for_another_environment_and_after_a
     # two runs each; then new threads; then a failure: a new kernel each time
     assert pids[0] == pids[1] and len({pids[1], pids[2], pids[3], pids[4]}) == 4, pids
     assert all((tmp_path / f"run{n}.log").is_file() for n in range(1, 6))
+    assert kernel.closed
+
+
+def in_kernel(kernel: kernels.WarmKernel, expression: str) -> str:
+    """The repr of ``expression`` evaluated in the warm kernel."""
+    reply = kernel._client.execute_interactive("", user_expressions={"value": expression}, timeout=60)
+    return reply["content"]["user_expressions"]["value"]["data"]["text/plain"]
+
+
+def test_a_reset_puts_back_the_environment_folder_and_path_and_clears_the_namespace(tmp_path):
+    kernel = kernels.WarmKernel(execute.KERNEL_ARGUMENTS, execute.die_with_parent, max_runs=5)
+    try:
+        kernel.manager(NOTEBOOKS, {"ENTROPYLAB_THREADS": "1"})
+        pid = kernel_pid(kernel)
+        start = in_kernel(kernel, "__import__('os').getcwd()")
+        kernel._client.execute_interactive(  # what a notebook might leave behind
+            "import os, sys\nos.environ['ENTROPYLAB_LEFT'] = '1'\nos.chdir('/')\nsys.path.insert(0, '/nowhere')\n"
+            "left = 1", timeout=60)
+        kernel.finished(True)
+        kernel.manager(NOTEBOOKS, {"ENTROPYLAB_THREADS": "1"})
+        assert kernel_pid(kernel) == pid  # the same kernel, reset
+        assert in_kernel(kernel, "__import__('os').getcwd()") == start == repr(str(NOTEBOOKS))
+        assert in_kernel(kernel, "__import__('os').environ.get('ENTROPYLAB_LEFT')") == "None"
+        assert in_kernel(kernel, "'/nowhere' in __import__('sys').path") == "False"
+        assert in_kernel(kernel, "'left' in globals()") == "False"
+        # the input history stays in memory: no ~/.ipython database written by every worker's kernel at once
+        assert in_kernel(kernel, "get_ipython().history_manager.hist_file") == "':memory:'"
+    finally:
+        kernel.close()
 
 
 @pytest.mark.parametrize("text", ["0", "-3", "many", "1.5"])

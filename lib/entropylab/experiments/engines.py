@@ -81,7 +81,7 @@ def run_local(todo: list[Task], workers: int, finished: Callable[[Outcome], None
 
     from .kernels import runs_per_kernel
 
-    runs_per_kernel()  # a bad $ENTROPYLAB_KERNEL_RUNS is one clear error here, not a failure in every worker
+    runs_per_kernel()  # a bad $ENTROPYLAB_KERNEL_RUNS: one clear error here, not a failure in every worker
     context = multiprocessing.get_context("spawn")
     queue = list(todo)
     idle: list[tuple[Any, Any]] = []  # (connection, process) of workers waiting for a task

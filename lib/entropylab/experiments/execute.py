@@ -92,12 +92,12 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike, par
     partial.unlink(missing_ok=True)
     log.unlink(missing_ok=True)
     cwd = str(Path(notebook).parent)
-    if kernel is not None:
-        kernel_arguments: dict[str, Any] = {"km": kernel.manager(cwd, env or {})}
-    else:
-        kernel_arguments = {"kernel_manager_class": kernel_manager_class(log, die_with_parent),
-                            "extra_arguments": KERNEL_ARGUMENTS}
     try:
+        if kernel is not None:
+            kernel_arguments: dict[str, Any] = {"km": kernel.manager(cwd, env or {})}
+        else:
+            kernel_arguments = {"kernel_manager_class": kernel_manager_class(log, die_with_parent),
+                                "extra_arguments": KERNEL_ARGUMENTS}
         papermill.execute_notebook(str(notebook), str(partial), parameters=parameters, kernel_name="python3",
                                    language="python", progress_bar=False, log_output=False, cwd=cwd,
                                    **kernel_arguments)
@@ -191,6 +191,8 @@ def _execute_locked(task: Task, started: float, kernel: WarmKernel | None) -> Ou
         (run_dir / store.FAILED).unlink(missing_ok=True)  # a reason read below is this attempt's, never an older one
         error = execute_notebook(task.notebook, run_dir / NOTEBOOK, task.parameters, kernel, task.env)
         if error is None and not store.is_complete(run_dir):
+            if kernel is not None:
+                kernel.discard()  # whatever kept the run from finishing is not carried into the next one
             (run_dir / NOTEBOOK).unlink()
             error = f"the notebook finished but {run_dir} has no {store.COMPLETE} marker"
         if error is not None:

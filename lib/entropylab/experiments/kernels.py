@@ -5,16 +5,17 @@ shutdown: about 8 s of a 35 s run of the objectives study on a 2-core machine (`
 ``docs/performance.md``). A :class:`WarmKernel` starts one kernel and lets papermill execute notebook after
 notebook in it, each still written to its own run folder as one executed notebook.
 
-Between two notebooks the kernel is reset (:data:`RESET_CODE`): its namespace is emptied (``%reset -f``), every
-open figure is closed and Keras' global state is cleared (``keras.backend.clear_session``: layer names, the global
-seed generator, as a fresh process has them; without its explicit garbage collection, 0.4 s per run here, which
-Python's own collector does in its time). Imported modules stay imported; that is the point. A run
+Between two notebooks the kernel is reset (:data:`RESET_CODE`): its namespace is emptied (``%reset -f``), its
+environment variables, working folder and ``sys.path`` are put back as they were when it started, every open figure
+is closed, Keras' global state is cleared (``keras.backend.clear_session``: layer names, the global seed generator,
+as a fresh process has them) and the garbage is collected, so an old run's model never lingers. Imported modules
+stay imported; that is the point. A run
 seeds everything itself before it builds its model (``entropylab.training.train.seed_everything``), so the same
 config gives the same numbers in a warm kernel as in a fresh one (``tests/test_kernels.py`` checks it).
 
 A kernel is replaced by a fresh one
 
-* after a notebook fails (whatever state it left is never reused),
+* after a notebook fails, or finishes without its run being complete (whatever state it left is never reused),
 * when the next notebook needs another environment or working folder (the threads are read at the kernel's start),
 * after :func:`runs_per_kernel` notebooks (``$ENTROPYLAB_KERNEL_RUNS``, default :data:`DEFAULT_RUNS`; ``1`` is a
   fresh kernel for every run, as before), which bounds what a long sweep could accumulate in one process.
@@ -35,16 +36,35 @@ from typing import Any, BinaryIO
 #: How many notebooks one kernel executes before it is replaced, unless ``$ENTROPYLAB_KERNEL_RUNS`` says otherwise.
 DEFAULT_RUNS = 25
 RUNS_VARIABLE = "ENTROPYLAB_KERNEL_RUNS"
-#: Run in the kernel after each notebook that succeeded: an empty namespace, no figures, Keras' global state cleared.
+#: Run in a kernel once it has started: what the resets restore (its environment, working folder and import path).
+START_CODE = """\
+import os as _os, sys as _sys, types as _types
+_start = _types.ModuleType("_entropylab_kernel_start")
+_start.environ, _start.cwd, _start.path = dict(_os.environ), _os.getcwd(), list(_sys.path)
+_sys.modules[_start.__name__] = _start
+del _os, _sys, _types, _start
+"""
+#: Run in the kernel after each notebook that succeeded: an empty namespace, the start's environment, folder and
+#: import path, no figures, Keras' global state cleared and the garbage collected.
 RESET_CODE = """\
 get_ipython().run_line_magic("reset", "-f")
-import sys as _sys
+import os as _os, sys as _sys
+_start = _sys.modules["_entropylab_kernel_start"]
+_os.environ.clear()
+_os.environ.update(_start.environ)
+_os.chdir(_start.cwd)
+_sys.path[:] = _start.path
 if "matplotlib.pyplot" in _sys.modules:
     _sys.modules["matplotlib.pyplot"].close("all")
 if "keras" in _sys.modules:
-    _sys.modules["keras"].backend.clear_session(free_memory=False)
-del _sys
+    _sys.modules["keras"].backend.clear_session()  # and a garbage collection: an old run's model goes now
+else:
+    __import__("gc").collect()
+del _os, _sys, _start
 """
+#: Every warm kernel's own arguments: its input history kept in memory, not in ``~/.ipython`` (which every worker's
+#: kernel would write at once), as nbclient does for the kernels it starts.
+HISTORY_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
 RESET_TIMEOUT_SECONDS = 120
 
 
@@ -114,7 +134,8 @@ class WarmKernel:
         # the kernels' log: a file without a name (removed at once, so that a killed worker leaves nothing behind),
         # written by the kernels through one handle and read back through another
         handle, name = tempfile.mkstemp(prefix="entropylab-kernel-", suffix=".log")
-        self._writer = os.fdopen(handle, "ab")
+        os.close(handle)
+        self._writer = open(name, "ab")  # noqa: SIM115 - O_APPEND: after a truncation the kernels write at the start
         self._reader = open(name, "rb")  # noqa: SIM115 - open for the worker's life, closed by close()
         os.unlink(name)
         self._manager: Any = None
@@ -134,27 +155,43 @@ class WarmKernel:
         from jupyter_core.utils import run_sync
 
         key = (str(Path(cwd).resolve()), tuple(sorted(env.items())))
+        self._log_start = os.fstat(self._reader.fileno()).st_size
         if self._manager is not None and (key != self._key or self._runs >= self.max_runs or not self._alive()):
             self._shutdown()
         if self._manager is None:
             manager = kernel_manager_class(self._writer, self.preexec)(kernel_name="python3")
-            run_sync(manager.start_kernel)(cwd=key[0], env={**os.environ, **env}, extra_arguments=self.arguments)
             self._manager, self._key, self._runs = manager, key, 0
+            run_sync(manager.start_kernel)(cwd=key[0], env={**os.environ, **env},
+                                           extra_arguments=[*self.arguments, *HISTORY_ARGUMENTS])
             self._client = manager.blocking_client()
             self._client.start_channels()
             self._client.wait_for_ready(timeout=RESET_TIMEOUT_SECONDS)
-        self._log_start = os.fstat(self._reader.fileno()).st_size
+            # the kernel has read its connection file and clients take the manager's copy: a killed worker leaves
+            # no file with the kernel's key behind
+            with contextlib.suppress(OSError):
+                os.unlink(manager.connection_file)
+            reply = self._client.execute_interactive(START_CODE, store_history=False, timeout=RESET_TIMEOUT_SECONDS,
+                                                     output_hook=lambda message: None)
+            if reply.get("content", {}).get("status") != "ok":
+                raise RuntimeError(f"the kernel could not record its start state: {reply.get('content')}")
         return self._manager
 
     def finished(self, ok: bool, log: str | os.PathLike | None = None) -> None:
         """End the current notebook: copy its part of the kernel's log to ``log``, then reset the kernel (``ok``)
-        or replace it (a failed notebook, or a reset that fails)."""
-        self._runs += 1
-        self._manager.close_clients()
+        or replace it (a failed notebook, or a reset that fails). Without a kernel (its start failed) only the log
+        is copied."""
         if log is not None:
             self._copy_log(Path(log))
+        if self._manager is None:
+            return
+        self._runs += 1
+        self._manager.close_clients()
         if not ok or not self._reset():
             self._shutdown()
+
+    def discard(self) -> None:
+        """Replace the kernel before the next notebook (the last one left its run unfinished)."""
+        self._shutdown()
 
     @property
     def closed(self) -> bool:
@@ -187,6 +224,8 @@ class WarmKernel:
         with contextlib.suppress(OSError):
             self._reader.seek(self._log_start)
             target.write_bytes(self._reader.read())
+            os.ftruncate(self._writer.fileno(), 0)  # the kernel appends, so it goes on at the start: no growth
+            self._log_start = 0
 
     def _shutdown(self) -> None:
         from jupyter_core.utils import run_sync

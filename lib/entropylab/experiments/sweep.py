@@ -48,6 +48,7 @@ from typing import Any
 from .. import paths
 from ..training import store
 from .execute import NOTEBOOK, Outcome, Task, applied_environment, kernel_environment, write_error
+from .kernels import runs_per_kernel
 from .params import ParamSet, Point, load_params
 from .progress import EpochProgress
 from .results import collect, results_path
@@ -224,6 +225,7 @@ def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = Non
     options = {"workers": workers, "threads": threads, "data_dir": data_dir, "output_root": output_root,
                "scheduler": scheduler, "cluster": cluster, "engine": engine, "progress": progress}
     check_counts(workers, threads)
+    runs_per_kernel()  # a bad $ENTROPYLAB_KERNEL_RUNS is refused before anything runs
     param_set = params if isinstance(params, ParamSet) else load_params(params)
     if not param_set.tuning_points:
         return _run_stage(param_set, **options)

@@ -127,7 +127,8 @@ def _disable_op_determinism() -> None:
 
 
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far (MiB)."""
+    """Peak resident memory of this process so far (MiB): in a sweep's warm kernel
+    (:mod:`entropylab.experiments.kernels`) the peak since that kernel started, which may be an earlier run's."""
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return usage / (1024 * 1024) if platform.system() == "Darwin" else usage / 1024
 
