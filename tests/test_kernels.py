@@ -119,3 +119,16 @@ def test_runs_per_kernel_refuses_what_is_not_a_count(monkeypatch, text):
     assert kernels.runs_per_kernel() == 7
     monkeypatch.delenv(kernels.RUNS_VARIABLE)
     assert kernels.runs_per_kernel() == kernels.DEFAULT_RUNS
+
+
+def test_a_kernel_that_cannot_start_fails_its_run_with_the_reason(tmp_path):
+    runs = "  - notebook: notebooks/01_control.ipynb\n    grid: {loss: mse}\n"
+    task = plan_tasks(tmp_path, tmp_path / "out", runs)[0]
+    kernel = kernels.WarmKernel(["--no-such-flag"], execute.die_with_parent)  # the kernel exits at once
+    try:
+        outcome = execute.execute_task(task, kernel)  # returns: the worker that called it lives on
+    finally:
+        kernel.close()
+    assert outcome.status == "failed" and "Kernel died before replying" in outcome.error
+    assert store.is_failed(Path(task.run_dir)) and not store.is_complete(Path(task.run_dir))
+    assert kernel_pid(kernel) is None
