@@ -66,6 +66,9 @@ del _os, _sys, _start
 #: kernel would write at once), as nbclient does for the kernels it starts.
 HISTORY_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
 RESET_TIMEOUT_SECONDS = 120
+#: Tries to start a kernel: two workers starting kernels at once can pick the same free port (jupyter_client chooses
+#: ports by binding and releasing them), and the kernel that loses exits; a second try picks other ports.
+START_ATTEMPTS = 3
 
 
 def runs_per_kernel() -> int:
@@ -152,29 +155,41 @@ class WarmKernel:
     def manager(self, cwd: str | os.PathLike, env: dict[str, str]) -> Any:
         """A live kernel manager started in ``cwd`` with the process environment plus ``env``, reused when the last
         notebook ran in the same folder and environment and succeeded."""
-        from jupyter_core.utils import run_sync
 
         key = (str(Path(cwd).resolve()), tuple(sorted(env.items())))
         self._log_start = os.fstat(self._reader.fileno()).st_size
         if self._manager is not None and (key != self._key or self._runs >= self.max_runs or not self._alive()):
             self._shutdown()
         if self._manager is None:
-            manager = kernel_manager_class(self._writer, self.preexec)(kernel_name="python3")
-            self._manager, self._key, self._runs = manager, key, 0
-            run_sync(manager.start_kernel)(cwd=key[0], env={**os.environ, **env},
-                                           extra_arguments=[*self.arguments, *HISTORY_ARGUMENTS])
-            self._client = manager.blocking_client()
-            self._client.start_channels()
-            self._client.wait_for_ready(timeout=RESET_TIMEOUT_SECONDS)
-            # the kernel has read its connection file and clients take the manager's copy: a killed worker leaves
-            # no file with the kernel's key behind
-            with contextlib.suppress(OSError):
-                os.unlink(manager.connection_file)
-            reply = self._client.execute_interactive(START_CODE, store_history=False, timeout=RESET_TIMEOUT_SECONDS,
-                                                     output_hook=lambda message: None)
-            if reply.get("content", {}).get("status") != "ok":
-                raise RuntimeError(f"the kernel could not record its start state: {reply.get('content')}")
+            for attempt in range(1, START_ATTEMPTS + 1):
+                try:
+                    self._start(key, env)
+                    break
+                except Exception:  # e.g. a port taken between choosing it and binding it (another worker's kernel)
+                    self._shutdown()
+                    if attempt == START_ATTEMPTS:
+                        raise
         return self._manager
+
+    def _start(self, key: tuple[str, tuple[tuple[str, str], ...]], env: dict[str, str]) -> None:
+        """Start a kernel in ``key``'s folder with ``env``, connect this worker's client, record its start state."""
+        from jupyter_core.utils import run_sync
+
+        manager = kernel_manager_class(self._writer, self.preexec)(kernel_name="python3")
+        self._manager, self._key, self._runs = manager, key, 0
+        run_sync(manager.start_kernel)(cwd=key[0], env={**os.environ, **env},
+                                       extra_arguments=[*self.arguments, *HISTORY_ARGUMENTS])
+        self._client = manager.blocking_client()
+        self._client.start_channels()
+        self._client.wait_for_ready(timeout=RESET_TIMEOUT_SECONDS)
+        # the kernel has read its connection file and clients take the manager's copy: a killed worker leaves
+        # no file with the kernel's key behind
+        with contextlib.suppress(OSError):
+            os.unlink(manager.connection_file)
+        reply = self._client.execute_interactive(START_CODE, store_history=False, timeout=RESET_TIMEOUT_SECONDS,
+                                                 output_hook=lambda message: None)
+        if reply.get("content", {}).get("status") != "ok":
+            raise RuntimeError(f"the kernel could not record its start state: {reply.get('content')}")
 
     def finished(self, ok: bool, log: str | os.PathLike | None = None) -> None:
         """End the current notebook: copy its part of the kernel's log to ``log``, then reset the kernel (``ok``)
