@@ -155,7 +155,6 @@ class WarmKernel:
     def manager(self, cwd: str | os.PathLike, env: dict[str, str]) -> Any:
         """A live kernel manager started in ``cwd`` with the process environment plus ``env``, reused when the last
         notebook ran in the same folder and environment and succeeded."""
-
         key = (str(Path(cwd).resolve()), tuple(sorted(env.items())))
         self._log_start = os.fstat(self._reader.fileno()).st_size
         if self._manager is not None and (key != self._key or self._runs >= self.max_runs or not self._alive()):
