@@ -114,6 +114,17 @@ JAX_SCRIPT = textwrap.dedent("""
     out["patience"] = [pair(f, a) for f, a in zip(train_group(stopping), [run(c) for c in stopping])]
     again = train_group(group, [f"{root}/fused/{c.run_name}" for c in group])
     out["reused"] = [r.reused for r in again]
+    from entropylab.decoding import forward
+    model, windows = alone[0].model, np.random.default_rng(0).integers(0, 20, size=(37, alone[0].model.input_shape[1]))
+    def direct(x):
+        return np.asarray(model(x, training=False), dtype=np.float64)
+    def gap(x):
+        return float(np.max(np.abs(forward.outputs(model, x) - direct(x)) / (np.abs(direct(x)) + 1e-12)))
+    before = forward.outputs(model, windows)
+    out["forward"] = [gap(windows), gap(windows[:5])]
+    model.set_weights([w * 0.5 for w in model.get_weights()])  # the compiled call reads the current weights
+    out["forward"].append(gap(windows))
+    out["forward_moved"] = float(np.max(np.abs(forward.outputs(model, windows) - before)))
     out["tensorflow_loaded"] = [m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow.")]
     print("RESULT=" + json.dumps(out))
 """)
@@ -153,6 +164,12 @@ def test_the_jax_path_trains_where_tensorflow_cannot_be_imported(jax_without_ten
             assert (folder / "COMPLETE").is_file() and (folder / "model.weights.h5").is_file()
             assert json.loads((folder / "config.json").read_text())["input_pipeline"] == "numpy"
     assert result["reused"] == [True, True, True]
+
+
+def test_the_compiled_jax_call_gives_the_models_outputs(jax_without_tensorflow):
+    """``decoding.forward`` on JAX: one jit of ``stateless_call``, the direct call's outputs, the current weights."""
+    assert max(jax_without_tensorflow["forward"]) <= 1e-6  # two batch sizes, then after the weights change
+    assert jax_without_tensorflow["forward_moved"] > 1e-3  # halving the weights moved the outputs: not baked in
 
 
 def _assert_same_history(fused: dict, alone: dict) -> None:
