@@ -13,6 +13,8 @@ UV_VERSION ?= 0.13.9
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
+# pytest's processes in `make test` (pytest-xdist, one test file per process at a time); 1 runs the suite in one
+TEST_WORKERS ?= 2
 
 .PHONY: setup lock reproduce objectives decoding test nbval-refresh test-browser lint lab sweep bench bench-quick gpu-check gpu-wheels data info clean-runs
 
@@ -50,7 +52,7 @@ decoding: setup
 # the synthetic one) in an empty outputs folder and compares the cells
 # marked NBVAL_CHECK_OUTPUT; `make nbval-refresh` rewrites those references after a notebook changes.
 test: setup lint
-	$(PY) -m pytest --durations=15
+	$(PY) -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) --durations=15
 	d=$$(mktemp -d) && ENTROPYLAB_OUTPUTS=$$d $(PY) -m pytest --nbval-lax tests/nbval --nbval-sanitize-with tests/nbval/sanitize.cfg -p no:cacheprovider; s=$$?; rm -rf $$d; exit $$s
 
 nbval-refresh: setup

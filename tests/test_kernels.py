@@ -132,3 +132,44 @@ def test_a_kernel_that_cannot_start_fails_its_run_with_the_reason(tmp_path):
     assert outcome.status == "failed" and "Kernel died before replying" in outcome.error
     assert store.is_failed(Path(task.run_dir)) and not store.is_complete(Path(task.run_dir))
     assert kernel_pid(kernel) is None
+
+
+class _Quiet:
+    """The progress interface of ``engines.run_local``, doing nothing."""
+
+    def start(self, task: execute.Task) -> None: ...
+
+    def refresh(self) -> None: ...
+
+
+def test_shared_workers_serve_the_next_call_and_end_with_their_block(tmp_path, monkeypatch):
+    import multiprocessing
+    from dataclasses import replace
+
+    from entropylab.experiments import engines
+
+    # points whose notebook is missing: each fails at once in its worker, which is all this test needs
+    tasks = [replace(t, notebook=str(tmp_path / "missing.ipynb"))
+             for t in plan_tasks(tmp_path, tmp_path / "out", "  - notebook: notebooks/01_control.ipynb\n"
+                                 "    grid: {loss: mse, seed: [0, 1, 2, 3, 4, 5]}\n")]
+    outcomes: list[execute.Outcome] = []
+
+    def idle_processes() -> list:
+        return [process for _, process in engines._SHARED[-1].idle]
+
+    with engines.shared_workers():
+        engines.run_local(tasks[:2], 2, outcomes.append, _Quiet())
+        first = idle_processes()
+        assert len(first) == 2 and all(p.is_alive() for p in first)  # kept after the call
+        with engines.shared_workers():  # an inner block changes nothing
+            engines.run_local(tasks[2:4], 2, outcomes.append, _Quiet())
+        assert {p.pid for p in idle_processes()} == {p.pid for p in first}  # the same workers ran the next call
+        monkeypatch.setenv("ENTROPYLAB_SHARED_WORKERS_TEST", "1")  # a worker keeps its start's environment
+        engines.run_local(tasks[4:], 2, outcomes.append, _Quiet())
+        second = idle_processes()
+        assert not {p.pid for p in second} & {p.pid for p in first} and not any(p.is_alive() for p in first)
+    assert not engines._SHARED and not any(p.is_alive() for p in second)  # the block's end shut them down
+    assert [o.status for o in outcomes] == ["failed"] * 6 and all("missing.ipynb" in o.error for o in outcomes)
+
+    engines.run_local(tasks[:1], 1, outcomes.append, _Quiet())  # outside a block nothing is kept
+    assert not multiprocessing.active_children()

@@ -6,7 +6,9 @@ as tasks end, refreshing ``progress`` about every second while they run.
 * :func:`run_local`: ``workers`` worker processes, each executing one task at a time in a kernel it keeps warm
   across its tasks (:mod:`.kernels`: one start and one import of TensorFlow per worker, not per run; each run still
   writes its own executed notebook). A worker killed from outside (SIGKILL, out of memory) fails its current task
-  only (recorded in its run folder under the run's lock) and is replaced; the others go on.
+  only (recorded in its run folder under the run's lock) and is replaced; the others go on. Within
+  :func:`shared_workers` (a sweep's stages: tuning, then the chosen runs, setting after setting) the workers and
+  their warm kernels outlive one call and serve the next, instead of being started again for each stage.
 * :func:`run_dask`: each task a Dask task on a ``distributed`` cluster (a scheduler address, or a ``LocalCluster``
   started here). Dask reschedules the task of a lost worker on another worker; the run folder's rules (``COMPLETE``
   written last, the run lock, a run trained again from scratch when unfinished) keep a retried task from leaving a
@@ -20,6 +22,7 @@ as tasks end, refreshing ``progress`` about every second while they run.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -73,9 +76,71 @@ def _exit_text(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
+class _SharedWorkers:
+    """Idle local workers handed from one :func:`run_local` call to the next (see :func:`shared_workers`)."""
+
+    def __init__(self) -> None:
+        self.idle: list[tuple[Any, Any]] = []  # (connection, process)
+        self._started_in = (dict(os.environ), os.getcwd())
+
+    def take(self, count: int) -> list[tuple[Any, Any]]:
+        """Up to ``count`` live idle workers, none if this process's environment or folder changed since they
+        were spawned (a worker keeps the environment it was started with)."""
+        if (dict(os.environ), os.getcwd()) != self._started_in:
+            self.close()
+            self._started_in = (dict(os.environ), os.getcwd())
+            return []
+        for connection, process in [w for w in self.idle if not w[1].is_alive()]:
+            self.idle.remove((connection, process))
+            _stop(connection, process)
+        taken, self.idle = self.idle[:count], self.idle[count:]
+        return taken
+
+    def close(self) -> None:
+        """Each idle worker shuts its kernel down and exits."""
+        idle, self.idle = self.idle, []
+        _dismiss(idle)
+
+
+_SHARED: list[_SharedWorkers] = []
+
+
+@contextlib.contextmanager
+def shared_workers() -> Iterator[None]:
+    """Within this block the local workers of :func:`run_local` (each with its warm kernel) are kept between calls
+    and reused by the next one, and shut down when the block ends; inside another such block it changes nothing.
+
+    A sweep's stages (the tuning runs of a setting, then its chosen runs, then the next setting) are separate calls
+    of :func:`run_local`; without this, each would start its workers and import TensorFlow again (about 12 s per
+    stage on a 2-core machine). Outside such a block nothing is kept: a sweep started from a notebook leaves no
+    process behind once it returns.
+    """
+    if _SHARED:
+        yield
+        return
+    shared = _SharedWorkers()
+    _SHARED.append(shared)
+    try:
+        yield
+    finally:
+        _SHARED.remove(shared)
+        shared.close()
+
+
+def _dismiss(workers: list[tuple[Any, Any]]) -> None:
+    """Ask each idle worker to shut its kernel down and exit, then wait for it (killing it after 30 s)."""
+    for connection, _ in workers:
+        with contextlib.suppress(OSError):
+            connection.send(None)
+    for connection, process in workers:
+        process.join(timeout=30)
+        _stop(connection, process)
+
+
 def run_local(todo: list[Task], workers: int, finished: Callable[[Outcome], None], progress: Progress) -> None:
     """The tasks on ``workers`` worker processes (spawned), each executing one task at a time in a warm kernel; a
-    worker that dies fails its current task only and is replaced (see the module docstring)."""
+    worker that dies fails its current task only and is replaced (see the module docstring). Within
+    :func:`shared_workers` it starts with the idle workers a former call left and leaves its own to the next."""
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -84,7 +149,8 @@ def run_local(todo: list[Task], workers: int, finished: Callable[[Outcome], None
     runs_per_kernel()  # a bad $ENTROPYLAB_KERNEL_RUNS: one clear error here, not a failure in every worker
     context = multiprocessing.get_context("spawn")
     queue = list(todo)
-    idle: list[tuple[Any, Any]] = []  # (connection, process) of workers waiting for a task
+    shared = _SHARED[-1] if _SHARED else None
+    idle: list[tuple[Any, Any]] = shared.take(workers) if shared else []  # (connection, process) waiting for a task
     running: dict[Any, tuple[Task, Any]] = {}  # connection -> (task, process)
 
     def start_worker() -> tuple[Any, Any]:
@@ -119,12 +185,10 @@ def run_local(todo: list[Task], workers: int, finished: Callable[[Outcome], None
                 idle.append((connection, process))
                 finished(outcome)
             progress.refresh()
-        for connection, _ in idle:  # all done: each worker shuts its kernel down and exits
-            with contextlib.suppress(OSError):
-                connection.send(None)
-        for connection, process in idle:
-            process.join(timeout=30)
-            _stop(connection, process)
+        if shared is not None:  # all done: the workers wait for the next call, or shut down now
+            shared.idle.extend(idle)
+        else:
+            _dismiss(idle)
     except BaseException:  # Ctrl-C or an error here: stop the workers now (their kernels die with them)
         for connection, process in [*idle, *((c, p) for c, (_, p) in running.items())]:
             _stop(connection, process)

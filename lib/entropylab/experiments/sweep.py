@@ -227,6 +227,14 @@ def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = Non
     check_counts(workers, threads)
     runs_per_kernel()  # a bad $ENTROPYLAB_KERNEL_RUNS is refused before anything runs
     param_set = params if isinstance(params, ParamSet) else load_params(params)
+    from .engines import shared_workers
+
+    with shared_workers():  # the stages below share the local workers and their warm kernels
+        return _run_stages(param_set, options)
+
+
+def _run_stages(param_set: ParamSet, options: dict[str, Any]) -> SweepResult:
+    """The stages of ``param_set``: one, or for a file with tuned entries each setting's tuning then chosen runs."""
     if not param_set.tuning_points:
         return _run_stage(param_set, **options)
     outcomes: list[Outcome] = []
