@@ -10,9 +10,10 @@ as tasks end, refreshing ``progress`` about every second while they run.
   :func:`shared_workers` (a sweep's stages: tuning, then the chosen runs, setting after setting) the workers and
   their warm kernels outlive one call and serve the next, instead of being started again for each stage.
 * :func:`run_dask`: each task a Dask task on a ``distributed`` cluster (a scheduler address, or a ``LocalCluster``
-  started here). Dask reschedules the task of a lost worker on another worker; the run folder's rules (``COMPLETE``
-  written last, the run lock, a run trained again from scratch when unfinished) keep a retried task from leaving a
-  half-written run that looks finished.
+  started here), executed in a kernel that each thread of a Dask worker keeps warm across its tasks
+  (:func:`execute_on_dask_worker`; the same rules as the local workers' kernels). Dask reschedules the task of a
+  lost worker on another worker; the run folder's rules (``COMPLETE`` written last, the run lock, a run trained
+  again from scratch when unfinished) keep a retried task from leaving a half-written run that looks finished.
 * :func:`run_fused` (the ``fused`` engine, JAX): before the notebooks, the runs' training as a few compiled programs,
   one per group of runs that differ only in seed, weight and objective family (:mod:`entropylab.training.fused`),
   in one spawned process. Each run's notebook then finds its run finished and only reports it; a run that a group
@@ -245,13 +246,43 @@ def describe_client(client: Any) -> str:
     return f"{workers} Dask worker(s) at {client.scheduler.address}, dashboard {client.dashboard_link}"
 
 
+#: The warm kernels of this Dask worker process, one per thread that executes tasks (thread ident -> kernel).
+_DASK_KERNELS: dict[int, Any] = {}
+
+
+def execute_on_dask_worker(task: Task) -> Outcome:
+    """:func:`execute_task` in a warm kernel of the calling thread of a Dask worker (:mod:`.kernels`), started at
+    its first task and kept for the next ones; the kernels of threads that ended are closed, and every kernel is
+    shut down when the worker process exits (a worker that is killed takes its kernels with it)."""
+    import atexit
+    import threading
+
+    from .execute import KERNEL_ARGUMENTS
+    from .kernels import WarmKernel
+
+    live = {thread.ident for thread in threading.enumerate()}
+    for ident in [i for i in _DASK_KERNELS if i not in live]:  # a retired thread's kernel died with it
+        _DASK_KERNELS.pop(ident).close()
+    kernel = _DASK_KERNELS.get(threading.get_ident())
+    if kernel is None:
+        if not _DASK_KERNELS:
+            atexit.register(_close_dask_kernels)
+        kernel = _DASK_KERNELS[threading.get_ident()] = WarmKernel(KERNEL_ARGUMENTS, die_with_parent)
+    return execute_task(task, kernel)
+
+
+def _close_dask_kernels() -> None:
+    while _DASK_KERNELS:
+        _DASK_KERNELS.popitem()[1].close()
+
+
 def run_dask(todo: list[Task], client: Any, finished: Callable[[Outcome], None], progress: Progress) -> None:
     """Each task as a Dask task (see the module docstring); the lost worker's task is rescheduled by Dask."""
     from distributed import wait
 
     pending = {}
     for task in todo:
-        future = client.submit(execute_task, task, key=f"entropylab-{task.name}-{time.time_ns()}", pure=False)
+        future = client.submit(execute_on_dask_worker, task, key=f"entropylab-{task.name}-{time.time_ns()}", pure=False)
         pending[future] = task
         progress.start(task)
     try:
