@@ -116,6 +116,8 @@ def test_the_cluster_gives_the_local_pools_numbers(tmp_path, cluster, local_pool
                              cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
     assert on_dask.returncode == 0, on_dask.stdout + on_dask.stderr
     assert "2 Dask worker(s) at tcp://127.0.0.1" in on_dask.stdout and "dashboard" in on_dask.stdout
+    for worker in cluster["workers"]:  # the sweep's end shut its warm kernels down: the idle workers hold none
+        assert not psutil.Process(worker.pid).children(recursive=True)
     a = sorted_results(tmp_path / "dask")
     assert a["run"].nunique() == 5 and list(a["run"]) == list(local_pool_results["run"])
     pd.testing.assert_frame_equal(a[METRICS], local_pool_results[METRICS])  # same identity, same numbers

@@ -118,8 +118,8 @@ JAX_SCRIPT = textwrap.dedent("""
     model, windows = alone[0].model, np.random.default_rng(0).integers(0, 20, size=(37, alone[0].model.input_shape[1]))
     def direct(x):
         return np.asarray(model(x, training=False), dtype=np.float64)
-    def gap(x):
-        return float(np.max(np.abs(forward.outputs(model, x) - direct(x)) / (np.abs(direct(x)) + 1e-12)))
+    def gap(x):  # as assert_allclose(rtol=1e-6, atol=1e-7) measures it: <= 1 passes
+        return float(np.max(np.abs(forward.outputs(model, x) - direct(x)) / (1e-7 + 1e-6 * np.abs(direct(x)))))
     before = forward.outputs(model, windows)
     out["forward"] = [gap(windows), gap(windows[:5])]
     model.set_weights([w * 0.5 for w in model.get_weights()])  # the compiled call reads the current weights
@@ -168,7 +168,7 @@ def test_the_jax_path_trains_where_tensorflow_cannot_be_imported(jax_without_ten
 
 def test_the_compiled_jax_call_gives_the_models_outputs(jax_without_tensorflow):
     """``decoding.forward`` on JAX: one jit of ``stateless_call``, the direct call's outputs, the current weights."""
-    assert max(jax_without_tensorflow["forward"]) <= 1e-6  # two batch sizes, then after the weights change
+    assert max(jax_without_tensorflow["forward"]) <= 1.0  # two batch sizes, then after the weights change
     assert jax_without_tensorflow["forward_moved"] > 1e-3  # halving the weights moved the outputs: not baked in
 
 

@@ -148,14 +148,14 @@ def test_shared_workers_serve_the_next_call_and_end_with_their_block(tmp_path, m
 
     from entropylab.experiments import engines
 
-    # points whose notebook is missing: each fails at once in its worker, which is all this test needs
+    # points whose notebook is missing: each fails in its worker (after a kernel start), all this test needs
     tasks = [replace(t, notebook=str(tmp_path / "missing.ipynb"))
              for t in plan_tasks(tmp_path, tmp_path / "out", "  - notebook: notebooks/01_control.ipynb\n"
                                  "    grid: {loss: mse, seed: [0, 1, 2, 3, 4, 5]}\n")]
     outcomes: list[execute.Outcome] = []
 
     def idle_processes() -> list:
-        return [process for _, process in engines._SHARED[-1].idle]
+        return [process for _, process in engines._shared_blocks()[-1].idle]
 
     with engines.shared_workers():
         engines.run_local(tasks[:2], 2, outcomes.append, _Quiet())
@@ -168,8 +168,31 @@ def test_shared_workers_serve_the_next_call_and_end_with_their_block(tmp_path, m
         engines.run_local(tasks[4:], 2, outcomes.append, _Quiet())
         second = idle_processes()
         assert not {p.pid for p in second} & {p.pid for p in first} and not any(p.is_alive() for p in first)
-    assert not engines._SHARED and not any(p.is_alive() for p in second)  # the block's end shut them down
+    assert not engines._shared_blocks() and not any(p.is_alive() for p in second)  # the block's end shut them down
     assert [o.status for o in outcomes] == ["failed"] * 6 and all("missing.ipynb" in o.error for o in outcomes)
 
+    before = set(multiprocessing.active_children())
     engines.run_local(tasks[:1], 1, outcomes.append, _Quiet())  # outside a block nothing is kept
-    assert not multiprocessing.active_children()
+    assert set(multiprocessing.active_children()) <= before
+
+
+def test_a_dask_threads_kernel_serves_one_sweep_and_is_closed_at_its_end(tmp_path):
+    from dataclasses import replace
+
+    from entropylab.experiments import dask_kernels
+
+    task = replace(plan_tasks(tmp_path, tmp_path / "out", "  - notebook: notebooks/01_control.ipynb\n"
+                              "    grid: {loss: mse}\n")[0], notebook=str(tmp_path / "missing.ipynb"))
+    try:
+        assert dask_kernels.execute(task, "sweep-a", 7).status == "failed"
+        (first,) = dask_kernels._KERNELS.values()  # this thread's, for sweep-a
+        assert first.sweep == "sweep-a" and first.kernel.max_runs == 7  # the sweep's runs per kernel, not the worker's
+        dask_kernels.execute(task, "sweep-a", 7)
+        assert next(iter(dask_kernels._KERNELS.values())) is first  # the same sweep: the same kernel
+        dask_kernels.execute(task, "sweep-b", 7)  # another sweep: another kernel, the old one shut down
+        (second,) = dask_kernels._KERNELS.values()
+        assert second is not first and second.sweep == "sweep-b" and first.kernel.closed
+        assert dask_kernels.close("sweep-a") == 0 and not second.kernel.closed  # only the named sweep's
+        assert dask_kernels.close("sweep-b") == 1 and second.kernel.closed and not dask_kernels._KERNELS
+    finally:
+        dask_kernels.close_all()

@@ -10,10 +10,11 @@ as tasks end, refreshing ``progress`` about every second while they run.
   :func:`shared_workers` (a sweep's stages: tuning, then the chosen runs, setting after setting) the workers and
   their warm kernels outlive one call and serve the next, instead of being started again for each stage.
 * :func:`run_dask`: each task a Dask task on a ``distributed`` cluster (a scheduler address, or a ``LocalCluster``
-  started here), executed in a kernel that each thread of a Dask worker keeps warm across its tasks
-  (:func:`execute_on_dask_worker`; the same rules as the local workers' kernels). Dask reschedules the task of a
-  lost worker on another worker; the run folder's rules (``COMPLETE`` written last, the run lock, a run trained
-  again from scratch when unfinished) keep a retried task from leaving a half-written run that looks finished.
+  started here), executed in a kernel that each thread of a Dask worker keeps warm across the sweep's tasks
+  (:mod:`.dask_kernels`: the same rules as the local workers' kernels, shut down when the sweep ends). Dask
+  reschedules the task of a lost worker on another worker; the run folder's rules (``COMPLETE`` written last, the
+  run lock, a run trained again from scratch when unfinished) keep a retried task from leaving a half-written run
+  that looks finished.
 * :func:`run_fused` (the ``fused`` engine, JAX): before the notebooks, the runs' training as a few compiled programs,
   one per group of runs that differ only in seed, weight and objective family (:mod:`entropylab.training.fused`),
   in one spawned process. Each run's notebook then finds its run finished and only reports it; a run that a group
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -103,7 +105,14 @@ class _SharedWorkers:
         _dismiss(idle)
 
 
-_SHARED: list[_SharedWorkers] = []
+_SHARED = threading.local()  # per thread: a worker dies with the thread that started it (``die_with_parent``)
+
+
+def _shared_blocks() -> list[_SharedWorkers]:
+    """The calling thread's open :func:`shared_workers` blocks (at most one)."""
+    if not hasattr(_SHARED, "blocks"):
+        _SHARED.blocks = []
+    return _SHARED.blocks
 
 
 @contextlib.contextmanager
@@ -116,15 +125,23 @@ def shared_workers() -> Iterator[None]:
     stage on a 2-core machine). Outside such a block nothing is kept: a sweep started from a notebook leaves no
     process behind once it returns.
     """
-    if _SHARED:
+    blocks = _shared_blocks()
+    if blocks:
         yield
         return
     shared = _SharedWorkers()
-    _SHARED.append(shared)
+    blocks.append(shared)
     try:
         yield
     finally:
-        _SHARED.remove(shared)
+        blocks.remove(shared)
+        shared.close()
+
+
+def release_shared_workers() -> None:
+    """Shut down the idle workers of the calling thread's :func:`shared_workers` block now (before a stage that
+    needs the machine's memory for itself: the fused engine's training); the next call starts new ones."""
+    for shared in _shared_blocks():
         shared.close()
 
 
@@ -150,8 +167,9 @@ def run_local(todo: list[Task], workers: int, finished: Callable[[Outcome], None
     runs_per_kernel()  # a bad $ENTROPYLAB_KERNEL_RUNS: one clear error here, not a failure in every worker
     context = multiprocessing.get_context("spawn")
     queue = list(todo)
-    shared = _SHARED[-1] if _SHARED else None
-    idle: list[tuple[Any, Any]] = shared.take(workers) if shared else []  # (connection, process) waiting for a task
+    blocks = _shared_blocks()
+    shared = blocks[-1] if blocks else None
+    idle: list[tuple[Any, Any]] = []  # (connection, process) of workers waiting for a task
     running: dict[Any, tuple[Task, Any]] = {}  # connection -> (task, process)
 
     def start_worker() -> tuple[Any, Any]:
@@ -162,6 +180,8 @@ def run_local(todo: list[Task], workers: int, finished: Callable[[Outcome], None
         return ours, process
 
     try:
+        if shared is not None:
+            idle = shared.take(workers)
         while queue or running:
             while queue and len(running) < workers:
                 connection, process = idle.pop() if idle else start_worker()
@@ -246,43 +266,20 @@ def describe_client(client: Any) -> str:
     return f"{workers} Dask worker(s) at {client.scheduler.address}, dashboard {client.dashboard_link}"
 
 
-#: The warm kernels of this Dask worker process, one per thread that executes tasks (thread ident -> kernel).
-_DASK_KERNELS: dict[int, Any] = {}
-
-
-def execute_on_dask_worker(task: Task) -> Outcome:
-    """:func:`execute_task` in a warm kernel of the calling thread of a Dask worker (:mod:`.kernels`), started at
-    its first task and kept for the next ones; the kernels of threads that ended are closed, and every kernel is
-    shut down when the worker process exits (a worker that is killed takes its kernels with it)."""
-    import atexit
-    import threading
-
-    from .execute import KERNEL_ARGUMENTS
-    from .kernels import WarmKernel
-
-    live = {thread.ident for thread in threading.enumerate()}
-    for ident in [i for i in _DASK_KERNELS if i not in live]:  # a retired thread's kernel died with it
-        _DASK_KERNELS.pop(ident).close()
-    kernel = _DASK_KERNELS.get(threading.get_ident())
-    if kernel is None:
-        if not _DASK_KERNELS:
-            atexit.register(_close_dask_kernels)
-        kernel = _DASK_KERNELS[threading.get_ident()] = WarmKernel(KERNEL_ARGUMENTS, die_with_parent)
-    return execute_task(task, kernel)
-
-
-def _close_dask_kernels() -> None:
-    while _DASK_KERNELS:
-        _DASK_KERNELS.popitem()[1].close()
-
-
 def run_dask(todo: list[Task], client: Any, finished: Callable[[Outcome], None], progress: Progress) -> None:
     """Each task as a Dask task (see the module docstring); the lost worker's task is rescheduled by Dask."""
+    import uuid
+
     from distributed import wait
 
+    from . import dask_kernels
+    from .kernels import runs_per_kernel
+
+    sweep, runs = uuid.uuid4().hex, runs_per_kernel()  # the workers' kernels serve this sweep only
     pending = {}
     for task in todo:
-        future = client.submit(execute_on_dask_worker, task, key=f"entropylab-{task.name}-{time.time_ns()}", pure=False)
+        key = f"entropylab-{task.name}-{time.time_ns()}"
+        future = client.submit(dask_kernels.execute, task, sweep, runs, key=key, pure=False)
         pending[future] = task
         progress.start(task)
     try:
@@ -302,6 +299,9 @@ def run_dask(todo: list[Task], client: Any, finished: Callable[[Outcome], None],
             with contextlib.suppress(Exception):
                 future.cancel()
         raise
+    finally:
+        with contextlib.suppress(Exception):  # a worker that cannot be reached keeps them until its next sweep
+            client.run(dask_kernels.close, sweep)
 
 
 # ---------------------------------------------------------------------------------------------------------

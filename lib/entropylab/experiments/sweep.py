@@ -343,8 +343,9 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
     training = resolve_engine(engine or plan.params.engine or "auto", current_backend(),
                               dask=where_to != "local-processes", probe=bool(todo))
     if training == "fused":
-        from .engines import fused_stage
+        from .engines import fused_stage, release_shared_workers
 
+        release_shared_workers()  # a former stage's idle kernels would hold memory the fused training needs
         todo = fused_stage(plan.params.path.name, todo, outcomes)
     with contextlib.ExitStack() as stack:
         client = None
