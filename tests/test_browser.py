@@ -126,6 +126,30 @@ def _stop(processes: list) -> None:
     psutil.wait_procs(alive, timeout=10)
 
 
+PORT_ATTEMPTS = 3
+
+
+def _serving(server: subprocess.Popen, base: str, token: str, log_path: Path, last_attempt: bool) -> bool:
+    """Wait until the server answers (True); False if it exited because its port was taken (and another try is
+    left); else fail the test with its log."""
+    deadline = time.monotonic() + 90
+    while True:
+        if server.poll() is not None:
+            text = log_path.read_text(errors="replace")
+            if not last_attempt and "already in use" in text:
+                return False
+            pytest.fail(f"JupyterLab exited ({server.returncode}):\n{text[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"JupyterLab did not answer in 90 s:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def jupyterlab(home: Path, outputs: Path) -> Iterator[dict]:
     """JupyterLab on a loopback port with a token, serving ``home/notebooks`` (a copy of the explorer notebook),
@@ -136,54 +160,48 @@ def jupyterlab(home: Path, outputs: Path) -> Iterator[dict]:
     notebooks.mkdir()
     shutil.copy(NOTEBOOK, notebooks / NOTEBOOK.name)  # a copy: the committed notebook stays unexecuted
     _write_lab_settings(home / "settings")
-    port, token = _free_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     env = dict(os.environ, ENTROPYLAB_OUTPUTS=str(outputs), TF_CPP_MIN_LOG_LEVEL="2",
                JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
                JUPYTER_DATA_DIR=str(home / "data"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
                PYTHONHASHSEED="0")
     env.pop("MPLBACKEND", None)  # as `make lab`: kernels pick matplotlib's inline backend
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               "--port-retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
-               "--LabApp.expose_app_in_browser=True", "--allow-root"]
     log_path = home / "server.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebooks)
-    base = f"http://127.0.0.1:{port}"
-    info = {"base": base, "token": token, "outputs": outputs, "log": log_path, "notebooks": notebooks}
+    # a port found free can be taken before the server binds it (a kernel starting in another test process):
+    # the server then exits at once, and another port is tried
+    server: subprocess.Popen | None = None
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"JupyterLab exited ({server.returncode}):\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not answer in 90 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield info
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = _free_port()
+            command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                       "--port-retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
+                       "--LabApp.expose_app_in_browser=True", "--allow-root"]
+            with open(log_path, "wb") as log:
+                server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebooks)
+            base = f"http://127.0.0.1:{port}"
+            if _serving(server, base, token, log_path, last_attempt=attempt == PORT_ATTEMPTS):
+                break
+        yield {"base": base, "token": token, "outputs": outputs, "log": log_path, "notebooks": notebooks}
     finally:
-        # Kernels run in sessions of their own: note them now, so that none outlives a server that had to be killed.
-        children = []
-        with contextlib.suppress(psutil.Error):
-            children = psutil.Process(server.pid).children(recursive=True)
-        try:
-            request = urllib.request.Request(f"{base}/api/shutdown", method="POST",
-                                             headers={"Authorization": f"token {token}"})
-            urllib.request.urlopen(request, timeout=10).close()
-            server.wait(timeout=30)
-        except Exception:
-            server.terminate()
+        if server is not None:
+            # Kernels run in sessions of their own: note them now, so that none outlives a server that had to be killed.
+            children = []
+            with contextlib.suppress(psutil.Error):
+                children = psutil.Process(server.pid).children(recursive=True)
             try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=15)
-        _stop(children)
+                request = urllib.request.Request(f"{base}/api/shutdown", method="POST",
+                                                 headers={"Authorization": f"token {token}"})
+                urllib.request.urlopen(request, timeout=10).close()
+                server.wait(timeout=30)
+            except Exception:
+                server.terminate()
+                try:
+                    server.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait(timeout=15)
+            _stop(children)
 
 
 @pytest.fixture(scope="module")
