@@ -30,7 +30,6 @@ class _ThreadKernel:
 
 _LOCK = threading.Lock()
 _KERNELS: dict[int, _ThreadKernel] = {}  # thread ident -> its kernel
-_CLOSED_AT_EXIT: list[bool] = []
 
 
 def execute(task: Task, sweep: str, runs: int) -> Outcome:
@@ -45,9 +44,6 @@ def execute(task: Task, sweep: str, runs: int) -> Outcome:
             stale.append(_KERNELS.pop(ident))
             mine = None
         if mine is None:
-            if not _CLOSED_AT_EXIT:
-                atexit.register(close_all)
-                _CLOSED_AT_EXIT.append(True)
             mine = _KERNELS[ident] = _ThreadKernel(WarmKernel(KERNEL_ARGUMENTS, die_with_parent, max_runs=runs),
                                                    sweep, threading.Lock())
     for old in stale:
@@ -71,6 +67,9 @@ def close_all() -> None:
         closing = list(_KERNELS.values())
         _KERNELS.clear()
     _close_apart(closing)
+
+
+atexit.register(close_all)
 
 
 def _close_apart(entries: list[_ThreadKernel]) -> None:
