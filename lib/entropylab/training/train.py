@@ -76,6 +76,27 @@ def seed_everything(seed: int, op_determinism: bool = True) -> None:
         _disable_op_determinism()
 
 
+def reseed_random_layers(model: Any, seed: int) -> int:
+    """Set the state of every random-number generator inside ``model`` (the Keras ``SeedGenerator`` of each dropout
+    layer and recurrent cell) from ``seed`` alone; returns how many there were.
+
+    Keras gives each generator its starting seed when the layer is built, drawn from Python's global ``random``
+    (seeded from the operating system at start-up, then moved by whatever ran before), and a weights file does not
+    hold it. A model built before :func:`seed_everything` (:func:`load_trained`) would otherwise drop out other
+    units in each process. Generator ``i``, in the order of ``model.variables``, starts at ``[s_i, 0]`` with
+    ``s_i = 1 + (SeedSequence([seed, i]).generate_state(1)[0] mod 10^9)`` (Keras' own default seeds lie in
+    ``[1, 10^9]``). The generators' states are the variables of ``model.variables`` that are not ``model.weights``.
+    """
+    import numpy as np
+
+    weights = {id(v) for v in model.weights}
+    states = [v for v in model.variables if id(v) not in weights]
+    for index, state in enumerate(states):
+        start = 1 + int(np.random.SeedSequence([seed, index]).generate_state(1)[0]) % 10**9
+        state.assign(np.array([start, 0], dtype=str(state.dtype)))
+    return len(states)
+
+
 def nudge_initial_weights(model: Any, ulps: int, seed: int) -> None:
     """Move every non-zero float32 weight of ``model`` by ``ulps`` representable steps (ulps), up or down at random
     (seeded by ``[seed, ulps]``); zeros stay zero. ``ulps = 0`` leaves the model untouched.

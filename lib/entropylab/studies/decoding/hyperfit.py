@@ -10,6 +10,10 @@ falls below ``target_loss`` nats, or ``max_epochs`` have run. Each epoch also re
 prefixes, the cross-entropy and the mean entropy ``H(p)`` of the model's predictions (the paper finds hyperfitted
 models predict with very low entropy).
 
+Dropout during the fit draws its masks from generators set from the recipe's ``seed`` alone
+(:func:`entropylab.training.train.reseed_random_layers`), not from whatever state the process had when the model was
+built, so the same recipe on the same run gives the same model in any process, whatever ran there before.
+
 The model goes to the study's own folder, ``<study folder>/hyperfit/<setting>/`` (``model.weights.h5``,
 ``history.csv``, ``hyperfit.json`` and a ``COMPLETE`` marker written last), never into a run folder; a finished one
 with the same recipe and source run is reused.
@@ -52,7 +56,7 @@ def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.P
     import keras
 
     from ...objectives import keras_loss
-    from ...training.train import seed_everything
+    from ...training.train import reseed_random_layers, seed_everything
 
     out_dir = Path(out_dir)
     model, corpus, config, data = loaded
@@ -67,6 +71,7 @@ def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.P
     x, y = data.x_train[rows], data.y_train[rows]
     x_val, y_val = data.x_val[val_rows], data.y_val[val_rows]
     seed_everything(spec.seed)
+    reseed_random_layers(model, spec.seed)  # the dropout masks: built with the model, before this seeding
     model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate), loss=keras_loss("cross_entropy"))
     started = time.perf_counter()
     history = []
