@@ -1,18 +1,22 @@
-"""Hyperfitting is reproducible whatever ran before in the process (issue 20, case 5)."""
+"""Hyperfitting is reproducible whatever ran before in the process, and a full disk leaves no partial file and names
+the path it could not write (issue 20, cases 5 and 8)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 
 import entropylab
-from entropylab.training import RunConfig, run
+from entropylab.experiments.execute import write_error
+from entropylab.training import RunConfig, run, store
 
 SOURCE = {"dataset": "synthetic", "epochs": 2, "max_sequences": 400, "lstm_units": 16, "batch_size": 32,
           "split": "headline", "jit_compile": False, "loss": "cross_entropy", "seed": 0,
@@ -30,7 +34,8 @@ if work == "another run":  # a worker that trained another model first
     from entropylab.training import RunConfig, run
     run(RunConfig(**{**SOURCE, "seed": 5, "epochs": 1, "dropout": 0.3}))
 else:  # a worker whose earlier jobs drew from every generator there is
-        import tensorflow as tf
+    import keras
+    import tensorflow as tf
     for _ in range(17):
         random.random()
     np.random.rand(5)
@@ -118,3 +123,79 @@ def test_reseeding_sets_every_dropout_generator_from_the_seed_alone():
     states = [[v.numpy().tolist() for v in m.variables if v.name == "seed_generator_state"] for m in (first, second)]
     assert states[0] == states[1] and len({tuple(s) for s in states[0]}) == len(states[0])
     assert [w.tolist() for w in first.get_weights()] != [w.tolist() for w in second.get_weights()]  # weights untouched
+
+
+# -- a full disk -----------------------------------------------------------------------------------------------
+
+H5PY_ENOSPC = ("Unable to synchronously create file (file write failed: time = Thu Dec  3 19:08:04 2026\n, "
+               "filename = 'x', file descriptor = 3, errno = 28, error message = 'No space left on device')")
+
+
+def _full_disk_for_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``save_weights`` writes part of its file, then fails as h5py does on a full disk (an errno, a text over two
+    lines, no file name)."""
+
+    def save_weights(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+        raise OSError(errno.ENOSPC, H5PY_ENOSPC)
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+
+
+def _assert_names_the_path_and_left_nothing(exc: OSError, path: Path) -> None:
+    assert exc.filename == str(path) and exc.errno == errno.ENOSPC
+    message = write_error(exc, "?")
+    assert message.startswith(f"cannot write {path} (No space left on device); free space") and "\n" not in message
+    left = sorted(p.name for p in path.parent.iterdir() if p.name.startswith(".") or p.name == path.name)
+    assert left == [], left
+
+
+def test_a_full_disk_while_saving_a_runs_weights_leaves_no_partial_file_and_names_it(tmp_path, monkeypatch):
+    _full_disk_for_weights(monkeypatch)
+    folder = tmp_path / "run"
+    with pytest.raises(OSError) as raised:
+        run(RunConfig(**{**SOURCE, "epochs": 1, "max_sequences": 200}), folder)
+    _assert_names_the_path_and_left_nothing(raised.value, folder / store.WEIGHTS)
+    assert not store.is_complete(folder)
+
+
+def test_a_full_disk_while_saving_hyperfitted_weights_leaves_no_partial_file_and_names_it(source_run, tmp_path,
+                                                                                         monkeypatch):
+    from entropylab.metrics.generation import choose_prefixes
+    from entropylab.studies.decoding.hyperfit import hyperfit
+    from entropylab.studies.decoding.spec import HyperfitSpec
+    from entropylab.training import load_trained
+    from entropylab.training.train import run_split
+
+    model, corpus, config = load_trained(source_run)
+    data = run_split(corpus, config)
+    rows = choose_prefixes(len(data.y_val), 10, config.split_seed)
+    _full_disk_for_weights(monkeypatch)
+    folder = tmp_path / "hyperfit"
+    with pytest.raises(OSError) as raised:
+        hyperfit(source_run, HyperfitSpec(**{**RECIPE, "max_epochs": 1}), folder, rows, (model, corpus, config, data))
+    _assert_names_the_path_and_left_nothing(raised.value, folder / store.WEIGHTS)
+    assert not store.is_complete(folder)
+
+
+def test_an_error_that_names_its_file_keeps_it(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError) as raised:
+        store.write_json(blocker / "x.json", {})  # a folder that is a file: the error already names it
+    assert raised.value.filename is not None and str(blocker) in raised.value.filename
+    assert "make the outputs folder writable" in write_error(raised.value, "?")
+
+
+def test_the_command_line_names_the_weights_file_a_full_disk_kept_it_from_writing(tmp_path, monkeypatch, capsys):
+    from entropylab.cli import main
+
+    _full_disk_for_weights(monkeypatch)
+    folder = tmp_path / "run"
+    assert main(["train", "--dataset", "synthetic", "--epochs", "1", "--max-sequences", "200", "--lstm-units", "8",
+                 "--no-jit", "--output", str(folder)]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    (run_dir,) = folder.iterdir()
+    assert errors == [f"error: cannot write {run_dir / store.WEIGHTS} (No space left on device); free space on its "
+                      "disk or choose another with --output-root or $ENTROPYLAB_OUTPUTS"], errors
+    assert not any(p.name.startswith(".") or p.name == store.WEIGHTS for p in run_dir.iterdir())

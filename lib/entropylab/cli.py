@@ -420,9 +420,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:  # a folder that cannot be written: one line with the path and the fix
         from .experiments.execute import write_error
+        from .paths import outputs_dir
 
-        print(f"error: {write_error(exc, getattr(args, 'output', None) or getattr(args, 'output_root', None) or '?')}",
-              file=sys.stderr)
+        where = getattr(args, "output", None) or (outputs_dir(args.output_root) if hasattr(args, "output_root")
+                                                  else "the outputs folder")
+        print(f"error: {write_error(exc, where)}", file=sys.stderr)
         return 2
 
 

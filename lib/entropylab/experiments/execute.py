@@ -9,6 +9,7 @@ executed notebook, as papermill records it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import signal
@@ -177,10 +178,12 @@ def execute_task(task: Task, kernel: WarmKernel | None = None) -> Outcome:
 
 
 def write_error(exc: OSError, where: str | os.PathLike) -> str:
-    """One line for a folder that cannot be written: the path, the reason and the fix."""
+    """One line for a folder that cannot be written: the path, the reason and the fix (space for a full disk)."""
     path = exc.filename or where
-    return (f"cannot write {path} ({exc.strerror or type(exc).__name__}); make the outputs folder writable or "
-            f"choose another with --output-root or $ENTROPYLAB_OUTPUTS")
+    reason = (exc.strerror or "").strip().splitlines() or [type(exc).__name__]
+    fix = ("free space on its disk" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+           else "make the outputs folder writable")
+    return f"cannot write {path} ({reason[0]}); {fix} or choose another with --output-root or $ENTROPYLAB_OUTPUTS"
 
 
 def _execute_locked(task: Task, started: float, kernel: WarmKernel | None) -> Outcome:

@@ -47,6 +47,31 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def naming_path(exc: OSError, path: str | os.PathLike) -> OSError:
+    """``exc`` as an ``OSError`` that names ``path`` when it names no file (h5py's and a write's ``ENOSPC`` do not),
+    with the system's one-line reason for its ``errno`` (h5py's own text spans lines); else ``exc`` itself."""
+    if exc.filename:
+        return exc
+    reason = os.strerror(exc.errno) if isinstance(exc.errno, int) else (exc.strerror or str(exc) or type(exc).__name__)
+    return OSError(exc.errno, reason.splitlines()[0] if reason else type(exc).__name__, str(path))
+
+
+def atomic_save_weights(model: Any, path: str | os.PathLike) -> None:
+    """Save ``model``'s weights to ``.partial-<name>`` beside ``path``, then rename it over ``path``: a reader sees
+    the old file or the whole new one. When saving fails (a full disk) the partial file is removed and the
+    ``OSError`` names ``path`` (:func:`naming_path`)."""
+    path = Path(path)
+    partial = path.with_name(f".partial-{path.name}")
+    try:
+        model.save_weights(partial)
+        os.replace(partial, path)
+    except BaseException as exc:
+        partial.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:
+            raise naming_path(exc, path) from exc
+        raise
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 

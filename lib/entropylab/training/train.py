@@ -318,9 +318,7 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
         store.write_csv(run_path / store.HISTORY, history)
         store.write_json(run_path / store.METRICS, metrics)
         if status == "complete":
-            partial = run_path / ".partial-model.weights.h5"
-            model.save_weights(partial)
-            os.replace(partial, run_path / store.WEIGHTS)
+            store.atomic_save_weights(model, run_path / store.WEIGHTS)
             store.mark_complete(run_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
         else:
             store.mark_failed(run_path, reason or "unknown")

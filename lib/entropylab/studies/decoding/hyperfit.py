@@ -15,8 +15,9 @@ Dropout during the fit draws its masks from generators set from the recipe's ``s
 built, so the same recipe on the same run gives the same model in any process, whatever ran there before.
 
 The model goes to the study's own folder, ``<study folder>/hyperfit/<setting>/`` (``model.weights.h5``,
-``history.csv``, ``hyperfit.json`` and a ``COMPLETE`` marker written last), never into a run folder; a finished one
-with the same recipe and source run is reused.
+``history.csv``, ``hyperfit.json`` and a ``COMPLETE`` marker written last; the weights through a partial file that a
+failed write, such as a full disk's, removes), never into a run folder; a finished one with the same recipe and source
+run is reused.
 """
 
 from __future__ import annotations
@@ -89,9 +90,7 @@ def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.P
                         "val_cross_entropy": val_ce, "val_entropy": val_h})
     frame = pd.DataFrame(history)
     store.write_csv(out_dir / store.HISTORY, frame)
-    partial = out_dir / ".partial-model.weights.h5"
-    model.save_weights(partial)
-    os.replace(partial, out_dir / store.WEIGHTS)
+    store.atomic_save_weights(model, out_dir / store.WEIGHTS)
     store.write_json(out_dir / "hyperfit.json", {
         "identity": identity, "headlines": spec.headlines, "sequences": len(y), "epochs": epoch,
         "reached_target": bool(fit_ce < spec.target_loss), "seconds": time.perf_counter() - started,
