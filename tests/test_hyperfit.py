@@ -178,6 +178,17 @@ def test_a_full_disk_while_saving_hyperfitted_weights_leaves_no_partial_file_and
     assert not store.is_complete(folder)
 
 
+def test_a_full_disk_while_writing_a_table_leaves_no_temporary_file_and_names_it(tmp_path, monkeypatch):
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "out" / store.HISTORY
+    with pytest.raises(OSError) as raised:
+        store.write_csv(path, pd.DataFrame({"epoch": [1, 2]}))
+    _assert_names_the_path_and_left_nothing(raised.value, path)
+
+
 def test_an_error_that_names_its_file_keeps_it(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
