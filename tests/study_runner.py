@@ -19,3 +19,12 @@ def reproduce(study: str, params: Path, output_root: Path) -> subprocess.Complet
     return subprocess.run([sys.executable, "-m", "entropylab", "reproduce", "--study", study, "--params",
                            str(params), "--output-root", str(output_root)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
+
+
+def start_reproduce(study: str, params: Path, output_root: Path, log: Path) -> subprocess.Popen:
+    """The same command started in the background, its output going to ``log``."""
+    env = {**os.environ, "ENTROPYLAB_OUTPUTS": str(output_root)}
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "entropylab", "reproduce", "--study", study, "--params",
+                                 str(params), "--output-root", str(output_root)], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)

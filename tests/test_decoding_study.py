@@ -251,3 +251,106 @@ def test_cells_of_another_model_or_prefix_count_are_not_reused(study):
     other = dataclasses.replace(job, spec=dataclasses.replace(job.spec, prefixes=job.spec.prefixes - 1))
     assert _reusable_cells(other).empty
     assert not other.cells_csv.exists() and not (Path(other.out_dir) / "control-mse-greedy.npy").exists()
+
+
+# -- faults: a killed job, a killed study, two studies at once, a changed section ------------------------------
+
+EXPERIMENT = "decoding-smoke"
+
+
+def _numbers(root: Path) -> dict[str, pd.DataFrame]:
+    """Every results CSV and table of the study, without its timings (what must not depend on how it was run)."""
+    files = sorted((root / "results").glob(f"{EXPERIMENT}*.csv")) + sorted((root / "tables" / EXPERIMENT).glob("*.csv"))
+    return {p.name: pd.read_csv(p).drop(columns=["seconds"], errors="ignore") for p in files}
+
+
+def _assert_same_study(root: Path, reference: Path) -> None:
+    got, expected = _numbers(root), _numbers(reference)
+    assert sorted(got) == sorted(expected)
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(got[name], frame, obj=name)
+
+
+def _wait_for(condition, what: str, process, timeout: float = 600.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (found := condition()):
+            return found
+        assert process.poll() is None, f"the study ended before {what}"
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _lock_holder(lock: Path) -> int | None:
+    """The pid written in a held step lock whose process is alive."""
+    import psutil
+
+    from entropylab.experiments.steps import is_locked
+
+    if not is_locked(lock):
+        return None
+    text = lock.read_text().strip()
+    return int(text) if text.isdigit() and psutil.pid_exists(int(text)) else None
+
+
+def test_a_study_killed_at_any_point_ends_as_an_uninterrupted_one(study, tmp_path):
+    import os
+    import signal
+
+    import psutil
+    from study_runner import start_reproduce
+
+    root = tmp_path / "out"
+    cells = root / "studies" / EXPERIMENT / "cells" / "synthetic_headline"
+    notebooks = root / "notebooks" / EXPERIMENT
+    # 1. the hyperfitting job's process is killed: that job fails alone, the report says so and is not stamped
+    first = start_reproduce("decoding", SMOKE, root, tmp_path / "first.log")
+    victim = _wait_for(lambda: _lock_holder(cells / ".hyperfitted.lock"), "the hyperfitting job", first)
+    os.kill(victim, signal.SIGKILL)
+    assert first.wait(timeout=600) != 0
+    log = (tmp_path / "first.log").read_text()
+    assert "decoding FAILED: synthetic/headline hyperfitted: its process was killed by SIGKILL" in log, log[-3000:]
+    for model in ("cross-entropy", "control-mse", "bigram", "source"):
+        assert f"decoded synthetic/headline {model}" in log  # the other jobs went on
+    assert "Traceback" not in log
+    status = (root / "studies" / EXPERIMENT / "status.json").read_text()
+    assert '"complete": false' in status and "hyperfitted" in status
+    assert "INCOMPLETE" in (notebooks / "08_decoding.ipynb").read_text()
+    assert (root / "tables" / EXPERIMENT / "summary.md").read_text().startswith("INCOMPLETE")
+    assert not (notebooks / ".08_decoding.inputs").exists()  # never stamped complete
+    # 2. the study itself is killed while its report is executed: nothing it started outlives it
+    second = start_reproduce("decoding", SMOKE, root, tmp_path / "second.log")
+    _wait_for(lambda: (notebooks / ".08_decoding.partial.ipynb").exists(), "the report", second)
+    children = psutil.Process(second.pid).children(recursive=True)
+    second.send_signal(signal.SIGKILL)
+    second.wait()
+    _, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    # 3. run again: the same cells and tables as the uninterrupted study, the report made again
+    third = reproduce("decoding", SMOKE, root)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert "inputs unchanged" not in third.stdout
+    _assert_same_study(root, study)
+    assert "INCOMPLETE" not in (notebooks / "08_decoding.ipynb").read_text()
+    # 4. a changed decoding section (fewer prefixes) redoes the cells and the report, never keeps the old tables
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(SMOKE.read_text().replace("prefixes: 40", "prefixes: 30"))
+    again = reproduce("decoding", fewer, root)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "inputs unchanged" not in again.stdout
+    assert set(pd.read_csv(root / "results" / f"{EXPERIMENT}-generation.csv")["prefixes"]) == {30}
+    table = "synthetic_headline_numbers.csv"
+    assert not _numbers(root)[table].equals(_numbers(study)[table])  # the tables of 30 prefixes, not the old ones
+
+
+def test_two_studies_at_once_share_the_work_and_end_as_one(study, tmp_path):
+    from study_runner import start_reproduce
+
+    root = tmp_path / "out"
+    both = [start_reproduce("decoding", SMOKE, root, tmp_path / f"{i}.log") for i in range(2)]
+    codes = [p.wait(timeout=900) for p in both]
+    logs = [(tmp_path / f"{i}.log").read_text() for i in range(2)]
+    assert codes == [0, 0], "\n".join(log[-2000:] for log in logs)
+    _assert_same_study(root, study)

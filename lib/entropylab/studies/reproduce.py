@@ -12,8 +12,10 @@ smoke file) instead.
    experiment's notebooks folder (``<outputs>/notebooks/`` for ``paper``, ``<outputs>/notebooks/<experiment>/``
    for any other, e.g. ``paper-synthetic``) with the parameters it declares among ``experiment``,
    ``output_root``, ``data_dir`` and ``dataset``. A notebook whose inputs (its own source, its parameters, the
-   results table, the library's source and, for NYT, the data files' names and sizes) are unchanged since its last
-   successful execution is skipped, so a second ``make reproduce`` finishes at once.
+   parameter file, every results table and stage file it reads (:func:`report_inputs`), the library's source and,
+   for NYT, the data files' names and sizes) are unchanged since its last complete execution is skipped, so a
+   second ``make reproduce`` finishes at once. A notebook made after a failed run or stage job is not stamped: the
+   next ``reproduce`` executes it again; one study at a time executes a given notebook.
 """
 
 from __future__ import annotations
@@ -40,13 +42,37 @@ STUDIES: dict[str, tuple[Path, tuple[str, ...]]] = {
 STAGES: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:run_stage"}
 
 
-def inputs_fingerprint(notebook: Path, parameters: dict[str, Any], results_csv: Path,
+#: The tables a sweep collects beside ``<experiment>.csv`` (``<experiment>-<name>.csv``) that its reports read.
+SWEEP_TABLES = ("plan", "choices", "tuning")
+#: The files a study's stage writes for its report: ``module:function``, called with the sweep's plan.
+STAGE_OUTPUTS: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:stage_outputs"}
+
+
+def report_inputs(plan: Any, study: str | None = None) -> list[Path]:
+    """Every file a study's report notebooks read: the sweep's results tables, the parameter file, and what the
+    study's stage wrote (:data:`STAGE_OUTPUTS`)."""
+    from ..experiments.results import results_path
+
+    inputs = [Path(plan.params.path), plan.results_csv,
+              *(results_path(f"{plan.experiment}-{name}", plan.output_root) for name in SWEEP_TABLES)]
+    if study in STAGE_OUTPUTS:
+        import importlib
+
+        module, function = STAGE_OUTPUTS[study].split(":")
+        inputs += getattr(importlib.import_module(module), function)(plan)
+    return inputs
+
+
+def inputs_fingerprint(notebook: Path, parameters: dict[str, Any], inputs: list[Path],
                        data_dir: str | os.PathLike | None = None) -> str:
-    """SHA-256 of everything a report notebook's output depends on (see the module docstring)."""
+    """SHA-256 of everything a report notebook's output depends on: its source, its parameters, each file of
+    ``inputs`` (name and bytes, or its absence), the library's source and, for NYT, the data files' names and
+    sizes."""
     digest = hashlib.sha256()
     digest.update(notebook.read_bytes())
     digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
-    digest.update(results_csv.read_bytes() if results_csv.is_file() else b"<no results>")
+    for path in inputs:
+        digest.update(str(path).encode() + (path.read_bytes() if path.is_file() else b"<absent>"))
     package = Path(__file__).resolve().parents[1]
     for source in sorted(package.rglob("*.py")):
         digest.update(source.relative_to(package).as_posix().encode() + source.read_bytes())
@@ -56,22 +82,33 @@ def inputs_fingerprint(notebook: Path, parameters: dict[str, Any], results_csv: 
     return digest.hexdigest()
 
 
-def run_report(notebook: Path, out_dir: Path, parameters: dict[str, Any], fingerprint: str) -> str | None:
-    """Execute one report notebook into ``out_dir`` unless its inputs are unchanged; returns the error."""
+def run_report(notebook: Path, out_dir: Path, parameters: dict[str, Any], fingerprint: str | None) -> str | None:
+    """Execute one report notebook into ``out_dir`` unless its inputs are unchanged since its last complete
+    execution; returns the error. With ``fingerprint=None`` (its inputs are incomplete) the notebook is executed and
+    never stamped, so the next run executes it again. One study at a time executes a notebook (a lock beside it)."""
     from ..experiments.execute import execute_notebook
+    from ..experiments.steps import exclusive_lock
 
     output = out_dir / notebook.name
     stamp = out_dir / f".{notebook.stem}.inputs"
-    if output.is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint:
-        print(f"{notebook.name}: inputs unchanged, kept {output}")
-        return None
-    print(f"{notebook.name}: executing into {output}", flush=True)
-    stamp.unlink(missing_ok=True)
-    error = execute_notebook(notebook, output, parameters)
-    if error is None:
-        from ..training.store import atomic_write_text
 
-        atomic_write_text(stamp, fingerprint + "\n")
+    def waiting(pid: str) -> None:
+        print(f"{notebook.name}: another study (process {pid}) is executing it; waiting", flush=True)
+
+    with exclusive_lock(out_dir / f".{notebook.stem}.lock", waiting):
+        if fingerprint is not None and output.is_file() and stamp.is_file() \
+                and stamp.read_text().strip() == fingerprint:
+            print(f"{notebook.name}: inputs unchanged, kept {output}")
+            return None
+        print(f"{notebook.name}: executing into {output}"
+              + ("" if fingerprint is not None else " (from incomplete inputs: it will be executed again)"),
+              flush=True)
+        stamp.unlink(missing_ok=True)
+        error = execute_notebook(notebook, output, parameters)
+        if error is None and fingerprint is not None:
+            from ..training.store import atomic_write_text
+
+            atomic_write_text(stamp, fingerprint + "\n")
     return error
 
 
@@ -83,13 +120,14 @@ def main(output_root: str | Path | None = None, study: str = "paper", params: st
     root = paths.project_root()
     params_file, notebooks = STUDIES[study]
     params_file = Path(params) if params is not None else root / params_file
-    return reproduce(params_file, [root / "notebooks" / name for name in notebooks], output_root, STAGES.get(study))
+    return reproduce(params_file, [root / "notebooks" / name for name in notebooks], output_root, study)
 
 
 def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str | Path | None = None,
-              stage: str | None = None) -> int:
-    """The sweep of ``params_file``, then ``stage`` (see :data:`STAGES`) when the sweep has no failure, then each
-    of ``report_notebooks`` that exists; the number of failures."""
+              study: str | None = None) -> int:
+    """The sweep of ``params_file``, then the study's stage (see :data:`STAGES`) when the sweep has no failure,
+    then each of ``report_notebooks`` that exists (never stamped complete after a failure); the number of
+    failures."""
     from ..analysis.tables import report_dir
     from ..experiments.execute import applied_environment, kernel_environment
     from ..experiments.params import notebook_parameters
@@ -109,11 +147,13 @@ def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str 
         data_dir = find_nyt_dir(values["data_dir"])
     out_dir = report_dir("notebooks", plan.experiment, plan.output_root)
     failures = result.exit_status
+    stage = STAGES.get(study or "")
     if stage is not None and not failures:
         import importlib
 
         module, function = stage.split(":")
         failures += getattr(importlib.import_module(module), function)(plan)
+    complete = not failures  # the reports' inputs: every run and every stage job finished
     with applied_environment(kernel_environment(available_cores())):
         for notebook in report_notebooks:
             if not notebook.is_file():
@@ -124,7 +164,8 @@ def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str 
             except ValueError:
                 declared = {}
             parameters = {k: v for k, v in values.items() if k in declared}
-            fingerprint = inputs_fingerprint(notebook, parameters, plan.results_csv, data_dir)
+            fingerprint = None if not complete else inputs_fingerprint(notebook, parameters, report_inputs(plan, study),
+                                                                   data_dir)
             error = run_report(notebook, out_dir, parameters, fingerprint)
             if error is not None:
                 failures += 1

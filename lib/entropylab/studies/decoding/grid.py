@@ -21,7 +21,7 @@ study resumes without redoing finished cells, plus the greedy words (``<model>-g
 repetition test of the report) and ``<model>-examples.csv`` (continuations of the paper's six seed texts, or six
 validation headlines' first two words on the synthetic corpus, by each decoder at its middle value, seed 0; none
 for the hyperfitted model on NYT, whose continuations recite the headlines it was fitted to).
-Jobs run ``workers`` at a time, each in its own process.
+Jobs run ``workers`` at a time, each in a process of its own under its own lock (:func:`run_jobs`).
 """
 
 from __future__ import annotations
@@ -215,8 +215,7 @@ def decode_job(job: Job) -> str:
                **cell_metrics(result.words, result.surprisal, heldout, result.true_probability),
                "seconds": time.perf_counter() - started}
         if decoder == GREEDY:
-            np.save(out_dir / f".{job.model}-greedy.partial.npy", result.words.astype(np.int32))
-            os.replace(out_dir / f".{job.model}-greedy.partial.npy", out_dir / f"{job.model}-greedy.npy")
+            _save_words(out_dir / f"{job.model}-greedy.npy", result.words)
         records.append(row)
         store.write_csv(job.cells_csv, pd.DataFrame(records))
         print(f"{job.setting} {job.model}: cell {number}/{len(cells)} {decoder} "
@@ -224,6 +223,18 @@ def decode_job(job: Job) -> str:
     if job.kind in ("run", "hyperfit"):
         _examples(job, model, head, corpus, corpus.subset(config.max_sequences).headline_index[data.val_index])
     return str(job.cells_csv)
+
+
+def _save_words(path: Path, words: np.ndarray) -> None:
+    """``words`` as int32 in ``path``, written beside it first and renamed over it; nothing partial is left when the
+    write fails (a full disk), and the error names ``path``."""
+    partial = path.with_name(f".{path.stem}.partial.npy")
+    try:
+        np.save(partial, words.astype(np.int32))
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise store.naming_path(exc, path) from exc
 
 
 def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarray) -> None:
@@ -257,28 +268,24 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
     store.write_csv(path, pd.DataFrame(rows))
 
 
-def run_jobs(jobs: list[Job], workers: int) -> list[str]:
-    """Every job, ``workers`` at a time in their own processes (one: in this process); the failed jobs' errors
-    (the others go on)."""
-    errors: list[str] = []
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            try:
-                decode_job(job)
-                print(f"decoded {job.setting} {job.model}", flush=True)
-            except Exception as exc:  # one failed job does not stop the others
-                errors.append(f"{job.setting} {job.model}: {type(exc).__name__}: {exc}")
-        return errors
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def job_step(job: Job) -> Any:
+    """The job as a step of the study (:class:`entropylab.experiments.steps.Step`): :func:`decode_job` under the
+    lock ``<cells folder>/.<model>.lock``."""
+    from ...experiments.steps import Step
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(decode_job, job): job for job in jobs}
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                future.result()
-                print(f"decoded {job.setting} {job.model}", flush=True)
-            except Exception as exc:  # a crashed or killed worker fails its job only
-                errors.append(f"{job.setting} {job.model}: {type(exc).__name__}: {exc}")
-    return errors
+    return Step(f"{job.setting} {job.model}", str(Path(job.out_dir) / f".{job.model}.lock"),
+                "entropylab.studies.decoding.grid:decode_job", job)
+
+
+def run_jobs(jobs: list[Job], workers: int, client: Any = None) -> list[str]:
+    """Every job, each in a process of its own, ``workers`` at a time (on ``client``'s Dask cluster when given),
+    with the study steps' guarantees (:mod:`entropylab.experiments.steps`: a lock per job, a killed job fails
+    alone, no process outlives the study); the failed jobs' errors (the others go on)."""
+    from ...experiments.steps import run_steps
+
+    def report(outcome: Any) -> None:
+        if outcome.status == "done":
+            print(f"decoded {outcome.name}", flush=True)
+
+    outcomes = run_steps([job_step(job) for job in jobs], workers, client, report)
+    return [f"{o.name}: {o.error}" for o in outcomes if o.status != "done"]

@@ -38,6 +38,7 @@ class DecodingReport:
     hyperfit_history: pd.DataFrame | None = None
     figures: dict[str, Path] = field(default_factory=dict)
     findings: list[str] = field(default_factory=list)
+    incomplete: str | None = None
 
 
 def readable(cells: pd.DataFrame) -> pd.DataFrame:
@@ -101,14 +102,29 @@ def hyperfit_recipes(history: pd.DataFrame | None) -> dict[str, tuple[str, int |
     return {setting: (row["source_model"], int(row["headlines"])) for setting, row in first.iterrows()}
 
 
+def incomplete_line(experiment: str, output_root: str | os.PathLike | None = None) -> str | None:
+    """One line saying what the decoding stage left missing at its last pass (its status file), or ``None`` when it
+    finished every job (or left no status: a study from before the status file)."""
+    from .study import read_status
+
+    status = read_status(experiment, output_root)
+    if status is None or status.get("complete"):
+        return None
+    missing = [*status.get("errors", []), *status.get("missing", [])]
+    return (f"INCOMPLETE: the decoding stage did not finish ({len(missing)} job(s): "
+            + "; ".join(line.splitlines()[0] for line in missing[:5]) + ("; ..." if len(missing) > 5 else "")
+            + "); these tables miss them. Run the study again to complete it.")
+
+
 def build(experiment: str = "decoding", output_root: str | os.PathLike | None = None,
           write: bool = True) -> DecodingReport:
     """Make every table and figure of the study (module docstring); ``write=False`` makes them only."""
     import matplotlib.pyplot as plt
 
     results = tables.load(experiment, output_root)
+    incomplete = incomplete_line(experiment, output_root)
     settings = tables.settings_of(results.generation)
-    report = DecodingReport(experiment, settings)
+    report = DecodingReport(experiment, settings, incomplete=incomplete)
     recipes = hyperfit_recipes(results.hyperfit if len(results.hyperfit) else None)
     table_dir, figure_dir = tables_dir(experiment, output_root), figures_dir(experiment, output_root)
     made = {}
@@ -159,7 +175,8 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
 
         write_table(pd.DataFrame(report.hyperfit), table_dir, "hyperfit",
                     f"{experiment}: greedy repetition, hyperfitted against its starting model")
-        atomic_write_text(table_dir / "summary.md", f"# {experiment}: findings\n\n"
+        atomic_write_text(table_dir / "summary.md", (f"{incomplete}\n\n" if incomplete else "")
+                          + f"# {experiment}: findings\n\n"
                           + "\n".join(f"- {line}" for line in report.findings) + "\n")
     for name, fig in made.items():
         if write:

@@ -9,6 +9,7 @@ decode the grid (:mod:`.grid`) and collect the cells into ``<outputs>/results/<e
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -170,19 +171,92 @@ def copying(plan: Any, spec: DecodingSpec, jobs: list[Job]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: The stage's record of its last pass, beside its files: whether every job finished, and what is missing.
+STATUS = "status.json"
+
+
+def wait_for_runs(plan: Any) -> None:
+    """Wait while another sweep trains a run of ``plan`` (its run lock is held and the run is unfinished): two
+    studies started together share the training, and the second decodes the models once the first has made them."""
+    from ...experiments.execute import LOCK
+    from ...experiments.steps import LOCK_POLL_SECONDS, is_locked
+
+    def busy() -> list[Path]:
+        return [Path(t.run_dir) for t in plan.tasks
+                if not store.is_complete(t.run_dir) and is_locked(Path(t.run_dir) / LOCK)]
+
+    if waiting := busy():
+        print(f"decoding: {len(waiting)} run(s) of {plan.params.path} are being trained by another sweep "
+              f"(first: {waiting[0].name}); waiting for them", flush=True)
+    while busy():
+        time.sleep(LOCK_POLL_SECONDS)
+
+
+def missing_cells(jobs: list[Job]) -> list[str]:
+    """Per job whose cells file lacks some of its cells: ``"<setting> <model>: k of n cells"``."""
+    from .grid import _key, _read_done, job_cells
+
+    missing = []
+    for job in jobs:
+        done = _read_done(job.cells_csv)
+        have = set() if done.empty else {_key(d, v, s) for d, v, s in
+                                         zip(done["decoder"], done["value"], done["sampling_seed"], strict=True)}
+        wanted = {_key(*cell) for cell in job_cells(job)}
+        if not wanted <= have:
+            missing.append(f"{job.setting} {job.model}: {len(wanted & have)} of {len(wanted)} cells")
+    return missing
+
+
+def read_status(experiment: str, output_root: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """The stage's last :data:`STATUS` (``{"complete": bool, "missing": [...], "errors": [...]}``), if any."""
+    path = study_dir(experiment, output_root) / STATUS
+    return store.read_json(path) if path.is_file() else None
+
+
+def stage_outputs(plan: Any) -> list[Path]:
+    """Every file the stage writes that the report reads: the collected results CSVs, the saved greedy words and
+    the stage's status (what a report's fingerprint covers, with the parameter file)."""
+    root = study_dir(plan.experiment, plan.output_root)
+    names = ("generation", "examples", "hyperfit", "copying")
+    return [results_path(f"{plan.experiment}-{name}", plan.output_root) for name in names] + \
+        sorted(root.glob("cells/*/*-greedy.npy")) + [root / STATUS]
+
+
+def _client(plan: Any, workers: int) -> Any:
+    """The Dask cluster of the file's ``cluster`` key, as a context manager (``None`` without one)."""
+    import contextlib
+
+    cluster = getattr(plan.params, "cluster", None)
+    if not cluster:
+        return contextlib.nullcontext(None)
+    from ...experiments.engines import dask_client
+
+    return dask_client(None if cluster == "local" else cluster, workers)
+
+
 def run_stage(plan: Any) -> int:
-    """Decode every job of ``plan``'s file and collect the results; the number of failed jobs."""
+    """Decode every job of ``plan``'s file (each in a process of its own under its lock:
+    :func:`.grid.run_jobs`) and collect the results; the number of failed jobs. The stage's :data:`STATUS` says
+    whether every cell of every job is there, and which are missing."""
     spec = read_spec(plan.params)
+    wait_for_runs(plan)
     jobs = plan_jobs(plan, spec)
     print(f"decoding: {len(jobs)} models x settings, {len(spec.cells())} cells per model, "
           f"{spec.prefixes} prefixes x {spec.words} words, {spec.workers} at a time", flush=True)
-    errors = run_jobs(jobs, spec.workers)
+    status = study_dir(plan.experiment, plan.output_root) / STATUS
+    store.write_json(status, {"complete": False, "missing": [], "errors": [
+        "the stage started and has not finished (it is running, or was stopped)"]})
+    with _client(plan, spec.workers) as client:
+        errors = run_jobs(jobs, spec.workers, client)
     for error in errors:
         print(f"decoding FAILED: {error}")
     collect(plan.experiment, plan.output_root, jobs)
     if spec.hyperfit is not None and not errors:
         store.write_csv(results_path(f"{plan.experiment}-copying", plan.output_root), copying(plan, spec, jobs))
-    return len(errors)
+    missing = missing_cells(jobs)
+    store.write_json(status, {"complete": not errors and not missing, "missing": missing, "errors": errors})
+    return len(errors) or len(missing)
 
 
-__all__ = ["collect", "find_run", "plan_jobs", "run_stage", "slug", "study_dir"]
+__all__ = ["collect", "find_run", "missing_cells", "plan_jobs", "read_status", "run_stage", "slug", "stage_outputs",
+           "study_dir", "wait_for_runs"]
