@@ -89,12 +89,20 @@ def main(output_root: str | Path | None = None, study: str = "paper", params: st
 def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str | Path | None = None,
               stage: str | None = None) -> int:
     """The sweep of ``params_file``, then ``stage`` (see :data:`STAGES`) when the sweep has no failure, then each
-    of ``report_notebooks`` that exists; the number of failures."""
+    of ``report_notebooks`` that exists; the number of failures.
+
+    Before the sweep trains anything, the whole file is checked (:func:`entropylab.experiments.sweep.validate`:
+    its study sections, e.g. ``decoding``, against its runs; the outputs folder) and, when ``stage``'s module has
+    a ``check_stage(plan)``, that too (so a study whose file lacks its section is refused at once)."""
+    import importlib
+
     from ..analysis.tables import report_dir
     from ..experiments.execute import applied_environment, kernel_environment
     from ..experiments.params import notebook_parameters
-    from ..experiments.sweep import available_cores, run_sweep
+    from ..experiments.sweep import available_cores, run_sweep, validate
 
+    stage_check = getattr(importlib.import_module(stage.split(":")[0]), "check_stage", None) if stage else None
+    validate(params_file, output_root=output_root, checks=(stage_check,) if stage_check else ())
     result = run_sweep(params_file, output_root=output_root)
     plan = result.plan
     datasets = {task.parameters["dataset"] for task in plan.tasks}
