@@ -253,7 +253,7 @@ def test_reproduce_defaults_to_the_environments_outputs(tmp_path, monkeypatch):
     from entropylab.studies import reproduce
 
     seen = {}
-    monkeypatch.setattr(reproduce, "reproduce", lambda params, notebooks, output_root=None, stage=None: seen.update(
+    monkeypatch.setattr(reproduce, "reproduce", lambda params, notebooks, output_root=None, study=None: seen.update(
         output_root=output_root) or 0)
     monkeypatch.setenv("ENTROPYLAB_OUTPUTS", str(tmp_path / "mine"))
     assert reproduce.main() == 0

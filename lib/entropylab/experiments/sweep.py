@@ -3,6 +3,12 @@
 ``python -m entropylab sweep params/paper.yaml [--workers N] [--threads T] [--data-dir D] [--output-root O]
 [--dry-run]``
 
+* Before anything runs (and with ``--dry-run``, which runs nothing else) everything is checked
+  (:func:`validate`): the whole parameter file, its study sections (:data:`SECTION_CHECKS`: a ``decoding`` section
+  against the file's runs), the command line (``--engine fused`` off JAX or on Dask, ``--scheduler`` with
+  ``--cluster``) and the outputs folder (a file, or a folder that cannot be written). Each mistake is one line
+  naming the file, key or option and the fix.
+
 * Each grid point (see :mod:`entropylab.experiments.params`) is one execution of its notebook, written to
   ``<outputs>/runs/<experiment>/<run name>/notebook.ipynb`` (under a temporary name, renamed on success); the
   run name is the readable slug and the hash of the point's whole config
@@ -41,6 +47,7 @@ import dataclasses
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +60,12 @@ from .params import ParamSet, Point, load_params
 from .progress import EpochProgress
 from .results import collect, results_path
 
-__all__ = ["Plan", "SweepResult", "applied_environment", "dry_run", "kernel_environment", "make_plan", "run_sweep"]
+__all__ = ["Plan", "SweepResult", "applied_environment", "check_options", "check_outputs", "dry_run",
+           "kernel_environment", "make_plan", "run_sweep", "validate"]
 MAX_EXIT_STATUS = 100
+#: The checks of a parameter file's study sections, by top-level key: ``module:function``, called with the file's
+#: plan before anything runs (its sweep, a study's stages) and by ``--dry-run``; each raises a one-line error.
+SECTION_CHECKS: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:check_stage"}
 
 
 @dataclass
@@ -148,6 +159,64 @@ class OutputsError(ValueError):
     """The outputs folder cannot be written; the message names it and the fix."""
 
 
+def check_outputs(output_root: str | os.PathLike | None = None) -> Path:
+    """The outputs folder (``output_root``, else ``$ENTROPYLAB_OUTPUTS``, else ``<project>/outputs``), or an
+    :class:`OutputsError` naming it and the fix when it, or the nearest existing folder above it, is a file or
+    cannot be written. Creates nothing (``--dry-run`` calls it too)."""
+    root = paths.outputs_dir(output_root).expanduser().absolute()
+    fix = "give --output-root (or $ENTROPYLAB_OUTPUTS) a writable folder"
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        if existing == root:
+            raise OutputsError(f"the outputs path {root} is a file, not a folder; {fix}")
+        raise OutputsError(f"the outputs path {root} lies under {existing}, which is a file, not a folder; {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputsError(f"cannot write the outputs folder {root} ({existing} is not writable); {fix}")
+    return root
+
+
+def check_options(param_set: ParamSet, *, scheduler: str | None = None, cluster: str | None = None,
+                  engine: str | None = None) -> str:
+    """Where the points would run (see :func:`_engine`) after checking the command line against the file: not
+    ``--scheduler`` with ``--cluster``, and an engine that can train here (``fused`` needs JAX and no Dask); a
+    ``ValueError`` naming the option and the fix otherwise. Probes no device."""
+    from ..training.config import current_backend
+    from .engines import resolve_engine
+
+    where_to = _engine(scheduler, cluster, param_set.cluster)
+    resolve_engine(engine or param_set.engine or "auto", current_backend(), dask=where_to != "local-processes",
+                   probe=False)
+    return where_to
+
+
+def validate(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
+             output_root: str | os.PathLike | None = None, workers: int | None = None, threads: int | None = None,
+             scheduler: str | None = None, cluster: str | None = None, engine: str | None = None,
+             checks: tuple[Callable[[Plan], Any], ...] = ()) -> Plan:
+    """Everything that can be checked before any run is trained: the counts, ``$ENTROPYLAB_KERNEL_RUNS``, the
+    file, the command line (:func:`check_options`), the outputs folder (:func:`check_outputs`), the plan (data,
+    splits) and each study section of the file (:data:`SECTION_CHECKS`) plus ``checks`` (a study's own), each
+    called with the plan. The first mistake is raised as one line; the plan is returned (nothing is written)."""
+    import importlib
+
+    check_counts(workers, threads)
+    runs_per_kernel()
+    param_set = params if isinstance(params, ParamSet) else load_params(params)
+    check_options(param_set, scheduler=scheduler, cluster=cluster, engine=engine)
+    check_outputs(output_root)
+    plan = make_plan(param_set, data_dir=data_dir, output_root=output_root, workers=workers, threads=threads)
+    every: list[Callable[[Plan], Any]] = []
+    for section, check in SECTION_CHECKS.items():
+        if getattr(param_set, section, None) is not None:
+            module, function = check.split(":")
+            every.append(getattr(importlib.import_module(module), function))
+    for check in (*every, *(c for c in checks if c not in every)):
+        check(plan)
+    return plan
+
+
 def _check_splits(path: Path, points: list[Point]) -> None:
     """Every point with a sequence cap must leave both sides of its split non-empty (checked before any run)."""
     capped = [p for p in points if p.parameters.get("max_sequences") is not None]
@@ -225,8 +294,8 @@ def run_sweep(params: ParamSet | str | os.PathLike, *, workers: int | None = Non
     options = {"workers": workers, "threads": threads, "data_dir": data_dir, "output_root": output_root,
                "scheduler": scheduler, "cluster": cluster, "engine": engine, "progress": progress}
     check_counts(workers, threads)
-    runs_per_kernel()  # a bad $ENTROPYLAB_KERNEL_RUNS is refused before anything runs
     param_set = params if isinstance(params, ParamSet) else load_params(params)
+    validate(param_set, **{k: v for k, v in options.items() if k != "progress"})  # before anything runs
     from .engines import shared_workers
 
     with shared_workers():  # the stages below share the local workers and their warm kernels
@@ -415,9 +484,13 @@ def _execute(plan: Plan, todo: list[Task], client: Any, progress: bool) -> list[
 
 def dry_run(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
             output_root: str | os.PathLike | None = None, workers: int | None = None,
-            threads: int | None = None) -> Plan:
-    """Print every point with its state, without running anything."""
+            threads: int | None = None, scheduler: str | None = None, cluster: str | None = None,
+            engine: str | None = None) -> Plan:
+    """Run the checks of a real start (:func:`validate`), then print every point with its state, without running
+    or writing anything."""
     param_set = params if isinstance(params, ParamSet) else load_params(params)
+    validate(param_set, data_dir=data_dir, output_root=output_root, workers=workers, threads=threads,
+             scheduler=scheduler, cluster=cluster, engine=engine)
     options = {"data_dir": data_dir, "output_root": output_root, "workers": workers, "threads": threads}
     if not param_set.tuning_points:
         return _dry_run_stage(param_set, **options)
@@ -459,12 +532,13 @@ def main(args: Any) -> int:
     """``python -m entropylab sweep`` (the parsed arguments of :mod:`entropylab.cli`)."""
     options = {"data_dir": args.data_dir, "output_root": args.output_root, "workers": args.workers,
                "threads": getattr(args, "threads", None)}
+    where = {"scheduler": getattr(args, "scheduler", None), "cluster": getattr(args, "cluster", None),
+             "engine": getattr(args, "engine", None)}
     if getattr(args, "dry_run", False):
-        dry_run(args.params, **options)
+        dry_run(args.params, **options, **where)
         return 0
     try:
-        result = run_sweep(args.params, scheduler=getattr(args, "scheduler", None),
-                           cluster=getattr(args, "cluster", None), engine=getattr(args, "engine", None), **options)
+        result = run_sweep(args.params, **where, **options)
     except KeyboardInterrupt:
         print("sweep stopped; run the same command again to finish the unfinished runs", file=sys.stderr)
         return 130

@@ -127,12 +127,21 @@ def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str 
               study: str | None = None) -> int:
     """The sweep of ``params_file``, then the study's stage (see :data:`STAGES`) when the sweep has no failure,
     then each of ``report_notebooks`` that exists (never stamped complete after a failure); the number of
-    failures."""
+    failures.
+
+    Before the sweep trains anything, the whole file is checked (:func:`entropylab.experiments.sweep.validate`:
+    its study sections, e.g. ``decoding``, against its runs; the outputs folder) and, when the stage's module has
+    a ``check_stage(plan)``, that too (so a study whose file lacks its section is refused at once)."""
+    import importlib
+
     from ..analysis.tables import report_dir
     from ..experiments.execute import applied_environment, kernel_environment
     from ..experiments.params import notebook_parameters
-    from ..experiments.sweep import available_cores, run_sweep
+    from ..experiments.sweep import available_cores, run_sweep, validate
 
+    stage = STAGES.get(study or "")
+    stage_check = getattr(importlib.import_module(stage.split(":")[0]), "check_stage", None) if stage else None
+    validate(params_file, output_root=output_root, checks=(stage_check,) if stage_check else ())
     result = run_sweep(params_file, output_root=output_root)
     plan = result.plan
     datasets = {task.parameters["dataset"] for task in plan.tasks}
@@ -147,10 +156,7 @@ def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str 
         data_dir = find_nyt_dir(values["data_dir"])
     out_dir = report_dir("notebooks", plan.experiment, plan.output_root)
     failures = result.exit_status
-    stage = STAGES.get(study or "")
     if stage is not None and not failures:
-        import importlib
-
         module, function = stage.split(":")
         failures += getattr(importlib.import_module(module), function)(plan)
     complete = not failures  # the reports' inputs: every run and every stage job finished

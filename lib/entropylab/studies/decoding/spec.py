@@ -3,7 +3,7 @@
 .. code-block:: yaml
 
     decoding:
-      prefixes: 500            # validation prefixes per cell (the same for every model of a setting)
+      prefixes: 500            # validation prefixes per cell (the same for every model of a setting), or all
       words: 10                # words generated per prefix
       sampling_seeds: [0, 1, 2]
       workers: 2               # models decoded at once, each in its own process
@@ -11,11 +11,15 @@
         - {name: cross-entropy, loss: cross_entropy}
         - {name: best objective, loss: label_smoothing, weight: 0.03, dataset: synthetic}
       hyperfit: {model: cross-entropy, headlines: 100, max_epochs: 150, target_loss: 0.05, learning_rate: 0.003,
-                 batch_size: 16}
+                 batch_size: 16}   # headlines: a number or all (every headline of the training split)
       references: [unigram, bigram, source]   # count models and the synthetic source, sampled at T = 1
       decoders: {greedy: [], top_p: [0.5, 0.9], beam: [2, 4]}   # names of entropylab.decoding.DECODERS
 
 A mistake is one :class:`~entropylab.experiments.params.ParamsError` naming the file, the key and the fix.
+``prefixes`` and ``hyperfit.headlines`` are read here as a number or ``None`` (the file's ``all``); that a number
+is not more than there are (the validation rows and the training headlines of each setting) is checked against
+the runs' data splits when the study is planned (:func:`entropylab.studies.decoding.study.check_stage`), where
+``all`` becomes the number of each setting, so that what is recorded is what was used.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ SECTION_KEYS = ("prefixes", "words", "sampling_seeds", "workers", "models", "hyp
 MODEL_KEYS = ("name", "loss", "weight", "seed", "dataset")
 HYPERFIT_KEYS = ("model", "headlines", "max_epochs", "target_loss", "learning_rate", "batch_size", "seed")
 REFERENCES = ("unigram", "bigram", "source")
+#: The word a file gives for ``prefixes`` or ``hyperfit.headlines`` to use every validation row or training headline.
+ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class HyperfitSpec:
     and when it stops (the mean training cross-entropy below ``target_loss``, or ``max_epochs``)."""
 
     model: str
-    headlines: int = 100
+    headlines: int | None = 100  # None: every headline of the training split (the file's ``all``)
     max_epochs: int = 150
     target_loss: float = 0.05
     learning_rate: float = 0.003
@@ -67,9 +73,9 @@ class HyperfitSpec:
 
 @dataclass(frozen=True)
 class DecodingSpec:
-    """The checked ``decoding`` section."""
+    """The checked ``decoding`` section (``prefixes`` None: every validation row, the file's ``all``)."""
 
-    prefixes: int
+    prefixes: int | None
     words: int
     sampling_seeds: tuple[int, ...]
     workers: int
@@ -100,6 +106,15 @@ def _int(path: Path, key: str, value: Any, low: int) -> int:
     return value
 
 
+def _count_or_all(path: Path, key: str, value: Any) -> int | None:
+    """An integer >= 1, or None for the file's ``all``."""
+    if value == ALL:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParamsError(f"{path}: decoding.{key}: got {value!r}; expected an integer >= 1 or {ALL}")
+    return value
+
+
 def _positive(path: Path, key: str, value: Any) -> float:
     number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
     if not (math.isfinite(number) and number > 0):
@@ -123,7 +138,7 @@ def read_spec(param_set: ParamSet) -> DecodingSpec:
         raise ParamsError(f"{path}: decoding: missing; a decoding study's file needs a 'decoding' section "
                           f"(see params/decoding.yaml)")
     section = _mapping(path, "<section>", param_set.decoding, SECTION_KEYS)
-    prefixes = _int(path, "prefixes", section.get("prefixes", 500), 1)
+    prefixes = _count_or_all(path, "prefixes", section.get("prefixes", 500))
     words = _int(path, "words", section.get("words", 10), 2)
     workers = _int(path, "workers", section.get("workers", 1), 1)
     seeds = section.get("sampling_seeds", [0, 1, 2])
@@ -175,7 +190,9 @@ def _hyperfit(path: Path, entry: Any, models: tuple[ModelSpec, ...]) -> Hyperfit
         raise ParamsError(f"{path}: decoding.hyperfit.model: got {entry.get('model')!r}; expected the name of one "
                           f"of decoding.models ({', '.join(m.name for m in models)})")
     values: dict[str, Any] = {"model": entry["model"]}
-    for name in ("headlines", "max_epochs", "batch_size"):
+    if "headlines" in entry:
+        values["headlines"] = _count_or_all(path, "hyperfit.headlines", entry["headlines"])
+    for name in ("max_epochs", "batch_size"):
         if name in entry:
             values[name] = _int(path, f"hyperfit.{name}", entry[name], 1)
     for name in ("target_loss", "learning_rate"):

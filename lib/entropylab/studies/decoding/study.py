@@ -3,13 +3,18 @@ decode the grid (:mod:`.grid`) and collect the cells into ``<outputs>/results/<e
 ``-examples.csv`` and ``-hyperfit.csv``; its own files go to the study folder ``<outputs>/studies/<experiment>/``.
 
 ``python -m entropylab reproduce --study decoding`` runs the sweep of ``params/decoding.yaml``, then this, then
-``notebooks/08_decoding.ipynb``.
+``notebooks/08_decoding.ipynb``. What can be checked without a trained model (:func:`check_stage`: the section,
+each model one run of the file, ``prefixes`` and ``hyperfit.headlines`` within the runs' splits) is checked
+before the sweep, and by ``sweep FILE --dry-run``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,7 @@ from ...experiments.params import ParamsError
 from ...experiments.results import results_path
 from ...training import store
 from .grid import HYPERFITTED, Job, run_jobs
-from .spec import DecodingSpec, ModelSpec, read_spec, slug
+from .spec import ALL, DecodingSpec, ModelSpec, read_spec, slug
 
 OBJECTIVE_WEIGHT_TOLERANCE = 1e-9
 
@@ -55,16 +60,51 @@ def find_run(plan: Any, setting: str, model: ModelSpec) -> Path:
                       f"add it to the file's runs")
 
 
-def plan_jobs(plan: Any, spec: DecodingSpec) -> list[Job]:
-    """Every job of the study (:class:`.grid.Job`): the models, the hyperfitted one and the references per setting,
-    the NYT settings first (their jobs are the longest)."""
+@dataclass(frozen=True)
+class SplitSizes:
+    """What a run's data split holds: its validation rows (the most ``prefixes`` there are) and the distinct
+    headlines of its training side (the most ``hyperfit.headlines``)."""
+
+    validation_rows: int
+    training_headlines: int
+
+
+def split_sizes(parameters: dict[str, Any], corpora: dict[str, Any] | None = None) -> SplitSizes:
+    """The :class:`SplitSizes` of the run a task's ``parameters`` configure (its config and data split only: no
+    trained model is needed); ``corpora`` caches the loaded corpora between calls."""
+    from ...experiments.params import SWEEP_OWNED
+    from ...training.config import RunConfig
+    from ...training.train import load_run_corpus, run_split
+
+    config = RunConfig.from_dict({k: v for k, v in parameters.items() if k not in SWEEP_OWNED})
+    corpora = {} if corpora is None else corpora
+    key = json.dumps([config.dataset, config.data_dir, config.synthetic], sort_keys=True, default=str)
+    if key not in corpora:
+        corpora[key] = load_run_corpus(config)
+    corpus = corpora[key]
+    data = run_split(corpus, config)
+    owners = corpus.subset(config.max_sequences).headline_index[data.train_index]
+    return SplitSizes(len(data.y_val), len(np.unique(owners)))
+
+
+def _tuned_later(plan: Any, setting: str, model: ModelSpec) -> bool:
+    """Whether a tuned entry of the plan's file may add ``model``'s run to ``setting`` once its tuning has run."""
+    dataset, split = setting.split("/")
+    return any(p.parameters["loss"] == model.loss and p.parameters["split"] == split
+               and p.parameters["dataset"] in ("auto", dataset) for p in plan.params.tuning_points)
+
+
+def match_runs(plan: Any, spec: DecodingSpec, *, before_tuning: bool = False
+               ) -> dict[str, tuple[list[ModelSpec], dict[str, Path]]]:
+    """Per setting of the plan (the NYT settings first: their jobs are the longest), its models and each one's run
+    folder (:func:`find_run`); a :class:`ParamsError` when a setting has no model, lacks the hyperfitted model or a
+    model matches no run or several. Nothing needs to be trained: with ``before_tuning``, a model that a tuned entry
+    of the file may still add is left out instead of refused."""
     settings = list(dict.fromkeys(setting_of(t.parameters) for t in plan.tasks))
     settings.sort(key=lambda s: not s.startswith("nyt"))
-    root = study_dir(plan.experiment, plan.output_root)
-    jobs: list[Job] = []
+    matched = {}
     for setting in settings:
         dataset = setting.split("/")[0]
-        out = str(root / "cells" / setting.replace("/", "_"))
         models = [m for m in spec.models if m.dataset in (None, dataset)]
         if not models:
             raise ParamsError(f"{plan.params.path}: decoding.models: none applies to the setting {setting}; add one "
@@ -72,20 +112,87 @@ def plan_jobs(plan: Any, spec: DecodingSpec) -> list[Job]:
         if spec.hyperfit is not None and spec.hyperfit.model not in {m.name for m in models}:
             raise ParamsError(f"{plan.params.path}: decoding.hyperfit.model: {spec.hyperfit.model!r} is not a model "
                               f"of the setting {setting}; hyperfit a model that every setting has")
-        runs = {m.name: find_run(plan, setting, m) for m in models}
+        runs = {}
+        for model in models:
+            try:
+                runs[model.name] = find_run(plan, setting, model)
+            except ParamsError:
+                if not (before_tuning and _tuned_later(plan, setting, model)):
+                    raise
+        matched[setting] = (models, runs)
+    return matched
+
+
+def check_sizes(plan: Any, spec: DecodingSpec, matched: dict[str, tuple[list[ModelSpec], dict[str, Path]]]
+                ) -> dict[Path, SplitSizes]:
+    """The :class:`SplitSizes` of every matched run; a :class:`ParamsError` naming the most there are per setting
+    when ``prefixes`` is more than a setting's validation rows or ``hyperfit.headlines`` more than the training
+    headlines of the run it fits (never capped silently: ``all`` asks for every one)."""
+    by_dir = {Path(task.run_dir): task for task in plan.tasks}
+    corpora: dict[str, Any] = {}
+    sizes = {run: split_sizes(by_dir[run].parameters, corpora) for _, runs in matched.values() for run in runs.values()}
+    limits: dict[str, dict[str, int]] = {"prefixes": {}, "hyperfit.headlines": {}}
+    for setting, (_, runs) in matched.items():
+        if runs:
+            limits["prefixes"][setting] = min(sizes[run].validation_rows for run in runs.values())
+        if spec.hyperfit is not None and spec.hyperfit.model in runs:
+            limits["hyperfit.headlines"][setting] = sizes[runs[spec.hyperfit.model]].training_headlines
+    asked = {"prefixes": spec.prefixes, "hyperfit.headlines": spec.hyperfit.headlines if spec.hyperfit else None}
+    what = {"prefixes": "validation rows", "hyperfit.headlines": "training headlines"}
+    for key, wanted in asked.items():
+        over = {setting: most for setting, most in limits[key].items() if wanted is not None and wanted > most}
+        if over:
+            raise ParamsError(
+                f"{plan.params.path}: decoding.{key}: got {wanted}, more than the {what[key]} there are ("
+                + ", ".join(f"{most} in {setting}" for setting, most in over.items())
+                + f"); give at most {min(limits[key].values())}, or {ALL} for all the {what[key]} of each setting")
+    return sizes
+
+
+def resolve(spec: DecodingSpec, sizes: SplitSizes) -> DecodingSpec:
+    """``spec`` with ``all`` (None) replaced by the numbers of a run's split, so that a job's identity and what it
+    records say the number used."""
+    hyperfit = spec.hyperfit
+    if hyperfit is not None and hyperfit.headlines is None:
+        hyperfit = dataclasses.replace(hyperfit, headlines=sizes.training_headlines)
+    prefixes = sizes.validation_rows if spec.prefixes is None else spec.prefixes
+    return dataclasses.replace(spec, prefixes=prefixes, hyperfit=hyperfit)
+
+
+def check_stage(plan: Any) -> DecodingSpec:
+    """Every check of :func:`run_stage` that needs no trained model, for before the study's sweep: the file's
+    ``decoding`` section (:func:`read_spec`), each model matching exactly one run of the plan, the hyperfitted
+    model in every setting, and ``prefixes`` and ``hyperfit.headlines`` within the runs' data splits."""
+    spec = read_spec(plan.params)
+    check_sizes(plan, spec, match_runs(plan, spec, before_tuning=True))
+    return spec
+
+
+def plan_jobs(plan: Any, spec: DecodingSpec) -> list[Job]:
+    """Every job of the study (:class:`.grid.Job`): the models, the hyperfitted one and the references per setting,
+    the NYT settings first (their jobs are the longest). Each job's spec has ``all`` resolved to its run's split
+    (:func:`resolve`)."""
+    matched = match_runs(plan, spec)
+    sizes = check_sizes(plan, spec, matched)
+    root = study_dir(plan.experiment, plan.output_root)
+    jobs: list[Job] = []
+    for setting, (models, runs) in matched.items():
+        dataset = setting.split("/")[0]
+        out = str(root / "cells" / setting.replace("/", "_"))
         for model in models:
             if not store.is_complete(runs[model.name]):
                 raise FileNotFoundError(f"{runs[model.name]} is not a finished run; run the study's sweep first "
                                         f"(python -m entropylab sweep {plan.params.path})")
-            jobs.append(Job(setting, model.slug, "run", str(runs[model.name]), out, spec))
+            run = runs[model.name]
+            jobs.append(Job(setting, model.slug, "run", str(run), out, resolve(spec, sizes[run])))
         if spec.hyperfit is not None:
-            source = str(runs[spec.hyperfit.model])
-            jobs.append(Job(setting, HYPERFITTED, "hyperfit", source, out, spec,
+            source = runs[spec.hyperfit.model]
+            jobs.append(Job(setting, HYPERFITTED, "hyperfit", str(source), out, resolve(spec, sizes[source]),
                             str(root / "hyperfit" / setting.replace("/", "_"))))
-        base = str(runs[models[0].name])
+        base = runs[models[0].name]
         for reference in spec.references:
             if reference != "source" or dataset == "synthetic":
-                jobs.append(Job(setting, reference, reference, base, out, spec))
+                jobs.append(Job(setting, reference, reference, str(base), out, resolve(spec, sizes[base])))
     return jobs
 
 
@@ -155,7 +262,8 @@ def copying(plan: Any, spec: DecodingSpec, jobs: list[Job]) -> pd.DataFrame:
         corpus = load_run_corpus(config)
         data = run_split(corpus, config)
         owners = corpus.subset(config.max_sequences).headline_index[data.train_index]
-        fitted = set(owners[fit_headlines(owners, spec.hyperfit.headlines)].tolist())
+        assert job.spec.hyperfit is not None
+        fitted = set(owners[fit_headlines(owners, job.spec.hyperfit.headlines)].tolist())
         cleaned = corpus.cleaned_texts()
         texts = {h: corpus.encode(cleaned[h], on_unknown="ignore") for h in set(owners.tolist())}
         known = {scope: {n: ngrams([texts[h] for h in heads], n) for n in COPY_ORDERS}
@@ -241,8 +349,10 @@ def run_stage(plan: Any) -> int:
     spec = read_spec(plan.params)
     wait_for_runs(plan)
     jobs = plan_jobs(plan, spec)
+    prefixes = spec.prefixes if spec.prefixes is not None else \
+        f"{ALL} ({', '.join(sorted({f'{j.spec.prefixes} in {j.setting}' for j in jobs}))})"
     print(f"decoding: {len(jobs)} models x settings, {len(spec.cells())} cells per model, "
-          f"{spec.prefixes} prefixes x {spec.words} words, {spec.workers} at a time", flush=True)
+          f"{prefixes} prefixes x {spec.words} words, {spec.workers} at a time", flush=True)
     status = study_dir(plan.experiment, plan.output_root) / STATUS
     store.write_json(status, {"complete": False, "missing": [], "errors": [
         "the stage started and has not finished (it is running, or was stopped)"]})
@@ -258,5 +368,6 @@ def run_stage(plan: Any) -> int:
     return len(errors) or len(missing)
 
 
-__all__ = ["collect", "find_run", "missing_cells", "plan_jobs", "read_status", "run_stage", "slug", "stage_outputs",
-           "study_dir", "wait_for_runs"]
+__all__ = ["SplitSizes", "check_sizes", "check_stage", "collect", "find_run", "match_runs", "missing_cells",
+           "plan_jobs", "read_status", "resolve", "run_stage", "slug", "split_sizes", "stage_outputs", "study_dir",
+           "wait_for_runs"]
