@@ -242,12 +242,12 @@ def read_csv(path: str | os.PathLike, *, fix: str | None = None) -> pd.DataFrame
     else is a :class:`DamagedFileError` naming the file, what is wrong (``3 of 5 rows, cut mid-row``) and ``fix``
     (default: for a run folder's file, :func:`run_fix`).
 
-    A file that differs from its sidecar is read again twice over half a second first: another process may
+    A file that differs from its sidecar is read again twice over 0.3 s first: another process may
     be between writing the file and writing its sidecar.
     """
     path = Path(path)
     fix = fix or _default_fix(path)
-    for pause in (0.0, 0.1, 0.4):
+    for pause in (0.0, 0.05, 0.25):
         time.sleep(pause)
         data = path.read_bytes()
         expected = _read_checksum(path, fix)
