@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -153,24 +153,38 @@ def test_an_old_finished_run_whose_history_lost_rows_is_damaged(tmp_path):
     assert store.run_damage(run_dir).what == "no rows; a finished run has at least one epoch"
 
 
-def test_two_writers_of_one_checked_csv_leave_its_own_sidecar(tmp_path):
-    """Two sweeps collecting one experiment at once: whatever order their writes interleave in, the file ends with
-    the sidecar of its own bytes."""
+def test_a_writer_overtaken_between_its_two_files_leaves_the_sidecar_of_what_is_there(tmp_path, monkeypatch):
+    """Two sweeps collecting one experiment at once: A renames its table into place, B writes its table and sidecar,
+    then A writes its sidecar. A sees that the table is no longer its own and writes the sidecar of B's table."""
     path = tmp_path / "t.csv"
-    frames = [HISTORY.head(2), HISTORY]
-    errors: list[BaseException] = []
+    write = store.atomic_write_text
+    overtaken: list[bool] = []
 
-    def write(frame: pd.DataFrame) -> None:
-        try:
-            for _ in range(25):
-                store.write_csv(path, frame, checked=True)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+    def overtaking(target: Path, text: str) -> None:
+        if Path(target).name == "t.csv.sha256" and not overtaken:
+            overtaken.append(True)
+            store.write_csv(path, HISTORY.head(2), checked=True)  # B, whole, between A's two writes
+        write(target, text)
 
-    threads = [threading.Thread(target=write, args=(frame,)) for frame in frames]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
-    assert len(store.read_csv(path)) in (2, 5)
+    monkeypatch.setattr(store, "atomic_write_text", overtaking)
+    store.write_csv(path, HISTORY, checked=True)  # A
+    assert overtaken and "# rows=2 " in (tmp_path / "t.csv.sha256").read_text()
+    assert len(store.read_csv(path)) == 2
+
+
+def test_a_reader_waits_for_a_writer_between_its_file_and_its_sidecar(tmp_path, monkeypatch):
+    path, sidecar = tmp_path / "t.csv", tmp_path / "t.csv.sha256"
+    store.write_csv(path, HISTORY.head(2), checked=True)
+    old = sidecar.read_text()
+    store.write_csv(path, HISTORY, checked=True)
+    new = sidecar.read_text()
+    sidecar.write_text(old)  # the writer has renamed the new table into place, not yet its sidecar
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the writer renames the sidecar while the reader waits
+        pauses.append(seconds)
+        if seconds:
+            sidecar.write_text(new)
+
+    monkeypatch.setattr(store, "time", SimpleNamespace(sleep=sleep))
+    assert len(store.read_csv(path)) == 5 and pauses == [0.0, 0.05]
