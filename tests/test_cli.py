@@ -202,6 +202,21 @@ def test_decode_error_exits_2_without_a_traceback(tmp_path):
         f"error: no folder {tmp_path / 'missing'}; give a run folder such as outputs/runs/<experiment>/<run>"]
 
 
+def test_decode_of_a_run_with_a_cut_config_names_the_file(tmp_path, capsys):
+    """Before, a cut config.json was "error: Unterminated string starting at: line 4 column 3 (char 51)": no file."""
+    from entropylab.training import store
+
+    run_dir = tmp_path / "run"
+    store.write_json(run_dir / store.CONFIG, RunConfig(dataset="synthetic").to_dict())
+    store.mark_complete(run_dir)
+    config = run_dir / store.CONFIG
+    config.write_bytes(config.read_bytes()[:60])
+    assert main(["decode", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {config} is damaged (not valid JSON: ") and "Traceback" not in err
+    assert err.strip().endswith(f"or delete the run folder {run_dir}") and len(err.strip().splitlines()) == 1
+
+
 # -- bench generation, --study, --help ----------------------------------------------------------------------------
 
 def test_bench_generation_is_a_mode_of_bench(finished_run, tmp_path, capsys):

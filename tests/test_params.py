@@ -201,3 +201,40 @@ def test_cluster_key(tmp_path):
     assert load_params(write(tmp_path, f"experiment: x\ncluster: tcp://lab:8786\n{run}")).cluster == "tcp://lab:8786"
     with pytest.raises(ParamsError, match="cluster: got 'slurm'; expected 'local'"):
         load_params(write(tmp_path, f"experiment: x\ncluster: slurm\n{run}"))
+    assert load_params(write(tmp_path, f"experiment: x\ncluster: tls://[::1]:8786\n{run}")).cluster
+
+
+@pytest.mark.parametrize("address, problem", [("tcp://", "no host"), ("tcp://lab", "no port"),
+                                              ("tcp://:8786", "no host"),
+                                              ("tcp://lab:99999", "a port outside 1..65535"),
+                                              ("tcp://lab:port", "a port outside 1..65535"),
+                                              ("ucx://lab:8786", "the protocol 'ucx', not tcp or tls"),
+                                              ("lab:8786", "no protocol"),
+                                              ("tcp://lab:8786/x", "more than HOST:PORT after the protocol")])
+def test_a_bad_scheduler_address_names_the_file_and_key(tmp_path, address, problem):
+    path = write(tmp_path, f"experiment: x\ncluster: '{address}'\nruns:\n  - notebook: notebooks/01_control.ipynb\n")
+    with pytest.raises(ParamsError) as excinfo:
+        load_params(path)
+    assert str(excinfo.value) == (f"{path}: cluster: got {address!r}; expected 'local' (a Dask LocalCluster) or a "
+                                  f"Dask scheduler address tcp://HOST:PORT such as tcp://10.0.0.5:8786 "
+                                  f"(here: {problem})")
+
+
+def test_a_bad_scheduler_address_is_one_line_on_the_command_line(tmp_path):
+    """Before, Dask's "missing port number in address ''" came from deep inside the sweep, naming neither."""
+    import subprocess
+    import sys
+
+    run = "runs:\n  - notebook: notebooks/01_control.ipynb\n"
+    path = write(tmp_path, f"experiment: x\ncluster: 'tcp://'\n{run}")
+    command = [sys.executable, "-m", "entropylab", "sweep", "--output-root", str(tmp_path / "out")]
+    result = subprocess.run([*command, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"error: {path}: cluster: got 'tcp://'; expected 'local'")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    path = write(tmp_path, f"experiment: x\ndefaults: {{dataset: synthetic}}\n{run}", "ok.yaml")
+    result = subprocess.run([*command, str(path), "--scheduler", "tcp://lab"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == ("error: --scheduler: got 'tcp://lab'; expected a Dask scheduler address "
+                                     "tcp://HOST:PORT such as tcp://10.0.0.5:8786 (here: no port)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from test_store import cut
 
 from entropylab.experiments import execute, sweep
 from entropylab.experiments.params import load_params
-from entropylab.experiments.results import collect
+from entropylab.experiments.results import collect, load_results
 from entropylab.paths import project_root
 from entropylab.training import RunConfig
 from entropylab.training import store as runs
@@ -36,7 +38,8 @@ def fake_run(run_dir: Path, config: RunConfig, epochs: int, complete: bool = Tru
     runs.write_json(run_dir / runs.CONFIG, config.to_dict())
     history = pd.DataFrame({"epoch": range(1, epochs + 1), "loss": [0.5] * epochs, "val_loss": [0.6] * epochs,
                             "paper_entropy": [1.0] * epochs, "paper_kl": [2.0] * epochs, "seconds": [1.0] * epochs})
-    runs.write_csv(run_dir / runs.HISTORY, history)
+    runs.write_csv(run_dir / runs.HISTORY, history, checked=True)
+    runs.write_json(run_dir / runs.METRICS, {"epochs_run": epochs, "best_epoch": epochs})
     if complete:
         runs.mark_complete(run_dir)
     if notebook:
@@ -366,3 +369,87 @@ def test_a_sequence_cap_too_small_to_split_is_refused_before_running(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "max_sequences 2 is too small" in result.stderr, result.stderr
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_a_damaged_finished_run_is_planned_again_and_never_collected(tmp_path, capsys):
+    """A finished run whose history is cut to its header, mid-row or to 0 bytes, or whose metrics.json is cut, is
+    "damaged": the sweep trains it again, and the collection refuses it (one line naming the file and the fix) or,
+    in the sweep, leaves it out."""
+    out = tmp_path / "out"
+    params_file = write_params(tmp_path, "  - notebook: notebooks/01_control.ipynb\n"
+                                         "    grid: {loss: mse, seed: [0, 1, 2, 3, 4]}\n")
+    plan = sweep.make_plan(params_file, output_root=out)
+    for task, point in zip(plan.tasks, load_params(params_file).points, strict=True):
+        fake_run(Path(task.run_dir), point.config(threads=1), 5)
+    intact, *damaged = (Path(t.run_dir) for t in plan.tasks)
+    files = [damaged[0] / runs.HISTORY, damaged[1] / runs.HISTORY, damaged[2] / runs.HISTORY,
+             damaged[3] / runs.METRICS]
+    for path, how in zip(files, ("one line", "mid-row", "0 bytes", "half"), strict=True):
+        cut(path, how)
+    assert [sweep.task_state(t) for t in plan.tasks] == ["done", "damaged", "damaged", "damaged", "damaged"]
+    with pytest.raises(runs.DamagedFileError) as excinfo:
+        collect("t", out)
+    assert str(excinfo.value) == (f"{files[0]} is damaged (0 of 5 rows); run the sweep again, which trains a damaged "
+                                  f"run again, or delete the run folder {damaged[0]}")
+    left_out: list[runs.DamagedFileError] = []
+    assert set(collect("t", out, on_damaged=left_out.append)["run"]) == {intact.name}
+    assert [(d.path, d.what) for d in left_out] == [
+        (files[0], "0 of 5 rows"), (files[1], "3 of 5 rows, cut mid-row"), (files[2], "0 bytes; it had 5 rows"),
+        (files[3], left_out[3].what)]
+    assert left_out[3].what.startswith("not valid JSON: ")
+    capsys.readouterr()
+    sweep.dry_run(params_file, output_root=out)
+    assert "1 done, 4 damaged" in capsys.readouterr().out
+
+
+def test_a_cut_results_table_is_one_line_naming_it_and_the_fix(tmp_path):
+    a = RunConfig(dataset="synthetic", loss="mse", epochs=3)
+    b = RunConfig(dataset="synthetic", loss="mse", seed=1, epochs=2)
+    fake_run(tmp_path / "runs" / "exp" / a.run_name, a, 3)
+    fake_run(tmp_path / "runs" / "exp" / b.run_name, b, 2)
+    table = collect("exp", tmp_path)
+    shutil.rmtree(tmp_path / "runs")  # the table alone, as a report made elsewhere reads it
+    csv = tmp_path / "results" / "exp.csv"
+    assert len(load_results("exp", tmp_path)) == len(table) == 5
+    fix = ("run `python -m entropylab sweep FILE` again to collect it (FILE: the parameter file of experiment 'exp', "
+           "e.g. params/<file>.yaml)")
+    cut(csv, "80 %")
+    with pytest.raises(runs.DamagedFileError) as excinfo:
+        load_results("exp", tmp_path)
+    assert str(excinfo.value) == f"{csv} is damaged (3 of 5 rows, cut mid-row); {fix}"
+    (tmp_path / "results" / "exp.csv.sha256").unlink()  # a table written before the checksums: cut mid-row
+    with pytest.raises(runs.DamagedFileError, match=r"exp.csv is damaged \(3 whole rows, cut mid-row\); run `"):
+        load_results("exp", tmp_path, source="csv")
+
+
+def test_the_sweep_trains_damaged_runs_again_and_collects_the_same_results(tmp_path):
+    """Through the command line: a history cut mid-row, a metrics.json cut, a results table cut to 80 %: the rerun
+    names each damaged run file in one line, trains those runs again and ends with the same table (the other cuts
+    of a history: test_train.py and test_a_damaged_finished_run_is_planned_again_and_never_collected)."""
+    out = tmp_path / "out"
+    params_file = write_params(tmp_path, "  - notebook: notebooks/01_control.ipynb\n"
+                                         "    grid: {loss: [mse, cross_entropy], epochs: 2}\n")
+    first = subprocess.run(sweep_command(params_file, out), cwd=ROOT, env=sweep_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    csv = out / "results" / "t.csv"
+    before = pd.read_csv(csv).drop(columns="seconds")
+    a, b = (Path(t.run_dir) for t in sweep.make_plan(params_file, output_root=out).tasks)
+    history = (a / runs.HISTORY).read_bytes()  # 2 epochs: keep the header, row 1 and part of row 2
+    (a / runs.HISTORY).write_bytes(history[: history.rindex(b"\n", 0, len(history) - 1) + 10])
+    cut(b / runs.METRICS, "half")
+    cut(csv, "80 %")
+    again = subprocess.run(sweep_command(params_file, out), cwd=ROOT, env=sweep_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stdout + again.stderr
+    assert "0 already finished, 2 to run" in again.stdout, again.stdout
+    lines = [line for line in again.stdout.splitlines() if " is damaged (" in line]
+    assert len(lines) == 2, again.stdout
+    for path, what, line in zip((a / runs.HISTORY, b / runs.METRICS), ("1 of 2 rows, cut mid-row", "not valid JSON"),
+                                lines, strict=True):
+        assert line.startswith(f"{path} is damaged ({what}"), line
+        assert line.endswith(f"; the sweep trains run {path.parent.name} again"), line
+    for folder in (a, b):
+        assert runs.run_damage(folder) is None and runs.is_complete(folder)
+    after = load_results("t", out, source="csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(after, before.astype(after.dtypes.to_dict()), check_exact=True)

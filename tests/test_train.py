@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from test_store import cut
 
 from entropylab.training import RunConfig, load_trained, run
 from entropylab.training import store as runs
@@ -44,6 +45,26 @@ def test_run_folder_is_complete_and_reused(tmp_path):
     assert again.reused and again.history.equals(first.history.astype(again.history.dtypes.to_dict()))
     with pytest.raises(FileExistsError, match="another config"):
         run(RunConfig(**{**NO_XLA, "epochs": 1}, loss="cross_entropy", seed=1), folder)
+
+
+def test_a_finished_run_with_a_damaged_file_is_trained_again(tmp_path, capsys):
+    """A history cut to its header or to 0 bytes, or a cut metrics.json, is not reused (a run would lose epochs or
+    read as NaN): one line names the file, and the run is trained again to the same numbers."""
+    config = RunConfig(**NO_XLA, loss="cross_entropy", seed=3)
+    folder = tmp_path / config.run_name
+    first = run(config, folder)
+    columns = [c for c in first.history.columns if c != "seconds"]
+    for name, how, what in ((runs.HISTORY, "one line", "0 of 2 rows"), (runs.HISTORY, "0 bytes", "0 bytes; it had 2 "
+                                                                                               "rows"),
+                            (runs.METRICS, "half", "not valid JSON: ")):
+        cut(folder / name, how)
+        capsys.readouterr()
+        again = run(config, folder)
+        assert not again.reused and again.status == "complete"
+        assert f"{folder / name} is damaged ({what}" in capsys.readouterr().out
+        pd.testing.assert_frame_equal(again.history[columns], first.history[columns], check_exact=True)
+        assert runs.run_damage(folder) is None
+    assert run(config, folder).reused
 
 
 def test_true_kl_and_entropy_floor_add_up_to_the_cross_entropy_against_the_source(tmp_path):

@@ -90,6 +90,15 @@ def test_index_holds_only_finished_runs(fake_outputs):
                                          objectives.CROSS_ENTROPY]
 
 
+def test_the_index_leaves_out_a_damaged_run_with_a_warning_naming_the_file(fake_outputs):
+    damaged = fake_run(fake_outputs, "paper", loss="mse", seed=2)
+    history = damaged / runs.HISTORY
+    history.write_bytes(history.read_bytes()[:-5])  # cut mid-row (a file without a checksum, as fake_run writes)
+    with pytest.warns(UserWarning, match=re.escape(f"the explorer leaves out {damaged.name}: {history} is damaged (")):
+        explorer = Explorer(fake_outputs)
+    assert explorer.seeds("synthetic", "mse") == [0, 1]
+
+
 def test_exact_selection_shows_that_run_and_its_control(fake_outputs):
     explorer = Explorer(fake_outputs)
     selection = explorer.select("synthetic", "kl_regularized", 100.0, 1)

@@ -245,6 +245,36 @@ class ParamSet:
     engine: str | None = None  # "auto", "fused" or "pool" (entropylab.experiments.engines.ENGINES); None: auto
 
 
+#: The protocols of a Dask scheduler address the sweep connects to (``tls`` needs the cluster's certificates).
+SCHEDULER_PROTOCOLS = ("tcp", "tls")
+
+
+def scheduler_address_problem(address: object) -> str | None:
+    """What is wrong with a Dask scheduler address (``None`` when it is ``tcp://HOST:PORT`` or ``tls://HOST:PORT``,
+    the port in 1..65535, an IPv6 host in brackets): ``no port``, ``no host``, ``no protocol``..."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(address, str):
+        return f"{type(address).__name__}, not text"
+    scheme, _, rest = address.partition("://")
+    if not rest and not address.endswith("://"):
+        return "no protocol"
+    if scheme not in SCHEDULER_PROTOCOLS:
+        return f"the protocol {scheme!r}, not {' or '.join(SCHEDULER_PROTOCOLS)}"
+    parts = urlsplit(address)
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        return "more than HOST:PORT after the protocol"
+    if not parts.hostname:
+        return "no host"
+    try:
+        port = parts.port
+    except ValueError:
+        return "a port outside 1..65535"
+    if port is None or port == 0:
+        return "no port" if port is None else "port 0"
+    return None
+
+
 def _fail(path: Path, key: str, message: str) -> ParamsError:
     return ParamsError(f"{path}: {key}: {message}")
 
@@ -316,9 +346,11 @@ def load_params(path: str | os.PathLike) -> ParamSet:
         raise _fail(path, "threads", f"got {threads!r}; expected an integer >= 1 (TensorFlow threads per run)")
 
     cluster = document.get("cluster")
-    if cluster is not None and not (cluster == "local" or (isinstance(cluster, str) and "://" in cluster)):
-        raise _fail(path, "cluster", f"got {cluster!r}; expected 'local' (a Dask LocalCluster) or a Dask scheduler "
-                                     f"address such as tcp://HOST:8786")
+    if cluster is not None and cluster != "local":
+        problem = scheduler_address_problem(cluster)
+        if problem:
+            raise _fail(path, "cluster", f"got {cluster!r}; expected 'local' (a Dask LocalCluster) or a Dask scheduler "
+                                         f"address tcp://HOST:PORT such as tcp://10.0.0.5:8786 (here: {problem})")
 
     engine = document.get("engine")
     if engine is not None and engine not in ENGINES:

@@ -6,14 +6,16 @@ says whether ``weight`` is a weight, a smoothing amount or an exponent), the his
 training loss) and ``ref_<name>`` for each count-model reference of the run (its ``metrics.json``), the run's
 ``best_epoch`` (lowest validation cross-entropy under early stopping, else its last epoch) and, when the run
 measured them, its generation metrics as ``gen_<name>`` (the same on every row of the run). The sweep
-writes it to ``<outputs>/results/<experiment>.csv``; reports, figures and the explorer read it.
+writes it to ``<outputs>/results/<experiment>.csv`` with its checksum (``<experiment>.csv.sha256``,
+:func:`entropylab.training.store.write_csv`); reports, figures and the explorer read it. A damaged run folder or
+table is never read silently: one line names the file and the fix (:class:`entropylab.training.store.DamagedFileError`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -33,11 +35,20 @@ def results_path(experiment: str, output_root: str | os.PathLike | None = None) 
     return paths.outputs_dir(output_root) / "results" / f"{experiment}.csv"
 
 
-def collect(experiment: str, output_root: str | os.PathLike | None = None, *, write: bool = True) -> pd.DataFrame:
+def results_fix(experiment: str) -> str:
+    """The fix for a damaged results table of ``experiment``: the sweep collects it again from the run folders."""
+    return (f"run `python -m entropylab sweep FILE` again to collect it (FILE: the parameter file of experiment "
+            f"{experiment!r}, e.g. params/<file>.yaml)")
+
+
+def collect(experiment: str, output_root: str | os.PathLike | None = None, *, write: bool = True,
+            on_damaged: Callable[[store.DamagedFileError], None] | None = None) -> pd.DataFrame:
     """Every complete run of ``experiment`` as the tidy table (see the module docstring), sorted by objective,
-    weight, seed, run and epoch. With ``write`` (and at least one row) it goes atomically to :func:`results_path`."""
+    weight, seed, run and epoch. With ``write`` (and at least one row) it goes atomically to :func:`results_path`,
+    with its checksum. A run whose files are damaged is a :class:`~entropylab.training.store.DamagedFileError`
+    naming the file and the fix, or with ``on_damaged`` is passed to it and left out."""
     frames = []
-    for record in store.completed_runs(paths.runs_dir(experiment, output_root)):
+    for record in store.completed_runs(paths.runs_dir(experiment, output_root), on_damaged):
         if record.history.empty or not record.config:
             continue
         head = {"experiment": experiment, "run": record.label, **identity_columns(record.config)}
@@ -56,7 +67,7 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None, *, wr
     table = pd.concat(frames, ignore_index=True)
     table = table.sort_values(list(SORT_COLUMNS), kind="stable").reset_index(drop=True)
     if write:
-        store.write_csv(results_path(experiment, output_root), table)
+        store.write_csv(results_path(experiment, output_root), table, checked=True)
     return table
 
 
@@ -65,7 +76,9 @@ def load_results(experiment: str, output_root: str | os.PathLike | None = None, 
 
     ``source="runs"``: collected from the run folders; ``"csv"``: read from :func:`results_path`; ``"auto"``: the
     run folders when they hold a complete run (they are the source of truth), else the CSV. Raises
-    :class:`FileNotFoundError` naming the fix when neither holds anything.
+    :class:`FileNotFoundError` naming the fix when neither holds anything, and
+    :class:`~entropylab.training.store.DamagedFileError` (one line: the file and the fix) when a run folder's files
+    or the CSV are damaged (the CSV is checked against its checksum, when it has one).
     """
     if source not in ("auto", "runs", "csv"):
         raise ValueError(f"unknown source {source!r}; use 'auto', 'runs' or 'csv'")
@@ -75,7 +88,7 @@ def load_results(experiment: str, output_root: str | os.PathLike | None = None, 
             return _typed(collected)
     csv = results_path(experiment, output_root)
     if csv.is_file():
-        return _typed(pd.read_csv(csv))
+        return _typed(store.read_csv(csv, fix=results_fix(experiment)))
     raise FileNotFoundError(
         f"no finished run of experiment {experiment!r} in {paths.runs_dir(experiment, output_root)} and no {csv}; "
         f"train the runs first (`python -m entropylab sweep params/<file>.yaml`)")
@@ -132,7 +145,7 @@ def find_run(experiment: str, output_root: str | os.PathLike | None = None, **fi
     for run_dir in store.iter_run_dirs(paths.runs_dir(experiment, output_root)):
         if not store.is_complete(run_dir):
             continue
-        config = store.read_json(run_dir / store.CONFIG)
+        config = store.read_json(run_dir / store.CONFIG, fix=store.run_fix(run_dir))
         if all(_same(config.get(key), value) for key, value in fields.items()):
             matches.append(run_dir)
     return max(matches, key=lambda d: (d / store.COMPLETE).stat().st_mtime) if matches else None

@@ -15,7 +15,9 @@
   (:attr:`entropylab.training.config.RunConfig.run_name`).
 * A point is done when its folder holds the ``COMPLETE`` marker (written last by the training), the same
   identity and the executed notebook; done points are skipped, so a stopped sweep (Ctrl-C, SIGKILL)
-  restarted redoes only the unfinished ones.
+  restarted redoes only the unfinished ones. A finished run whose ``config.json``, ``history.csv`` or
+  ``metrics.json`` is damaged (cut, emptied: :func:`entropylab.training.store.run_damage`) is unfinished: one line
+  names the file and the run is trained again.
 * ``N`` workers run points in parallel, each point in its own process (a worker killed from outside fails its
   point only) and each notebook in its own kernel (whose start-up log goes to a file in the run folder), with
   ``ENTROPYLAB_THREADS`` TensorFlow threads: ``--threads``, else the file's ``threads``, else ``max(1, cores // N)``.
@@ -56,7 +58,7 @@ from .. import paths
 from ..training import store
 from .execute import NOTEBOOK, Outcome, Task, applied_environment, kernel_environment, write_error
 from .kernels import runs_per_kernel
-from .params import ParamSet, Point, load_params
+from .params import ParamSet, Point, load_params, scheduler_address_problem
 from .progress import EpochProgress
 from .results import collect, results_path
 
@@ -251,10 +253,15 @@ def _with_data_dir(point: Point, data_dir: str | None) -> Point:
 
 
 def task_state(task: Task) -> str:
-    """``"done"``, ``"todo"``, ``"failed"`` (last attempt failed) or ``"conflict"`` (another config's run)."""
+    """``"done"``, ``"todo"``, ``"failed"`` (last attempt failed), ``"damaged"`` (finished, but a file of it is
+    damaged: :func:`entropylab.training.store.run_damage`; it is trained again) or ``"conflict"`` (another
+    config's run)."""
     run_dir = Path(task.run_dir)
-    if store.identity_state(run_dir, task.identity) == "other":
-        return "conflict"
+    damage = store.run_damage(run_dir)
+    if store.identity_state(run_dir, task.identity) == "other" and not (damage and damage.path.name == store.CONFIG):
+        return "conflict"  # a cut config.json is this run's (its folder is named by the config's hash)
+    if damage is not None:
+        return "damaged"
     if store.is_complete(run_dir):
         return "done" if (run_dir / NOTEBOOK).is_file() else "todo"
     return "failed" if store.is_failed(run_dir) else "todo"
@@ -355,10 +362,11 @@ class StudyRecord:
             self.runs.append({"dataset": p["dataset"], "split": p["split"], "objective": p["loss"],
                               "weight": p["weight"], "seed": p["seed"], "run": task.name})
         if self.choices:
-            store.write_csv(choices_path(experiment, plan.output_root), tuning.choices_table(self.choices))
+            store.write_csv(choices_path(experiment, plan.output_root), tuning.choices_table(self.choices),
+                            checked=True)
         import pandas as pd
 
-        store.write_csv(results_path(f"{experiment}-plan", plan.output_root), pd.DataFrame(self.runs))
+        store.write_csv(results_path(f"{experiment}-plan", plan.output_root), pd.DataFrame(self.runs), checked=True)
 
 
 def final_stage(param_set: ParamSet, tuning_plan: Plan,
@@ -408,6 +416,8 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
             outcomes.append(Outcome(task.name, task.run_dir, "failed",
                                     f"{task.run_dir} holds a finished run of another config; remove the folder"))
         else:
+            if state == "damaged" and (damage := store.run_damage(task.run_dir)) is not None:
+                print(f"{damage.path} is damaged ({damage.what}); the sweep trains run {task.name} again", flush=True)
             todo.append(task)
     training = resolve_engine(engine or plan.params.engine or "auto", current_backend(),
                               dask=where_to != "local-processes", probe=bool(todo))
@@ -428,7 +438,7 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
               f"{len(plan.tasks) - len(todo)} already finished, {len(todo)} to run on {where} of "
               f"{plan.threads} thread(s)", flush=True)
         outcomes.extend(_execute(plan, todo, client, progress))
-    collect(plan.experiment, plan.output_root)
+    collect_results(plan, report=True)
     result = SweepResult(plan, outcomes)
     summary = (f"{sum(o.status == 'complete' for o in outcomes)} ran, {sum(o.status == 'done' for o in outcomes)} "
                f"were already finished, {sum(o.status == 'busy' for o in outcomes)} running elsewhere, "
@@ -439,6 +449,17 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
     return result
 
 
+def collect_results(plan: Plan, report: bool = False) -> None:
+    """Collect the experiment's results table (:func:`entropylab.experiments.results.collect`), leaving out a run
+    whose files are damaged (its line, with ``report``, says which file and the fix): a run this sweep trains
+    again is damaged until it is done, and a damaged run of the experiment that is not in this file must not stop
+    the sweep."""
+    left_out: list[store.DamagedFileError] = []
+    collect(plan.experiment, plan.output_root, on_damaged=left_out.append)
+    for damage in left_out if report else []:
+        print(f"  results leave out {damage.path.parent.name}: {damage}", flush=True)
+
+
 def _engine(scheduler: str | None, cluster: str | None, from_file: str | None) -> str:
     """``"local-processes"``, ``"local"`` (a Dask LocalCluster) or a scheduler address; the command line wins."""
     if scheduler and cluster:
@@ -446,6 +467,9 @@ def _engine(scheduler: str | None, cluster: str | None, from_file: str | None) -
     if cluster is not None and cluster != "local":
         raise ValueError(f"--cluster must be 'local' (a Dask LocalCluster here), got {cluster!r}; for a running "
                          f"cluster give its scheduler with --scheduler tcp://HOST:PORT")
+    if scheduler is not None and (problem := scheduler_address_problem(scheduler)):
+        raise ValueError(f"--scheduler: got {scheduler!r}; expected a Dask scheduler address tcp://HOST:PORT such as "
+                         f"tcp://10.0.0.5:8786 (here: {problem})")
     return scheduler or cluster or from_file or "local-processes"
 
 
@@ -469,7 +493,7 @@ def _execute(plan: Plan, todo: list[Task], client: Any, progress: bool) -> list[
             bar.write(f"running elsewhere {outcome.name}: another sweep is executing it; it is left to that sweep")
         else:
             bar.write(f"finished {outcome.name} in {outcome.seconds:.0f} s")
-            collect(plan.experiment, plan.output_root)
+            collect_results(plan)
         bar.finish(by_dir[outcome.run_dir])
 
     try:

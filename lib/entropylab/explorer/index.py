@@ -90,10 +90,15 @@ class FinishedRun(store.RunRecord):
 def read_finished_runs(runs_root: str | os.PathLike) -> list[FinishedRun]:
     """Every finished run under ``runs_root`` (any depth) that has a history and a known objective; tuning runs
     (trained and validated on a carve of the training split, :mod:`entropylab.experiments.tuning`) are left out,
-    since their numbers are not on the validation split the other runs report."""
+    since their numbers are not on the validation split the other runs report, and so is a run whose files are
+    damaged, with a warning naming the file and the fix."""
     runs_root = Path(runs_root)
     found = []
-    for record in store.completed_runs(runs_root):
+
+    def left_out(damage: store.DamagedFileError) -> None:  # one damaged run never hides the others
+        warnings.warn(f"the explorer leaves out {damage.path.parent.name}: {damage}", stacklevel=3)
+
+    for record in store.completed_runs(runs_root, on_damaged=left_out):
         if record.history.empty or not record.config or record.config.get("loss") not in objectives.OBJECTIVES \
                 or record.config.get("tuning"):
             continue

@@ -178,8 +178,17 @@ def training_dataset(x: Any, y: Any, batch_size: int, seed: int, input_pipeline:
 
 
 def prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
-    """True when ``run_dir`` already holds this finished run (reuse it); refuses another config's run."""
+    """True when ``run_dir`` already holds this finished run (reuse it); refuses another config's run. A finished
+    run whose files are damaged (:func:`entropylab.training.store.run_damage`) is unfinished: it is trained again
+    (a cut ``config.json`` only in the folder named for this config, :attr:`RunConfig.run_name`: another folder
+    could hold another config's run, which is never overwritten silently)."""
     state = store.identity_state(run_dir, config.identity())
+    damage = store.run_damage(run_dir) if not force else None
+    if damage is not None and damage.path.name == store.CONFIG and Path(run_dir).name != config.run_name:
+        raise damage
+    if damage is not None and (state == "same" or damage.path.name == store.CONFIG):
+        print(f"{damage.path} is damaged ({damage.what}); training the run again", flush=True)
+        store.clear_markers(run_dir)
     if state == "other" and store.is_complete(run_dir) and not force:
         raise FileExistsError(f"{run_dir} holds a finished run of another config; use another folder (the "
                               f"default, <experiment>/{config.run_name}, is unique to this config) or force=True")
@@ -315,7 +324,7 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
     }
     clock.lap("run_other")
     if run_path is not None:
-        store.write_csv(run_path / store.HISTORY, history)
+        store.write_csv(run_path / store.HISTORY, history, checked=True)
         store.write_json(run_path / store.METRICS, metrics)
         if status == "complete":
             store.atomic_save_weights(model, run_path / store.WEIGHTS)

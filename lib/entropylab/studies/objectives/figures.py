@@ -136,5 +136,5 @@ def best_two(table: pd.DataFrame) -> list[tuple[str, float]]:
 
 def save_reliability(bins: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write the bins table (for reports made without the run folders)."""
-    store.write_csv(Path(path), bins)
+    store.write_csv(Path(path), bins, checked=True)
     return Path(path)

@@ -16,7 +16,8 @@ import pandas as pd
 
 from ...analysis.figures import save_figure
 from ...analysis.tables import figures_dir, tables_dir, write_table
-from ...experiments.results import results_path
+from ...experiments.results import results_fix, results_path
+from ...training import store
 from . import figures, tables
 
 
@@ -44,7 +45,7 @@ def load_reliability(experiment: str, output_root: str | os.PathLike | None = No
     if len(bins):
         figures.save_reliability(bins, path)
         return bins
-    return pd.read_csv(path) if path.is_file() else bins
+    return store.read_csv(path, fix=results_fix(experiment)) if path.is_file() else bins
 
 
 def findings(numeric: dict[str, pd.DataFrame]) -> list[str]:

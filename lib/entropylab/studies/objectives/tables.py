@@ -21,7 +21,8 @@ import pandas as pd
 
 from ... import objectives
 from ...analysis.stats import paired_difference, paired_verdict, seed_band
-from ...experiments.results import best_epoch, load_results, results_path
+from ...experiments.results import best_epoch, load_results, results_fix, results_path
+from ...training import store
 
 BASELINE = objectives.CROSS_ENTROPY
 #: Metrics of every setting, in table order (lower is better for the first, higher for accuracy, see the doc).
@@ -55,14 +56,15 @@ def load_study(experiment: str, output_root: str | os.PathLike | None = None) ->
     results = best_epoch(load_results(experiment, output_root))
     plan = results_path(f"{experiment}-plan", output_root)
     if plan.is_file():  # exactly the runs the parameter file reports (not a stale or a hand-made run beside them)
-        results = results[results["run"].isin(set(pd.read_csv(plan)["run"]))].reset_index(drop=True)
+        runs = store.read_csv(plan, fix=results_fix(experiment))["run"]
+        results = results[results["run"].isin(set(runs))].reset_index(drop=True)
     results = results.assign(setting=[setting_name(d, s) for d, s in zip(results["dataset"], results["split"],
                                                                            strict=True)])
     path = choices_path(experiment, output_root)
     if not path.is_file():
         raise FileNotFoundError(f"no {path}: the tuning stage has not finished; run `python -m entropylab sweep "
                                 f"params/<the study's file>.yaml`")
-    choices = pd.read_csv(path)
+    choices = store.read_csv(path, fix=results_fix(experiment))
     choices = choices.assign(setting=[setting_name(d, s) for d, s in zip(choices["dataset"], choices["split"],
                                                                          strict=True)])
     return results, choices
