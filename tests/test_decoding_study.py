@@ -18,6 +18,7 @@ from entropylab.metrics.references import CountModel, SourceModel, ngram_referen
 from entropylab.paths import project_root
 from entropylab.studies.decoding import tables
 from entropylab.studies.decoding.spec import read_spec
+from entropylab.training import store
 
 ROOT = project_root(Path(__file__).parent)
 SMOKE = ROOT / "params" / "decoding_smoke.yaml"
@@ -207,13 +208,36 @@ def test_a_killed_grid_resumes_without_redoing_finished_cells(study):
     plan = make_plan(SMOKE, output_root=study)
     job = next(j for j in plan_jobs(plan, read_spec(plan.params)) if j.model == "cross-entropy")
     before = pd.read_csv(job.cells_csv)
-    before.iloc[:-3].to_csv(job.cells_csv, index=False)  # as if killed three cells before the end
+    store.write_csv(job.cells_csv, before.iloc[:-3], checked=True)  # as if killed three cells before the end
     decode_job(job)
     after = pd.read_csv(job.cells_csv)
     assert len(after) == len(before)
     pd.testing.assert_frame_equal(after.iloc[:-3], before.iloc[:-3])  # kept as they were (their seconds too)
     numbers = ["distinct_2", "true_loglik", "surprisal_mean"]
     np.testing.assert_allclose(after.iloc[-3:][numbers].to_numpy(), before.iloc[-3:][numbers].to_numpy())
+
+
+def test_damaged_study_files_are_named_and_cut_cells_are_decoded_again(study, tmp_path, capsys):
+    import shutil
+
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.studies.decoding.grid import _read_done
+    from entropylab.studies.decoding.study import plan_jobs
+
+    shutil.copytree(study / "results", tmp_path / "results")
+    path = tmp_path / "results" / "decoding-smoke-generation.csv"
+    text = path.read_text()
+    path.write_text(text[: int(len(text) * 0.8)])
+    with pytest.raises(store.DamagedFileError, match=r"decoding-smoke-generation\.csv is damaged .*reproduce --study"):
+        tables.load("decoding-smoke", tmp_path)
+    plan = make_plan(SMOKE, output_root=study)
+    job = next(j for j in plan_jobs(plan, read_spec(plan.params)) if j.model == "cross-entropy")
+    cut = tmp_path / job.cells_csv.name
+    shutil.copy(job.cells_csv, cut)
+    shutil.copy(store.checksum_path(job.cells_csv), store.checksum_path(cut))
+    cut.write_text(cut.read_text()[:-40])
+    assert _read_done(cut).empty  # not trusted: its cells are decoded again
+    assert f"{cut} is damaged" in capsys.readouterr().out
 
 
 def test_matched_quality_survives_a_level_no_decoder_reaches_and_a_single_seed():

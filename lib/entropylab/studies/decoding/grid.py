@@ -150,12 +150,14 @@ def _load(job: Job) -> tuple[Any, str, Any, Any, Any, np.ndarray]:
 
 
 def _read_done(path: Path) -> pd.DataFrame:
+    """A job's finished cells; none when its file is absent or damaged (cut, changed: it is redone, not trusted)."""
     if not path.is_file():
         return pd.DataFrame()
     try:
-        return pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError):
-        return pd.DataFrame()  # never written half (atomic), but a hand-edited file is redone, not trusted
+        return store.read_csv(path, fix="its cells are decoded again")
+    except store.DamagedFileError as exc:
+        print(exc, flush=True)
+        return pd.DataFrame()
 
 
 def _key(decoder: str, value: Any, seed: Any) -> tuple[str, float, int]:
@@ -217,7 +219,7 @@ def decode_job(job: Job) -> str:
         if decoder == GREEDY:
             _save_words(out_dir / f"{job.model}-greedy.npy", result.words)
         records.append(row)
-        store.write_csv(job.cells_csv, pd.DataFrame(records))
+        store.write_csv(job.cells_csv, pd.DataFrame(records), checked=True)
         print(f"{job.setting} {job.model}: cell {number}/{len(cells)} {decoder} "
               f"{'' if value is None else f'{value:g} '}seed {seed} in {row['seconds']:.1f} s", flush=True)
     if job.kind in ("run", "hyperfit"):
@@ -248,7 +250,7 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
     path = Path(job.out_dir) / f"{job.model}-examples.csv"
     middle = [(d, values[len(values) // 2] if values else None) for d, values in job.spec.decoders.items()]
     if path.is_file():
-        written = pd.read_csv(path)
+        written = _read_done(path)
         if {_key(d, v, 0) for d, v in zip(written["decoder"], written["value"], strict=True)} == \
                 {_key(d, v, 0) for d, v in middle}:
             return
@@ -265,7 +267,7 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
             rows.append({"setting": job.setting, "model": job.model, "decoder": decoder,
                          "value": np.nan if value is None else float(value), "seed_text": text,
                          "continuation": " ".join(corpus.index_word.get(int(i), "") for i in ids)})
-    store.write_csv(path, pd.DataFrame(rows))
+    store.write_csv(path, pd.DataFrame(rows), checked=True)
 
 
 def job_step(job: Job) -> Any:

@@ -64,7 +64,7 @@ def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.P
     identity = {"recipe": asdict(spec), "source": Path(run_dir).name, "validation_rows": len(val_rows)}
     if store.is_complete(out_dir) and store.read_json(out_dir / "hyperfit.json").get("identity") == identity:
         model.load_weights(out_dir / store.WEIGHTS)
-        return model, pd.read_csv(out_dir / store.HISTORY)
+        return model, store.read_csv(out_dir / store.HISTORY, fix="delete that folder and run the study again")
     store.clear_markers(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     owners = corpus.subset(config.max_sequences).headline_index[data.train_index]
@@ -89,7 +89,7 @@ def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.P
         history.append({"epoch": epoch, "fit_cross_entropy": fit_ce, "fit_entropy": fit_h,
                         "val_cross_entropy": val_ce, "val_entropy": val_h})
     frame = pd.DataFrame(history)
-    store.write_csv(out_dir / store.HISTORY, frame)
+    store.write_csv(out_dir / store.HISTORY, frame, checked=True)
     store.atomic_save_weights(model, out_dir / store.WEIGHTS)
     store.write_json(out_dir / "hyperfit.json", {
         "identity": identity, "headlines": spec.headlines, "sequences": len(y), "epochs": epoch,

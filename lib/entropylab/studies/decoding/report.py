@@ -13,7 +13,9 @@ import pandas as pd
 from ...analysis.figures import save_figure
 from ...analysis.tables import figures_dir, tables_dir, write_table
 from ...experiments.results import results_path
+from ...training import store
 from . import figures, tables
+from .spec import RERUN
 
 #: The columns of the readable tables: (metric, its short name).
 READABLE = (("distinct_2", "distinct-2"), ("repetition", "repetition"), ("zipf", "Zipf s"),
@@ -165,7 +167,7 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
                                 f"{experiment}: {key}, continuations of the seed texts (sampling seed 0)")
     copying_csv = results_path(f"{experiment}-copying", output_root)
     if copying_csv.is_file():
-        report.copying = pd.read_csv(copying_csv)
+        report.copying = store.read_csv(copying_csv, fix=RERUN)
     if len(results.hyperfit):
         report.hyperfit_history = results.hyperfit
         made["hyperfit"] = figures.hyperfit_figure(results.hyperfit)

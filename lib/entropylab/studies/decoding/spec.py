@@ -38,6 +38,8 @@ SECTION_KEYS = ("prefixes", "words", "sampling_seeds", "workers", "models", "hyp
 MODEL_KEYS = ("name", "loss", "weight", "seed", "dataset")
 HYPERFIT_KEYS = ("model", "headlines", "max_epochs", "target_loss", "learning_rate", "batch_size", "seed")
 REFERENCES = ("unigram", "bigram", "source")
+#: The fix for a damaged file of the study: its command again (a damaged cells file is decoded again).
+RERUN = "run the study again: python -m entropylab reproduce --study decoding (with --params FILE for another file)"
 #: The word a file gives for ``prefixes`` or ``hyperfit.headlines`` to use every validation row or training headline.
 ALL = "all"
 

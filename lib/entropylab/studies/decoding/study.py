@@ -26,7 +26,7 @@ from ...experiments.params import ParamsError
 from ...experiments.results import results_path
 from ...training import store
 from .grid import HYPERFITTED, Job, run_jobs
-from .spec import ALL, DecodingSpec, ModelSpec, read_spec, slug
+from .spec import ALL, RERUN, DecodingSpec, ModelSpec, read_spec, slug
 
 OBJECTIVE_WEIGHT_TOLERANCE = 1e-9
 
@@ -210,11 +210,12 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None,
         files = [p for p in every if p.name.endswith("-examples.csv") == is_examples]
         if files:
             written[name] = results_path(f"{experiment}-{name}", output_root)
-            store.write_csv(written[name], pd.concat([pd.read_csv(f) for f in files], ignore_index=True))
+            store.write_csv(written[name], pd.concat([store.read_csv(f, fix=RERUN) for f in files],
+                                                     ignore_index=True), checked=True)
     histories = []
     for folder in sorted((root / "hyperfit").glob("*")):
         if store.is_complete(folder):
-            history = pd.read_csv(folder / store.HISTORY)
+            history = store.read_csv(folder / store.HISTORY, fix=RERUN)
             recipe = store.read_json(folder / "hyperfit.json")["identity"]["recipe"]
             history.insert(0, "setting", folder.name.replace("_", "/", 1))
             history.insert(1, "source_model", slug(recipe["model"]))
@@ -222,7 +223,7 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None,
             histories.append(history)
     if histories:
         written["hyperfit"] = results_path(f"{experiment}-hyperfit", output_root)
-        store.write_csv(written["hyperfit"], pd.concat(histories, ignore_index=True))
+        store.write_csv(written["hyperfit"], pd.concat(histories, ignore_index=True), checked=True)
     return written
 
 
@@ -362,7 +363,8 @@ def run_stage(plan: Any) -> int:
         print(f"decoding FAILED: {error}")
     collect(plan.experiment, plan.output_root, jobs)
     if spec.hyperfit is not None and not errors:
-        store.write_csv(results_path(f"{plan.experiment}-copying", plan.output_root), copying(plan, spec, jobs))
+        store.write_csv(results_path(f"{plan.experiment}-copying", plan.output_root), copying(plan, spec, jobs),
+                        checked=True)
     missing = missing_cells(jobs)
     store.write_json(status, {"complete": not errors and not missing, "missing": missing, "errors": errors})
     return len(errors) or len(missing)

@@ -32,6 +32,8 @@ import pandas as pd
 from ...analysis.stats import paired_difference
 from ...decoding import deterministic_decoders
 from ...experiments.results import results_path
+from ...training import store
+from .spec import RERUN
 
 #: The metrics summarised per decoder setting (mean and standard deviation over the sampling seeds).
 METRICS = ("distinct_1", "distinct_2", "repeat", "repetition", "zipf", "word_entropy", "js_heldout",
@@ -58,9 +60,9 @@ def load(experiment: str = "decoding", output_root: str | os.PathLike | None = N
 
     def optional(name: str) -> pd.DataFrame:
         other = results_path(f"{experiment}-{name}", output_root)
-        return pd.read_csv(other) if other.is_file() else pd.DataFrame()
+        return store.read_csv(other, fix=RERUN) if other.is_file() else pd.DataFrame()
 
-    return StudyResults(pd.read_csv(path), optional("examples"), optional("hyperfit"))
+    return StudyResults(store.read_csv(path, fix=RERUN), optional("examples"), optional("hyperfit"))
 
 
 def settings_of(generation: pd.DataFrame) -> list[str]:
