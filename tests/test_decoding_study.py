@@ -319,16 +319,32 @@ def _lock_holder(lock: Path) -> int | None:
     return int(text) if text.isdigit() and psutil.pid_exists(int(text)) else None
 
 
+def _kill_study(process) -> None:
+    """SIGKILL the study's own process; every process it started must die with it."""
+    import signal
+
+    import psutil
+
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    _, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+
+
 def test_a_study_killed_at_any_point_ends_as_an_uninterrupted_one(study, tmp_path):
     import os
     import signal
 
-    import psutil
     from study_runner import start_reproduce
 
     root = tmp_path / "out"
     cells = root / "studies" / EXPERIMENT / "cells" / "synthetic_headline"
     notebooks = root / "notebooks" / EXPERIMENT
+    # 0. the study is killed while it trains its models: nothing it started outlives it
+    training = start_reproduce("decoding", SMOKE, root, tmp_path / "training.log")
+    _wait_for(lambda: list((root / "runs" / EXPERIMENT).glob("*/progress.json")), "the training", training)
+    _kill_study(training)
     # 1. the hyperfitting job's process is killed: that job fails alone, the report says so and is not stamped
     first = start_reproduce("decoding", SMOKE, root, tmp_path / "first.log")
     victim = _wait_for(lambda: _lock_holder(cells / ".hyperfitted.lock"), "the hyperfitting job", first)
@@ -347,11 +363,7 @@ def test_a_study_killed_at_any_point_ends_as_an_uninterrupted_one(study, tmp_pat
     # 2. the study itself is killed while its report is executed: nothing it started outlives it
     second = start_reproduce("decoding", SMOKE, root, tmp_path / "second.log")
     _wait_for(lambda: (notebooks / ".08_decoding.partial.ipynb").exists(), "the report", second)
-    children = psutil.Process(second.pid).children(recursive=True)
-    second.send_signal(signal.SIGKILL)
-    second.wait()
-    _, alive = psutil.wait_procs(children, timeout=20)
-    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    _kill_study(second)
     # 3. run again: the same cells and tables as the uninterrupted study, the report made again
     third = reproduce("decoding", SMOKE, root)
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]

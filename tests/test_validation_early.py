@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from entropylab.cli import main as cli_main
-from entropylab.experiments import sweep
+from entropylab.experiments import checks, sweep
 from entropylab.experiments.params import ParamsError, load_params
 from entropylab.paths import project_root
 from entropylab.studies.decoding.spec import read_spec
@@ -186,7 +186,7 @@ def test_an_unwritable_outputs_folder_is_refused_without_writing(tmp_path, monke
     folder.mkdir()
     real_access = os.access
     monkeypatch.setattr(sweep.os, "access", lambda p, mode: False if Path(p) == folder else real_access(p, mode))
-    with pytest.raises(sweep.OutputsError, match=re.escape(f"cannot write the outputs folder {folder / 'o'}")):
+    with pytest.raises(checks.OutputsError, match=re.escape(f"cannot write the outputs folder {folder / 'o'}")):
         sweep.dry_run(SMOKE, output_root=folder / "o")
     assert list(folder.iterdir()) == []
 

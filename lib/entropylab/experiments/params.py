@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import objectives, paths
+from .addresses import scheduler_address_problem
 from .notebooks import notebook_parameters, resolve_notebook
 
 #: The names of the training notebooks' ``parameters`` cell, with what each must be.
@@ -246,35 +247,6 @@ class ParamSet:
 
 
 #: The protocols of a Dask scheduler address the sweep connects to (``tls`` needs the cluster's certificates).
-SCHEDULER_PROTOCOLS = ("tcp", "tls")
-
-
-def scheduler_address_problem(address: object) -> str | None:
-    """What is wrong with a Dask scheduler address (``None`` when it is ``tcp://HOST:PORT`` or ``tls://HOST:PORT``,
-    the port in 1..65535, an IPv6 host in brackets): ``no port``, ``no host``, ``no protocol``..."""
-    from urllib.parse import urlsplit
-
-    if not isinstance(address, str):
-        return f"{type(address).__name__}, not text"
-    scheme, _, rest = address.partition("://")
-    if not rest and not address.endswith("://"):
-        return "no protocol"
-    if scheme not in SCHEDULER_PROTOCOLS:
-        return f"the protocol {scheme!r}, not {' or '.join(SCHEDULER_PROTOCOLS)}"
-    parts = urlsplit(address)
-    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
-        return "more than HOST:PORT after the protocol"
-    if not parts.hostname:
-        return "no host"
-    try:
-        port = parts.port
-    except ValueError:
-        return "a port outside 1..65535"
-    if port is None or port == 0:
-        return "no port" if port is None else "port 0"
-    return None
-
-
 def _fail(path: Path, key: str, message: str) -> ParamsError:
     return ParamsError(f"{path}: {key}: {message}")
 

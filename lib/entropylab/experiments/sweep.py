@@ -4,10 +4,10 @@
 [--dry-run]``
 
 * Before anything runs (and with ``--dry-run``, which runs nothing else) everything is checked
-  (:func:`validate`): the whole parameter file, its study sections (:data:`SECTION_CHECKS`: a ``decoding`` section
-  against the file's runs), the command line (``--engine fused`` off JAX or on Dask, ``--scheduler`` with
-  ``--cluster``) and the outputs folder (a file, or a folder that cannot be written). Each mistake is one line
-  naming the file, key or option and the fix.
+  (:func:`validate`, with :mod:`entropylab.experiments.checks`): the whole parameter file, its study sections (a
+  ``decoding`` section against the file's runs), the command line (``--engine fused`` off JAX or on Dask,
+  ``--scheduler`` with ``--cluster``) and the outputs folder (a file, or a folder that cannot be written). Each
+  mistake is one line naming the file, key or option and the fix.
 
 * Each grid point (see :mod:`entropylab.experiments.params`) is one execution of its notebook, written to
   ``<outputs>/runs/<experiment>/<run name>/notebook.ipynb`` (under a temporary name, renamed on success); the
@@ -48,7 +48,6 @@ import contextlib
 import dataclasses
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,18 +55,24 @@ from typing import Any
 
 from .. import paths
 from ..training import store
-from .execute import NOTEBOOK, Outcome, Task, applied_environment, kernel_environment, write_error
+from .checks import (
+    SECTION_CHECKS,
+    check_counts,
+    check_options,
+    check_outputs,
+    check_splits,
+    check_writable,
+    where_to_run,
+)
+from .execute import NOTEBOOK, Outcome, Task, applied_environment, kernel_environment
 from .kernels import runs_per_kernel
-from .params import ParamSet, Point, load_params, scheduler_address_problem
+from .params import ParamSet, Point, load_params
 from .progress import EpochProgress
 from .results import collect, results_path
 
 __all__ = ["Plan", "SweepResult", "applied_environment", "check_options", "check_outputs", "dry_run",
            "kernel_environment", "make_plan", "run_sweep", "validate"]
 MAX_EXIT_STATUS = 100
-#: The checks of a parameter file's study sections, by top-level key: ``module:function``, called with the file's
-#: plan before anything runs (its sweep, a study's stages) and by ``--dry-run``; each raises a one-line error.
-SECTION_CHECKS: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:check_stage"}
 
 
 @dataclass
@@ -128,7 +133,7 @@ def make_plan(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLi
             from ..data import DataError, missing_data_message
 
             raise DataError(f"{param_set.path}: a run asks for dataset 'nyt'; {missing_data_message()}")
-    _check_splits(param_set.path, points)
+    check_splits(param_set.path, points)
     plan = Plan(param_set, experiment, root, workers, threads)
     env = kernel_environment(threads)
     for point in points:
@@ -140,67 +145,15 @@ def make_plan(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLi
     return plan
 
 
-def check_counts(workers: int | None, threads: int | None) -> None:
-    """``--workers`` and ``--threads``, when given, are integers >= 1 (a ``ValueError`` otherwise)."""
-    for name, value in (("workers", workers), ("threads", threads)):
-        if value is not None and value < 1:
-            raise ValueError(f"--{name} must be an integer >= 1, got {value}")
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` and write a file in it, or raise :class:`OutputsError` naming the folder and the fix."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
-            pass
-    except OSError as exc:
-        raise OutputsError(write_error(exc, folder)) from None
-
-
-class OutputsError(ValueError):
-    """The outputs folder cannot be written; the message names it and the fix."""
-
-
-def check_outputs(output_root: str | os.PathLike | None = None) -> Path:
-    """The outputs folder (``output_root``, else ``$ENTROPYLAB_OUTPUTS``, else ``<project>/outputs``), or an
-    :class:`OutputsError` naming it and the fix when it, or the nearest existing folder above it, is a file or
-    cannot be written. Creates nothing (``--dry-run`` calls it too)."""
-    root = paths.outputs_dir(output_root).expanduser().absolute()
-    fix = "give --output-root (or $ENTROPYLAB_OUTPUTS) a writable folder"
-    existing = root
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        if existing == root:
-            raise OutputsError(f"the outputs path {root} is a file, not a folder; {fix}")
-        raise OutputsError(f"the outputs path {root} lies under {existing}, which is a file, not a folder; {fix}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputsError(f"cannot write the outputs folder {root} ({existing} is not writable); {fix}")
-    return root
-
-
-def check_options(param_set: ParamSet, *, scheduler: str | None = None, cluster: str | None = None,
-                  engine: str | None = None) -> str:
-    """Where the points would run (see :func:`_engine`) after checking the command line against the file: not
-    ``--scheduler`` with ``--cluster``, and an engine that can train here (``fused`` needs JAX and no Dask); a
-    ``ValueError`` naming the option and the fix otherwise. Probes no device."""
-    from ..training.config import current_backend
-    from .engines import resolve_engine
-
-    where_to = _engine(scheduler, cluster, param_set.cluster)
-    resolve_engine(engine or param_set.engine or "auto", current_backend(), dask=where_to != "local-processes",
-                   probe=False)
-    return where_to
-
-
 def validate(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
              output_root: str | os.PathLike | None = None, workers: int | None = None, threads: int | None = None,
              scheduler: str | None = None, cluster: str | None = None, engine: str | None = None,
              checks: tuple[Callable[[Plan], Any], ...] = ()) -> Plan:
     """Everything that can be checked before any run is trained: the counts, ``$ENTROPYLAB_KERNEL_RUNS``, the
     file, the command line (:func:`check_options`), the outputs folder (:func:`check_outputs`), the plan (data,
-    splits) and each study section of the file (:data:`SECTION_CHECKS`) plus ``checks`` (a study's own), each
-    called with the plan. The first mistake is raised as one line; the plan is returned (nothing is written)."""
+    splits) and each study section of the file (:data:`entropylab.experiments.checks.SECTION_CHECKS`) plus
+    ``checks`` (a study's own), each called with the plan. The first mistake is raised as one line; the plan is
+    returned (nothing is written)."""
     import importlib
 
     check_counts(workers, threads)
@@ -217,26 +170,6 @@ def validate(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLik
     for check in (*every, *(c for c in checks if c not in every)):
         check(plan)
     return plan
-
-
-def _check_splits(path: Path, points: list[Point]) -> None:
-    """Every point with a sequence cap must leave both sides of its split non-empty (checked before any run)."""
-    capped = [p for p in points if p.parameters.get("max_sequences") is not None]
-    if not capped:
-        return
-    from ..data import DataError, load_corpus
-
-    corpora: dict[tuple, Any] = {}
-    for point in capped:
-        p = point.parameters
-        key = (p["dataset"], p.get("data_dir"))
-        if key not in corpora:
-            corpora[key] = load_corpus(p["dataset"], p.get("data_dir"))
-        try:
-            corpora[key].subset(p["max_sequences"]).split(p["split"], p["val_fraction"], p.get("split_seed", 0))
-        except (DataError, ValueError) as exc:
-            raise DataError(f"{path}: runs[{point.entry}]: max_sequences {p['max_sequences']} is too small for the "
-                            f"{p['split']!r} split ({exc}); raise max_sequences") from None
 
 
 def _replace(point: Point, **values: Any) -> Point:
@@ -405,7 +338,7 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
 
     plan = make_plan(param_set, data_dir=data_dir, output_root=output_root, workers=workers, threads=threads)
     check_writable(plan.runs_dir)
-    where_to = _engine(scheduler, cluster, plan.params.cluster)
+    where_to = where_to_run(scheduler, cluster, plan.params.cluster)
     outcomes: list[Outcome] = []
     todo = []
     for task in plan.tasks:
@@ -458,19 +391,6 @@ def collect_results(plan: Plan, report: bool = False) -> None:
     collect(plan.experiment, plan.output_root, on_damaged=left_out.append)
     for damage in left_out if report else []:
         print(f"  results leave out {damage.path.parent.name}: {damage}", flush=True)
-
-
-def _engine(scheduler: str | None, cluster: str | None, from_file: str | None) -> str:
-    """``"local-processes"``, ``"local"`` (a Dask LocalCluster) or a scheduler address; the command line wins."""
-    if scheduler and cluster:
-        raise ValueError("give either --scheduler ADDRESS or --cluster local, not both")
-    if cluster is not None and cluster != "local":
-        raise ValueError(f"--cluster must be 'local' (a Dask LocalCluster here), got {cluster!r}; for a running "
-                         f"cluster give its scheduler with --scheduler tcp://HOST:PORT")
-    if scheduler is not None and (problem := scheduler_address_problem(scheduler)):
-        raise ValueError(f"--scheduler: got {scheduler!r}; expected a Dask scheduler address tcp://HOST:PORT such as "
-                         f"tcp://10.0.0.5:8786 (here: {problem})")
-    return scheduler or cluster or from_file or "local-processes"
 
 
 def _execute(plan: Plan, todo: list[Task], client: Any, progress: bool) -> list[Outcome]:
