@@ -1,5 +1,6 @@
-"""Batched decoders: each transform against the one-row rules and hand-computed cases, Top-H, Mirostat 2.0 (its
-observed surprise settles at the target on the synthetic source), beam search, seeding and bad parameters."""
+"""Batched decoders: each transform against the one-row rules and hand-computed cases, Top-H as published (its
+running entropy sum, its 100 candidates, its place after temperature), what a tie at the top keeps, Mirostat 2.0
+(its observed surprise settles at the target on the synthetic source), beam search, seeding and bad parameters."""
 
 from __future__ import annotations
 
@@ -39,15 +40,83 @@ def test_rows_of_a_batch_are_filtered_independently(params):
         assert row[0] == 0 and row.sum() == pytest.approx(1.0) and np.count_nonzero(row) >= 1
 
 
-def test_top_h_keeps_the_longest_prefix_within_the_entropy_bound():
-    p = np.array([[0.0, 0.5, 0.3, 0.2]])
-    h = -(0.5 * math.log(0.5) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2))  # 1.0297 nats
-    two = -(0.625 * math.log(0.625) + 0.375 * math.log(0.375))  # 0.6616: the top two, renormalised
-    assert two / h == pytest.approx(0.6425, abs=1e-4)
-    assert np.allclose(keep_top_h(p, 0.6), [[0, 1, 0, 0]])  # 0.6616 > 0.6 H: only the most likely word
-    assert np.allclose(keep_top_h(p, 0.7), [[0, 0.625, 0.375, 0]])  # within 0.7 H; all three would be H > 0.7 H
+def kept(row: np.ndarray) -> list[int]:
+    """The word indices a filtered row keeps."""
+    return np.flatnonzero(row).tolist()
+
+
+def test_top_h_adds_words_while_the_running_sum_of_entropy_terms_stays_within_alpha_h():
+    # the published rule (Top-H authors' code, transformers' TopHLogitsWarper): p = (0.9, 0.06, 0.04), H = 0.392
+    # nats; the terms -p ln p are 0.0948, 0.1688, 0.1288; at alpha = 0.6 the bound is 0.2354 and the first two
+    # terms already sum to 0.2636: one word (the renormalised entropy of the first two, 0.2338, would allow two)
+    p = np.array([[0.0, 0.9, 0.06, 0.04]])
+    terms = -p[0, 1:] * np.log(p[0, 1:])
+    assert terms.sum() == pytest.approx(0.3924, abs=1e-4) and terms[:2].sum() == pytest.approx(0.2636, abs=1e-4)
+    assert np.array_equal(keep_top_h(p, 0.6), [[0, 1, 0, 0]])
+    assert np.array_equal(filter_batch(p, top_h=0.6), [[0, 1, 0, 0]])
+    assert np.allclose(keep_top_h(p, 0.7), [[0, 0.9 / 0.96, 0.06 / 0.96, 0]])  # bound 0.2747 >= 0.2636: two
     assert np.allclose(keep_top_h(p, 1.0), p)
+    # p = (0.5, 0.3, 0.2): terms 0.3466, 0.3612, 0.3219, H = 1.0297; 0.6 H = 0.618 < 0.708 <= 0.7 H = 0.721
+    p = np.array([[0.0, 0.5, 0.3, 0.2]])
+    assert np.array_equal(keep_top_h(p, 0.6), [[0, 1, 0, 0]])
     assert np.allclose(filter_batch(p, top_h=0.7), [[0, 0.625, 0.375, 0]])
+
+
+def test_top_h_on_a_flat_row_keeps_alpha_times_the_words_where_the_renormalised_rule_keeps_far_fewer():
+    # one word of 0.2 and 40 of 0.02: H = 0.3219 + 40 * 0.0782 = 3.4515 nats; at alpha = 0.5 the bound 1.7258
+    # admits the first word and m of the others while 0.3219 + 0.0782 m <= 1.7258: m = 17 (17.94), 18 words
+    # (the renormalised entropy of the first k words, the old rule, stays within the bound only up to 9 words)
+    p = np.array([[0.0, 0.2] + [0.02] * 40])
+    h = -(0.2 * math.log(0.2) + 0.8 * math.log(0.02))
+    m = math.floor((0.5 * h + 0.2 * math.log(0.2)) / (-0.02 * math.log(0.02)))
+    assert h == pytest.approx(3.4515, abs=1e-4) and m == 17
+    out = keep_top_h(p, 0.5)
+    assert kept(out[0]) == list(range(1, 19))  # of the tied 0.02s, the lower indices count as the more likely
+    assert np.allclose(out[0, 1:19], p[0, 1:19] / 0.54)
+
+
+def test_top_h_looks_at_the_100_most_likely_words_only():
+    # one word of 0.5 and 200 of 0.0025 (H(p) = 3.34 nats): the candidates are the first word and 99 of the
+    # others, mass A = 0.7475, renormalised q_1 = 0.5 / A, q_s = 0.0025 / A, H(q) = 2.1564; at alpha = 0.9 the
+    # running sum -q_1 ln q_1 + m (-q_s ln q_s) stays within 0.9 H(q) for m <= 87: 88 words (the same rule on all
+    # 201 words would keep 178, the old renormalised rule 167)
+    p = np.array([[0.0, 0.5] + [0.0025] * 200])
+    a = 0.5 + 99 * 0.0025
+    q1, qs = 0.5 / a, 0.0025 / a
+    hq = -(q1 * math.log(q1) + 99 * qs * math.log(qs))
+    m = math.floor((0.9 * hq + q1 * math.log(q1)) / (-qs * math.log(qs)))
+    assert hq == pytest.approx(2.1564, abs=1e-4) and m == 87
+    assert kept(keep_top_h(p, 0.9)[0]) == list(range(1, 89))
+    # alpha = 1 keeps exactly the 100 candidates, as TopHLogitsWarper(1.0) does; the project's top_h = 1 is off
+    assert kept(keep_top_h(p, 1.0)[0]) == list(range(1, 101))
+    assert np.allclose(filter_batch(p, top_h=1.0), p, rtol=0, atol=1e-15)
+    assert transforms.TOP_H_CANDIDATES == 100
+
+
+def test_top_h_applies_right_after_temperature_as_in_transformers():
+    # p = (0.3, 0.25, 0.2, 0.15, 0.1), top_h = 0.5 and top_k = 3. Top-H first (transformers' order): H = 1.5445,
+    # bound 0.7722, terms 0.3612 + 0.3466 = 0.7078 then 1.0297: two words, which top_k = 3 leaves alone. Top-k
+    # first would give (0.4, 0.333, 0.267), bound 0.5425 < 0.3665 + 0.3662: one word.
+    p = np.array([[0.0, 0.3, 0.25, 0.2, 0.15, 0.1]])
+    assert np.allclose(filter_batch(p, top_k=3, top_h=0.5), [[0, 0.3 / 0.55, 0.25 / 0.55, 0, 0, 0]])
+    assert np.array_equal(keep_top_h(transforms.keep_top_k(p, 3), 0.5), [[0, 1, 0, 0, 0, 0]])
+
+
+def test_a_tie_at_the_top_keeps_only_what_top_p_and_top_h_count():
+    # four words of 1/4: top_p = 0.5 keeps the two whose preceding mass is < 0.5 (TopPLogitsWarper removes the
+    # words whose mass counted from the tail is <= 1 - 0.5: two of them), not all four; the lower indices first
+    tied = np.array([[0.0, 0.25, 0.25, 0.25, 0.25]])
+    assert np.array_equal(filter_batch(tied, top_p=0.5), [[0, 0.5, 0.5, 0, 0]])
+    assert np.array_equal(filter_batch(tied, top_p=0.1), [[0, 1, 0, 0, 0]])  # at least one word, only one
+    # Top-H: each term is ln 4 / 4 = 0.3466; alpha = 0.3 bounds the sum by 0.4159: one word; alpha = 0.5: two
+    assert np.array_equal(filter_batch(tied, top_h=0.3), [[0, 1, 0, 0, 0]])
+    assert np.array_equal(filter_batch(tied, top_h=0.5), [[0, 0.5, 0.5, 0, 0]])
+    # forty words of 1/40 (H = ln 40 = 3.69 nats): the running sum is k ln(40) / 40, so alpha = 0.5 keeps k = 20
+    flat = np.array([[0.0] + [1 / 40] * 40])
+    assert kept(filter_batch(flat, top_h=0.5)[0]) == list(range(1, 21))
+    # the cutoffs and top_k keep every word tied with the most likely one, as transformers does
+    assert np.array_equal(filter_batch(tied, epsilon_cutoff=0.5), tied)
+    assert np.array_equal(filter_batch(tied, top_k=1), tied)
 
 
 def test_mirostat_keeps_words_below_mu_and_moves_mu_towards_tau():
@@ -57,6 +126,18 @@ def test_mirostat_keeps_words_below_mu_and_moves_mu_towards_tau():
     assert mu.tolist() == [pytest.approx(1.5 - 0.1 * (0.0 - 3.0))]
     draws = [mirostat_step(p, np.array([2.5]), 3.0, 0.1, np.random.default_rng(s))[2][0] for s in range(200)]
     assert set(np.round(draws, 6)) == {1.0, 2.0}  # all three kept: q = p, surprises 1 or 2 bits
+
+
+def test_mirostat_keeps_one_word_of_a_tie_at_the_top_when_none_is_within_mu():
+    # four words of 2 bits each and mu = 1: none is within mu, so one word is kept (llama.cpp's Mirostat v2 keeps
+    # the first of its sorted candidates), q = 1 and the observed surprise is 0 bits, not 2; mu moves up by
+    # eta * tau = 0.3
+    tied = np.array([[0.0, 0.25, 0.25, 0.25, 0.25]] * 50)
+    chosen, mu, observed = mirostat_step(tied, np.ones(50), tau=3.0, eta=0.1, rng=np.random.default_rng(0))
+    assert chosen.tolist() == [1] * 50 and np.all(observed == 0) and np.allclose(mu, 1.3)
+    # with mu = 2 all four are within it: each drawn with q = 1/4, 2 bits
+    chosen, mu, observed = mirostat_step(tied, np.full(50, 2.0), 3.0, 0.1, np.random.default_rng(0))
+    assert set(chosen.tolist()) == {1, 2, 3, 4} and np.allclose(observed, 2.0)
 
 
 def source_model(q: np.ndarray):
@@ -151,8 +232,7 @@ def test_bad_decoder_parameters_are_one_clear_error(strategy, params, message):
 
 
 @pytest.mark.parametrize(("transform", "values"), [(transforms.keep_top_p, (0.3, 0.9, 0.999)),
-                                                   (transforms.keep_typical, (0.2, 0.9, 0.99)),
-                                                   (transforms.keep_top_h, (0.2, 0.6, 0.95))])
+                                                   (transforms.keep_typical, (0.2, 0.9, 0.99))])
 def test_sorting_only_the_leading_candidates_keeps_exactly_what_a_full_sort_keeps(monkeypatch, transform, values):
     rng = np.random.default_rng(3)
     p = np.exp(rng.normal(size=(120, 600)) * rng.uniform(0.3, 4.0, size=(120, 1)))

@@ -111,10 +111,10 @@ def test_seeded_sampling_is_reproducible_with_every_transform(corpus):
 
 def test_strategies_and_parameter_order():
     assert strategy_names()[:4] == ("greedy", "sample", "mirostat", "beam")
-    assert SAMPLING_PARAMETERS == ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff",
+    assert SAMPLING_PARAMETERS == ("temperature", "top_h", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff",
                                    "eta_cutoff")
-    # the transforms apply in transformers' order, then Top-H
-    assert tuple(t.parameter.name for t in registered_transforms())[:8] == (*SAMPLING_PARAMETERS, "top_h")
+    # the transforms apply in transformers' order (GenerationMixin._get_logits_processor: Top-H after temperature)
+    assert tuple(t.parameter.name for t in registered_transforms())[:8] == SAMPLING_PARAMETERS
 
 
 def test_normalise():
@@ -278,7 +278,7 @@ BAD = [
     ({"epsilon_cutoff": -0.2}, r"epsilon_cutoff must be in \[0, 1\) .*got -0\.2"),
     ({"eta_cutoff": 1}, r"eta_cutoff must be in \[0, 1\) .*got 1"),
     ({"eta_cutoff": -1e-3}, r"eta_cutoff must be in \[0, 1\) .*got -0\.001"),
-    ({"top_q": 0.5}, r"unknown sampling parameter\(s\) 'top_q'; use temperature, top_k"),
+    ({"top_q": 0.5}, r"unknown sampling parameter\(s\) 'top_q'; use temperature, top_h, top_k"),
 ]
 
 

@@ -157,3 +157,21 @@ def test_unregister_removes_a_decoder_and_its_strategy():
             check_decoder("always_one")
         with pytest.raises(ValueError, match="nothing is registered"):
             unregister("always_one")
+
+
+def test_the_registered_decoders_sample_what_the_references_keep():
+    """Through the registry (each decoder's own parameter) and the one generate path: Top-H on p = (0.9, 0.06,
+    0.04) at 0.6 keeps one word (the published running-sum rule), top_p 0.5 on four tied words keeps two and
+    Mirostat at tau = 0.5 (mu_0 = 1 bit) keeps one of four tied words of 2 bits, observing 0 bits."""
+    table = np.array([[0.0, 0.9, 0.06, 0.04, 0.0], [0.0, 0.25, 0.25, 0.25, 0.25]])
+    model = rows_model(np.log(np.maximum(table, 1e-300)))
+    words = {}
+    for name, value, row in (("top_h", 0.6, 0), ("top_p", 0.5, 1), ("mirostat", 0.5, 1)):
+        strategy, params = get_decoder(name).arguments(value)
+        result = continue_prefixes(model, np.full((300, 2), row, dtype=np.int32), 1, head="softmax",
+                                   strategy=strategy, seed=0, **params)
+        words[name] = set(result.words[:, 0].tolist())
+        if name == "mirostat":
+            assert np.all(result.observed_surprise == 0)
+    assert words == {"top_h": {1}, "top_p": {1, 2}, "mirostat": {1}}
+    assert [name for name in decoding.TRANSFORMS if "top_h" in name] == ["top_h"]  # one Top-H, the published one

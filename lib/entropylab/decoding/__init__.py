@@ -4,8 +4,8 @@ path of :mod:`.generate` (batched :func:`continue_prefixes`, its one-text view :
 * :mod:`.registry`: the decoders by name (strategy, parameter, range, slider, default, deterministic or not) and
   the one parameter check :func:`check_decoder`;
 * :mod:`.generate`: the continuation loop, greedy, the model's distributions;
-* :mod:`.transforms`: the sampling transforms on a batch (temperature, top_k, top_p, min_p, typical_p,
-  epsilon_cutoff, eta_cutoff, top_h) and the ``sample`` strategy;
+* :mod:`.transforms`: the sampling transforms on a batch (temperature, top_h, top_k, top_p, min_p, typical_p,
+  epsilon_cutoff, eta_cutoff, in ``transformers``' order) and the ``sample`` strategy;
 * :mod:`.strategies`: Mirostat 2.0 and beam search.
 
 Importing the package imports every module in it (:func:`discover`), so a new decoder is one new file here that

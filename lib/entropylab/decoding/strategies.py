@@ -4,10 +4,13 @@ beam search. (Top-H only truncates ``p`` and composes with the other truncations
 
 * Mirostat 2.0 (Basu, Ramachandran, Keskar & Varshney 2021, "Mirostat: A Neural Text Decoding Algorithm that
   Directly Controls Perplexity", §4 and Alg. 2), per sequence, surprises in bits: ``mu_0 = 2 τ``; at each step keep
-  the words with surprise ``-log2 p_j <= mu`` (at least the most likely one), sample ``w`` from the renormalised
-  kept set ``q``, observe ``s = -log2 q_w`` (as the reference implementation in llama.cpp does) and update
-  ``mu <- mu - η (s - τ)``; the observed surprise is thus steered towards the target ``τ`` (``tau > 0``, default
-  3 bits; ``eta > 0``, the learning rate, default 0.1).
+  the words with surprise ``-log2 p_j <= mu``, or, when there is none, the one most likely word (of a tie at the
+  top, the lower index: one word, never the whole tie), sample ``w`` from the renormalised kept set ``q``, observe
+  ``s = -log2 q_w`` and update ``mu <- mu - η (s - τ)``; the observed surprise is thus steered towards the target
+  ``τ`` (``tau > 0``, default 3 bits; ``eta > 0``, the learning rate, default 0.1). This is the reference
+  implementation's rule (llama.cpp, ``llama_sampler_mirostat_v2_apply`` in ``src/llama-sampling.cpp``: sort by
+  decreasing ``p``, cut at the first word whose surprise exceeds ``mu``, keep one word if that leaves none, observe
+  the surprise under the renormalised kept set): four tied words of 2 bits and ``mu = 1`` keep one word, ``s = 0``.
 * Beam search (``num_beams = K``, an integer >= 1, default 4): keep, per prefix, the ``K`` continuations of highest
   total log-probability ``sum_i ln p(w_i | context)``, extending each by every word and keeping the ``K`` best each
   step (no length normalisation: every continuation has the same length); the result is the best one. Ties go to
@@ -36,7 +39,10 @@ def mirostat_step(p: np.ndarray, mu: np.ndarray, tau: float, eta: float,
     """One Mirostat 2.0 step for each row (module docstring): ``(chosen words, new mu, observed surprise)``."""
     with np.errstate(divide="ignore"):
         surprise = np.where(p > 0, -np.log2(np.where(p > 0, p, 1.0)), np.inf)
-    kept = renormalise(p, surprise <= mu[:, None])
+    within = surprise <= mu[:, None]
+    none = np.flatnonzero(~within.any(axis=1))
+    within[none, np.argmax(p[none], axis=1)] = True  # the most likely word alone (lower index of a tie)
+    kept = renormalise(p, within, keep_most_likely=False)
     chosen = sample_rows(kept, rng)
     observed = -np.log2(kept[np.arange(len(p)), chosen])
     return chosen, mu - eta * (observed - tau), observed

@@ -5,27 +5,48 @@ linear head: :mod:`.generate`) after the transforms below. Index 0 (padding) nev
 function of a batch of distributions that returns the renormalised batch. The transforms take the parameter names
 of Hugging Face ``transformers``' ``generate()`` and combine as its logits processors do: each one is applied to
 the *renormalised result of the previous one*, in the order ``GenerationMixin._get_logits_processor``
-(``transformers/generation/utils.py``) appends them, then Top-H::
+(``transformers/generation/utils.py``) appends them, Top-H right after temperature::
 
-    temperature -> top_k -> top_p -> min_p -> typical_p -> epsilon_cutoff -> eta_cutoff -> top_h
+    temperature -> top_h -> top_k -> top_p -> min_p -> typical_p -> epsilon_cutoff -> eta_cutoff
 
-(:data:`SAMPLING_PARAMETERS`, then ``top_h``; a transform registered later applies after these). Below ``p`` is the
-distribution a transform receives, ``H(p) = -sum_j p_j ln p_j`` its entropy in nats, and a transform that "keeps" a
-set ``S`` returns ``p_j / sum_{i in S} p_i`` on ``S`` and 0 elsewhere. Each one always keeps at least the most
-likely word (``transformers``' ``min_tokens_to_keep=1``; for ``typical_p`` the most *typical* one), so the result
-is never empty. A parameter at its default value is off.
+(:data:`SAMPLING_PARAMETERS`; a transform registered later applies after these). Below ``p`` is the distribution a
+transform receives, ``H(p) = -sum_j p_j ln p_j`` its entropy in nats, and a transform that "keeps" a set ``S``
+returns ``p_j / sum_{i in S} p_i`` on ``S`` and 0 elsewhere. A parameter at its default value is off. No result is
+ever empty, and the word kept when nothing else is follows ``transformers``' ``min_tokens_to_keep=1``:
+
+* ``top_k``, ``min_p``, ``epsilon_cutoff`` and ``eta_cutoff`` never remove a word tied with the row's most likely
+  one (``transformers`` removes only words *below* a threshold that the most likely word reaches), so a tie at
+  the top keeps every tied word;
+* ``top_p`` and Top-H keep a prefix of the sorted words, at least its first: exactly **one** word of a tie at the
+  top when the bound allows no more (``p = (1/4, 1/4, 1/4, 1/4)`` with ``top_p = 0.5`` keeps two words, not four);
+* ``typical_p`` keeps at least the most *typical* word.
 
 * ``temperature = T > 0`` (default 1): ``p_j <- p_j^(1/T) / sum_i p_i^(1/T)``, i.e. ``softmax(logits / T)``.
   Ackley, Hinton & Sejnowski (1985), "A Learning Algorithm for Boltzmann Machines";
   ``TemperatureLogitsWarper``.
+* ``top_h = α in (0, 1]`` (Top-H, default 1 = off; Baghaei Potraghloo et al. 2025, "Top-H Decoding: Adapting the
+  Creativity and Coherence with Bounded Entropy in Text Generation"), as the authors' code
+  (``TopH_LogitsProcessor``) and ``transformers``' ``TopHLogitsWarper`` compute it: take the ``N = min(100, V)``
+  most likely words ``c_1 .. c_N`` (the candidates), renormalise over them, ``q_i = p_{c_i} / sum_{l <= N}
+  p_{c_l}``, and keep ``c_1 .. c_k`` for the largest ``k >= 1`` with
+
+      sum_{i <= k} -q_i ln q_i  <=  α H(q),   H(q) = sum_{i <= N} -q_i ln q_i,
+
+  i.e. words are added in decreasing ``p`` while the running sum of the entropy terms stays within ``α`` times the
+  candidates' entropy. The most likely word is always kept, alone when its own term already exceeds the bound
+  (``p = (0.9, 0.06, 0.04)``, ``α = 0.6``: ``H = 0.392``, the bound is 0.235, the first term 0.095 and the first
+  two 0.264, so one word). Words outside the candidates are never kept. (The authors' code sums the terms of
+  ``p`` itself over the candidates on both sides; it is the same rule whenever the candidates hold all the mass,
+  ``V <= 100``.) At ``α = 1`` ``transformers`` would keep all 100 candidates; here 1 switches Top-H off. It is a
+  transform (it only truncates ``p`` and composes with the others), not a strategy of its own.
 * ``top_k = k >= 0`` (default 0 = off): keep the words with ``p_j >= p_(k)``, the ``k``-th largest
   probability (words tied with it are kept too). Fan, Lewis & Dauphin (2018), "Hierarchical Neural Story
   Generation"; ``TopKLogitsWarper``.
 * ``top_p in (0, 1]`` (nucleus, default 1 = off): sort the words by decreasing ``p``; keep word ``j`` iff the
   mass of the words before it is ``< top_p``, i.e. the smallest most-likely set whose mass *reaches*
-  ``top_p`` (mass exactly ``top_p`` is enough). Holtzman, Buys, Du, Forbes & Choi (2020), "The Curious Case of
-  Neural Text Degeneration"; ``TopPLogitsWarper`` (which removes a word iff the mass of the words no more likely
-  than it is ``<= 1 - top_p``: the same rule counted from the tail).
+  ``top_p`` (mass exactly ``top_p`` is enough), at least one word. Holtzman, Buys, Du, Forbes & Choi (2020), "The
+  Curious Case of Neural Text Degeneration"; ``TopPLogitsWarper`` (which removes a word iff the mass of the words
+  no more likely than it is ``<= 1 - top_p``: the same rule counted from the tail).
 * ``min_p in [0, 1]`` (default 0 = off): keep the words with ``p_j >= min_p * max_i p_i``. Nguyen et al. (2024),
   "Turning Up the Heat: Min-p Sampling for Creative and Coherent LLM Outputs"; ``MinPLogitsWarper``.
 * ``typical_p in (0, 1]`` (locally typical sampling, default 1 = off): sort the words by
@@ -36,16 +57,13 @@ is never empty. A parameter at its default value is off.
   & Liang (2022), "Truncation Sampling as Language Model Desmoothing"; ``EpsilonLogitsWarper``.
 * ``eta_cutoff = ε in [0, 1)`` (default 0 = off): keep the words with ``p_j >= η``,
   ``η = min(ε, sqrt(ε) * exp(-H(p)))``. Hewitt, Manning & Liang (2022), as above; ``EtaLogitsWarper``.
-* ``top_h = α in (0, 1]`` (Top-H, default 1 = off; Baghaei Potraghloo et al. 2025, "Top-H Decoding: Adapting the
-  Creativity and Coherence with Bounded Entropy in Text Generation"): the entropy-constrained mass maximisation
-  ``max_S sum_{j in S} p_j`` subject to ``H(q_S) <= α H(p)``, with ``q_S = p_S / sum_{j in S} p_j``, solved by the
-  paper's greedy: add words in decreasing ``p`` while the kept set's renormalised entropy stays ``<= α H(p)``; stop
-  at the first word that would break it (the most likely word alone has entropy 0, so it is always kept). It is a
-  transform (it only truncates ``p`` and composes with the others), not a strategy of its own.
 
-Ties in the sort of ``top_p`` and Top-H go to the lower word index (it counts as the more likely). The "reaches"
-tests of ``top_p`` and ``typical_p`` (and Top-H's bound) allow a rounding error of ``1e-12``, so that a set whose
-mass is the threshold on paper (``0.7 + 0.1`` for ``top_p=0.8``) is not lost to floating point.
+Ties in the sort of ``top_p`` and Top-H go to the lower word index (it counts as the more likely; a stable sort by
+decreasing ``p``, as the greedy argmax picks the lower index too). The references count ties the same way but
+leave their order to an unstable sort (``torch.sort``, ``torch.topk``), so which of several tied words is kept is
+the project's choice, how many is theirs. The "reaches" tests of ``top_p`` and ``typical_p`` (and Top-H's bound)
+allow a rounding error of ``1e-12``, so that a set whose mass is the threshold on paper (``0.7 + 0.1`` for
+``top_p=0.8``) is not lost to floating point.
 
 The ``sample`` strategy draws one word per row from the transformed ``p`` (inverse CDF, one uniform number per row:
 :func:`sample_rows`); with every transform off it draws from ``p`` as it is (ancestral sampling).
@@ -71,11 +89,14 @@ from .registry import (
 )
 
 #: The parameters of ``transformers``' logits processors, in the order it (and :func:`filter_batch`) applies them.
-SAMPLING_PARAMETERS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff")
+SAMPLING_PARAMETERS = ("temperature", "top_h", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff")
+#: How many of each row's most likely words Top-H looks at (``transformers``' ``TopHLogitsWarper.top_n``, the
+#: authors' ``top_n``).
+TOP_H_CANDIDATES = 100
 #: Rounding allowance of the cumulative-mass tests of ``top_p``, ``typical_p`` and Top-H.
 MASS_TOLERANCE = 1e-12
-#: How many of each row's words (most likely, or most typical) are sorted first; rows whose kept set does not end
-#: well inside them are sorted whole (:func:`_sorted_prefix_keep`).
+#: How many of each row's words (most likely, or most typical) ``top_p`` and ``typical_p`` sort first; rows whose
+#: kept set does not end well inside them are sorted whole (:func:`_sorted_prefix_keep`).
 CANDIDATES = 256
 #: False: every ordering is a full stable sort (what :func:`leading` replaces; ``python -m entropylab bench
 #: generation --decoders`` times both).
@@ -102,7 +123,9 @@ def entropy(p: np.ndarray) -> np.ndarray:
 
 
 def renormalise(p: np.ndarray, keep: np.ndarray, keep_most_likely: bool = True) -> np.ndarray:
-    """``p`` on the kept words of each row, renormalised (each row keeps its most likely word unless told not)."""
+    """``p`` on the kept words of each row, renormalised. With ``keep_most_likely`` every word tied with the row's
+    largest ``p`` is kept too (``top_k``, ``min_p``, the cutoffs: module docstring); a caller that passes
+    ``False`` must keep at least one word of each row itself."""
     if keep_most_likely:
         keep = keep | (p >= p.max(axis=1, keepdims=True))
     out = np.where(keep, p, 0.0)
@@ -168,6 +191,23 @@ def apply_temperature(p: np.ndarray, temperature: float) -> np.ndarray:
     return out / out.sum(axis=1, keepdims=True)
 
 
+@register_transform(Parameter("top_h", 1.0, "in (0, 1] (1 = off)", lambda x: 0 < x <= 1), Slider(0.05, 1.0, 0.05, 0.4))
+def keep_top_h(p: np.ndarray, alpha: float) -> np.ndarray:
+    """Top-H as published (module docstring): of the :data:`TOP_H_CANDIDATES` most likely words, renormalised to
+    ``q``, keep the longest prefix ``c_1 .. c_k`` (``k >= 1``) with ``sum_{i <= k} -q_i ln q_i <= α H(q)``."""
+    order = leading(-p, min(TOP_H_CANDIDATES, p.shape[1]))  # ties: the lower index first
+    top = np.take_along_axis(p, order, axis=1)
+    q = top / top.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(q > 0, -q * np.log(np.where(q > 0, q, 1.0)), 0.0)
+    bound = alpha * terms.sum(axis=1, keepdims=True) + MASS_TOLERANCE
+    within = (np.cumsum(terms, axis=1) <= bound) & (q > 0)  # a prefix: the running sum only grows
+    within[:, 0] = True
+    keep = np.zeros(p.shape, dtype=bool)
+    np.put_along_axis(keep, order, within, axis=1)
+    return renormalise(p, keep, keep_most_likely=False)
+
+
 @register_transform(Parameter("top_k", 0, "an integer >= 0 (0 = off)", lambda k: k >= 0, integer=True),
                     Slider(1, 100, 1, 10))
 def keep_top_k(p: np.ndarray, k: int) -> np.ndarray:
@@ -180,13 +220,14 @@ def keep_top_k(p: np.ndarray, k: int) -> np.ndarray:
 @register_transform(Parameter("top_p", 1.0, "in (0, 1] (1 = off)", lambda x: 0 < x <= 1), Slider(0.05, 1.0, 0.05, 0.9))
 def keep_top_p(p: np.ndarray, top_p: float) -> np.ndarray:
     """Keep the smallest most-likely set whose mass reaches ``top_p`` (a word stays iff the mass before it is
-    ``< top_p``)."""
+    ``< top_p``), at least one word: of words tied at the cut, only as many as the rule counts (the lower index
+    first)."""
     def length(order: np.ndarray, rows: np.ndarray) -> np.ndarray:
         sorted_p = np.take_along_axis(p[rows], order, axis=1)
         before = np.cumsum(sorted_p, axis=1) - sorted_p
-        return (before < top_p - MASS_TOLERANCE).sum(axis=1)
+        return np.maximum((before < top_p - MASS_TOLERANCE).sum(axis=1), 1)
 
-    return renormalise(p, _sorted_prefix_keep(-p, length))
+    return renormalise(p, _sorted_prefix_keep(-p, length), keep_most_likely=False)
 
 
 @register_transform(Parameter("min_p", 0.0, "in [0, 1] (0 = off)", lambda x: 0 <= x <= 1), Slider(0.0, 0.5, 0.01, 0.1))
@@ -227,28 +268,6 @@ def keep_eta(p: np.ndarray, epsilon: float) -> np.ndarray:
     return keep_above(p, np.minimum(epsilon, math.sqrt(epsilon) * np.exp(-entropy(p))))
 
 
-@register_transform(Parameter("top_h", 1.0, "in (0, 1] (1 = off)", lambda x: 0 < x <= 1), Slider(0.05, 1.0, 0.05, 0.4))
-def keep_top_h(p: np.ndarray, alpha: float) -> np.ndarray:
-    """Top-H (module docstring): the longest most-likely prefix ``S_j`` with ``H(q_{S_j}) <= α H(p)``, cut at the
-    first word that would break the bound.
-
-    ``H(q_S) = -(1/σ) sum_{i in S} p_i ln p_i + ln σ`` with ``σ = sum_{i in S} p_i``, so one cumulative sum gives
-    every prefix's entropy."""
-    bound = alpha * entropy(p) + MASS_TOLERANCE
-
-    def length(order: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        sorted_p = np.take_along_axis(p[rows], order, axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(sorted_p > 0, -sorted_p * np.log(np.where(sorted_p > 0, sorted_p, 1.0)), 0.0)
-            sigma = np.cumsum(sorted_p, axis=1)
-            prefix_entropy = np.cumsum(terms, axis=1) / sigma + np.log(sigma)
-        within = (prefix_entropy <= bound[rows, None]) & (sorted_p > 0)
-        within[:, 0] = True
-        return np.argmin(np.concatenate([within, np.zeros((len(rows), 1), dtype=bool)], axis=1), axis=1)
-
-    return renormalise(p, _sorted_prefix_keep(-p, length))
-
-
 # -- all of them -------------------------------------------------------------------------------------------------
 
 def filter_batch(p: np.ndarray, **params: Any) -> np.ndarray:
@@ -274,8 +293,8 @@ def filter_batch(p: np.ndarray, **params: Any) -> np.ndarray:
 
 def filter_distribution(p: np.ndarray, **params: Any) -> np.ndarray:
     """The one-row view of :func:`filter_batch`: the distribution to sample from, ``p`` (one row) with padding
-    removed, then the transforms in turn (``temperature``, ``top_k``, ``top_p``, ``min_p``, ``typical_p``,
-    ``epsilon_cutoff``, ``eta_cutoff``, ``top_h``: the module docstring has each rule). The result always sums to
+    removed, then the transforms in turn (``temperature``, ``top_h``, ``top_k``, ``top_p``, ``min_p``,
+    ``typical_p``, ``epsilon_cutoff``, ``eta_cutoff``: the module docstring has each rule). The result always sums to
     1; a parameter out of range, an unknown one, or a ``p`` without mass outside padding is a ``ValueError``."""
     return filter_batch(np.asarray(p, dtype=np.float64).reshape(1, -1), **params)[0]
 

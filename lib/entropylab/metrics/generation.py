@@ -4,8 +4,10 @@ A batch of ``B`` prefixes (rows of the model's padded input) is continued ``n`` 
 model call for the whole batch, the chosen words are appended and the window slides left by one (the oldest
 token, padding first, drops out, as the model only ever sees its fixed window). Padding (index 0) never has mass.
 
-* greedy: ``w = argmax_{j >= 1} p_j``; ancestral at temperature 1: ``w ~ p`` (restricted to ``j >= 1``,
-  renormalised), drawn by inverse CDF with ``numpy.random.default_rng(seed)``.
+* greedy: ``w = argmax_{j >= 1} o_j``, the argmax of the model's raw outputs (the one greedy,
+  :func:`entropylab.decoding.greedy_words`; the same word as ``argmax p`` except where the linear head's clipping
+  ties ``p``); ancestral at temperature 1: ``w ~ p`` (restricted to ``j >= 1``, renormalised), drawn by inverse
+  CDF with ``numpy.random.default_rng(seed)``.
 
 Metrics of the ``B`` continuations ``c_1 .. c_B`` of ``n`` words each:
 
