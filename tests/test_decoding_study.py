@@ -100,6 +100,45 @@ def test_decoders_are_ranked_by_their_interpolated_quality_at_the_model_s_median
     assert table.loc["c", "verdict"] == "does not reach the level" and "greedy" not in table.index
 
 
+# -- the hyperfitting comparison -----------------------------------------------------------------------------
+
+def _greedy_words(tmp_path: Path, **words: np.ndarray) -> None:
+    from entropylab.studies.decoding.study import study_dir
+
+    folder = study_dir("decoding", tmp_path) / "cells" / "nyt_headline"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in words.items():
+        np.save(folder / f"{name.replace('_', '-')}-greedy.npy", array)
+
+
+def test_the_hyperfit_comparison_finds_a_planted_difference_in_repetition(tmp_path):
+    rng = np.random.default_rng(0)
+    varied = np.array([rng.permutation(np.arange(1, 40))[:10] for _ in range(60)])  # no word repeats: 0
+    looping = np.where(np.arange(10) % 2 == 0, varied[:, :1], varied[:, 1:2])  # two words in turn: 0.8
+    looping[:30, 2] = varied[:30, 5]  # repetition 0.7 on half the prefixes, so the differences vary
+    _greedy_words(tmp_path, cross_entropy=looping, hyperfitted=varied)
+    row = tables.hyperfit_comparison("decoding", "nyt/headline", tmp_path)
+    assert row["verdict"] == "less repetitive" and row["prefixes"] == 60
+    assert row["difference"] == pytest.approx(-0.75) and row["high"] < 0
+    assert row["original_repetition"] == pytest.approx(0.75) and row["hyperfitted_repetition"] == 0.0
+    _greedy_words(tmp_path, cross_entropy=varied, hyperfitted=looping)
+    assert tables.hyperfit_comparison("decoding", "nyt/headline", tmp_path)["verdict"] == "more repetitive"
+    _greedy_words(tmp_path, cross_entropy=looping, hyperfitted=looping[::-1])
+    assert tables.hyperfit_comparison("decoding", "nyt/headline", tmp_path)["verdict"] == "no difference"
+
+
+def test_greedy_words_of_other_prefixes_are_a_not_comparable_row_not_an_error(tmp_path):
+    words = np.tile(np.arange(1, 11), (60, 1))
+    _greedy_words(tmp_path, cross_entropy=words, hyperfitted=words[:50])
+    row = tables.hyperfit_comparison("decoding", "nyt/headline", tmp_path)
+    assert row["verdict"] == "not comparable: different prefixes (cross-entropy 60 x 10 words, hyperfitted 50 x 10)"
+    assert math.isnan(row["difference"]) and row["prefixes"] == 0
+    from entropylab.studies.decoding.report import DecodingReport, findings
+
+    lines = findings(DecodingReport("decoding", ["nyt/headline"], hyperfit=[row]))
+    assert lines == [f"nyt/headline: hyperfitted against its starting model, greedy: {row['verdict']}."]
+
+
 # -- the parameter section -----------------------------------------------------------------------------------
 
 def test_the_study_file_reads_and_plans_every_decoder_over_its_range():
