@@ -15,6 +15,7 @@ import pytest
 from entropylab.metrics.kneser_ney import (
     FALLBACK_DISCOUNTS,
     KneserNeyModel,
+    best_order_model,
     choose_order,
     modified_discounts,
     tuning_carve,
@@ -258,6 +259,8 @@ def test_the_reference_rows_add_the_kneser_ney_model_only_when_asked():
     other = ngram_references(y, x, *reversed(rows_of(markov_headlines(100, vocab, 1, seed=1), 12)), vocab,
                              kneser_ney=True)
     assert other["kneser_ney_order"] == 3
+    model, scores = best_order_model(y, x, vocab)
+    assert model.order == 3 and scores == {k: rows[f"kneser_ney_heldout_{k}"] for k in (2, 3, 4, 5)}
     given = ngram_references(y, x, yv, xv, vocab, kneser_ney=True, heldout=(yv, xv), orders=(2, 4))
     assert given["kneser_ney_order"] == 4 and set(k for k in given if k.startswith("kneser_ney_heldout")) == {
         "kneser_ney_heldout_2", "kneser_ney_heldout_4"}

@@ -36,7 +36,8 @@ does, so ``p_n(. | u)`` is a distribution over the ``V - 1`` words for every con
 positive unigram discount every word has probability at least ``g_1 / (V - 1) > 0``.
 
 :func:`choose_order` picks the order of lowest cross-entropy on a held-out side; :func:`tuning_carve` carves such
-a side out of a training split (never the reported validation split).
+a side out of a training split (never the reported validation split); :func:`best_order_model` does both and
+refits the chosen order on the whole training split.
 """
 
 from __future__ import annotations
@@ -246,6 +247,23 @@ def choose_order(y_train: np.ndarray, x_train: np.ndarray, y_heldout: np.ndarray
               for k in orders}
     best = min(scores, key=lambda k: (scores[k], k))
     return best, scores
+
+
+def best_order_model(y_train: np.ndarray, x_train: np.ndarray, vocab_size: int, *, carve: str = "headline",
+                     heldout: tuple[np.ndarray, np.ndarray] | None = None, orders: Sequence[int] = ORDERS
+                     ) -> tuple[KneserNeyModel, dict[int, float]]:
+    """The Kneser-Ney model of the order chosen by :func:`choose_order`, refitted on the whole training split, and
+    every order's held-out cross-entropy. The held-out side is ``heldout = (y, x)`` when given (a dev side; the
+    orders are then fitted on the whole training split), else a carve of the training split
+    (:func:`tuning_carve` with ``carve``, the split's mode), the orders being fitted on the rest of it: the
+    reported validation split never takes part in the choice. A reference row or the decoding study's count
+    generator takes its model from here."""
+    if heldout is None:
+        fit, held = tuning_carve(x_train, y_train, carve)
+        order, scores = choose_order(y_train[fit], x_train[fit], y_train[held], x_train[held], vocab_size, orders)
+    else:
+        order, scores = choose_order(y_train, x_train, heldout[0], heldout[1], vocab_size, orders)
+    return KneserNeyModel(y_train, x_train, vocab_size, order), scores
 
 
 def headline_starts(x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .kneser_ney import ORDERS, KneserNeyModel, choose_order, tuning_carve
+from .kneser_ney import ORDERS, best_order_model
 
 
 def ngram_references(y_train: np.ndarray, x_train: np.ndarray, y_val: np.ndarray, x_val: np.ndarray,
@@ -27,11 +27,11 @@ def ngram_references(y_train: np.ndarray, x_train: np.ndarray, y_val: np.ndarray
       ``p(v | u) = lam * n(u, v) / n(u) + (1 - lam) p(v)`` (``lam`` fixed at 0.6, not tuned on validation);
     * with ``kneser_ney=True`` also ``kneser_ney_*``: the interpolated modified Kneser-Ney model
       (:class:`.kneser_ney.KneserNeyModel`, discounts from the training counts) of the order in ``orders`` with the
-      lowest cross-entropy on a held-out side (:func:`.kneser_ney.choose_order`), refitted on the whole training
-      split and scored on validation; ``kneser_ney_order`` is that order and ``kneser_ney_heldout_<k>`` each
-      order's held-out cross-entropy. The held-out side is ``heldout = (y, x)`` when given (a dev side), else a
-      carve of the training split (:func:`.kneser_ney.tuning_carve` with ``carve``, the split's mode: ``headline``
-      or ``tail``), fitted on the rest of it: the reported validation split never takes part in the choice.
+      lowest cross-entropy on a held-out side, refitted on the whole training split and scored on validation
+      (:func:`.kneser_ney.best_order_model`); ``kneser_ney_order`` is that order and ``kneser_ney_heldout_<k>``
+      each order's held-out cross-entropy. The held-out side is ``heldout = (y, x)`` when given (a dev side), else
+      a carve of the training split (:func:`.kneser_ney.tuning_carve` with ``carve``, the split's mode:
+      ``headline`` or ``tail``): the reported validation split never takes part in the choice.
     """
     unigram = CountModel(y_train, x_train, vocab_size, 1, interpolation)
     bigram = CountModel(y_train, x_train, vocab_size, 2, interpolation)
@@ -40,14 +40,9 @@ def ngram_references(y_train: np.ndarray, x_train: np.ndarray, y_val: np.ndarray
     rows = {"unigram_cross_entropy": uni_ce, "unigram_perplexity": math.exp(uni_ce),
             "bigram_cross_entropy": bi_ce, "bigram_perplexity": math.exp(bi_ce)}
     if kneser_ney:
-        if heldout is None:
-            fit, held = tuning_carve(x_train, y_train, carve)
-            order, scores = choose_order(y_train[fit], x_train[fit], y_train[held], x_train[held], vocab_size,
-                                         orders)
-        else:
-            order, scores = choose_order(y_train, x_train, heldout[0], heldout[1], vocab_size, orders)
-        kn_ce = KneserNeyModel(y_train, x_train, vocab_size, order).cross_entropy(x_val, y_val)
-        rows.update({"kneser_ney_order": order, "kneser_ney_cross_entropy": kn_ce,
+        model, scores = best_order_model(y_train, x_train, vocab_size, carve=carve, heldout=heldout, orders=orders)
+        kn_ce = model.cross_entropy(x_val, y_val)
+        rows.update({"kneser_ney_order": model.order, "kneser_ney_cross_entropy": kn_ce,
                      "kneser_ney_perplexity": math.exp(kn_ce),
                      **{f"kneser_ney_heldout_{k}": v for k, v in scores.items()}})
     return rows
