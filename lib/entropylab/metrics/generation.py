@@ -20,8 +20,8 @@ Metrics of the ``B`` continuations ``c_1 .. c_B`` of ``n`` words each:
 * ``repetition = (1/B) sum_b (1 - |set(c_b)| / n)``, the share of a continuation's words that repeat an earlier
   word of it (0: no repeats; ``1 - 1/n``: one word ``n`` times);
 * over the word frequencies ``f_w`` of all generated words: their entropy ``H_gen = -sum_w f_w ln f_w`` (nats;
-  the diversity of the generated text), their Zipf coefficient ``s`` (the least-squares fit of
-  ``ln count = c - s ln rank``, :func:`entropylab.data.stats.zipf_exponent`) and, against a reference word
+  the diversity of the generated text), their Zipf coefficient ``s`` (:func:`zipf_coefficient`: the
+  maximum-likelihood exponent of a Zipf law over the ranks seen at least 5 times) and, against a reference word
   distribution ``r`` (held-out text), the Jensen-Shannon divergence ``JS(f, r) = 1/2 KL(f || m) + 1/2 KL(r || m)``,
   ``m = (f + r) / 2``, in bits (0: the same distribution, 1: disjoint supports).
 """
@@ -96,13 +96,45 @@ def word_entropy(frequencies: np.ndarray) -> float:
     return max(0.0, float(-(f * np.log(f)).sum()))  # not -0.0 for one word
 
 
-def zipf_coefficient(words: np.ndarray) -> float:
-    """The Zipf coefficient ``s`` of the generated words' counts (NaN when fewer than two distinct words)."""
-    from ..data.stats import zipf_exponent
+#: Ranks whose observed count is below this are left out of the Zipf fit (:func:`zipf_coefficient`).
+ZIPF_MIN_COUNT = 5
 
+
+def zipf_coefficient(words: np.ndarray, min_count: int = ZIPF_MIN_COUNT) -> float:
+    """The Zipf coefficient ``s`` of the generated words: the maximum-likelihood exponent of a discrete Zipf law
+    over the ranks whose count is at least ``min_count`` (NaN when fewer than two words reach it).
+
+    With the counts sorted, ``c_1 >= c_2 >= ...``, and ``R`` the number of words counted at least ``min_count``
+    times, the law on the ranks ``r = 1 .. R`` is ``P(r) = r^-s / H_R(s)``, ``H_R(s) = sum_{r <= R} r^-s``. Its
+    log-likelihood ``l(s) = -s sum_r c_r ln r - n ln H_R(s)`` (``n = sum_{r <= R} c_r``) is concave, and its
+    maximum solves ``sum_r r^-s ln r / H_R(s) = (1/n) sum_r c_r ln r``: the law's mean log-rank (falling in ``s``)
+    equals the sample's. That root is found by bisection on ``[0, 50]`` (to ``1e-10``).
+
+    Why the ranks counted at least 5 times: a rank is read off the sample's own counts, and among words seen once
+    to four times the order is noise while the law's unseen tail is cut off; fitted over all observed ranks, the
+    maximum-likelihood exponent of 5,000 words drawn from a Zipf law with ``s = 1`` over 11,264 words is 0.89 (the
+    least-squares slope over all ranks, the fit used before, 0.68); over the ranks counted at least 5 times it is
+    within 0.05 (``tests/test_decoding_study.py``). The corpus figures keep the least-squares slope of counts
+    (:func:`entropylab.data.stats.zipf_exponent`); decoding results written before this change hold that slope.
+    """
     counts = np.bincount(np.asarray(words, dtype=np.int64).ravel())
-    counts = np.sort(counts[counts > 0])[::-1]
-    return zipf_exponent(counts) if len(counts) >= 2 else float("nan")
+    counts = np.sort(counts[counts >= max(int(min_count), 1)])[::-1].astype(np.float64)
+    if len(counts) < 2:
+        return float("nan")
+    log_rank = np.log(np.arange(1, len(counts) + 1, dtype=np.float64))
+    sample_mean = float((counts * log_rank).sum() / counts.sum())
+
+    def gap(s: float) -> float:
+        weight = np.exp(-s * log_rank)
+        return float((weight * log_rank).sum() / weight.sum()) - sample_mean
+
+    if gap(0.0) <= 0.0:  # every kept rank counted alike: no fall with rank
+        return 0.0
+    low, high = 0.0, 50.0
+    while high - low > 1e-10:
+        middle = (low + high) / 2
+        low, high = (middle, high) if gap(middle) > 0 else (low, middle)
+    return (low + high) / 2
 
 
 def js_divergence(f: np.ndarray, r: np.ndarray) -> float:

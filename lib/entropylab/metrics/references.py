@@ -1,4 +1,6 @@
-"""Count-model reference rows: the validation cross-entropy of unigram and bigram models fitted on the training split.
+"""Count-model reference rows: the validation cross-entropy of unigram and bigram models fitted on the training split,
+and (``kneser_ney=True``) of the interpolated modified Kneser-Ney model of :mod:`.kneser_ney` whose order is chosen
+on a carve of the training split.
 
 A neural model's numbers mean little until they are set against these: on a temporal split they are hard to beat.
 """
@@ -10,28 +12,48 @@ from typing import Any
 
 import numpy as np
 
+from .kneser_ney import ORDERS, best_order_model
+
 
 def ngram_references(y_train: np.ndarray, x_train: np.ndarray, y_val: np.ndarray, x_val: np.ndarray,
-                     vocab_size: int, interpolation: float = 0.6) -> dict[str, float]:
-    """Validation cross-entropy (nats) of two count models fitted on the training split.
+                     vocab_size: int, interpolation: float = 0.6, *, kneser_ney: bool = False,
+                     carve: str = "headline", heldout: tuple[np.ndarray, np.ndarray] | None = None,
+                     orders: tuple[int, ...] = ORDERS) -> dict[str, float]:
+    """Validation cross-entropy ``H = -(1/N) sum_i ln p(y_i | x_i)`` (nats) of count models fitted on the training
+    split, and each one's perplexity ``exp(H)``.
 
     * unigram with add-one smoothing: ``p(v) = (n(v) + 1) / (N + V - 1)`` over the ``V - 1`` words;
     * bigram on the context's last word ``u``, interpolated with that unigram:
-      ``p(v | u) = lam * n(u, v) / n(u) + (1 - lam) p(v)`` (``lam`` fixed at 0.6, not tuned on validation).
+      ``p(v | u) = lam * n(u, v) / n(u) + (1 - lam) p(v)`` (``lam`` fixed at 0.6, not tuned on validation);
+    * with ``kneser_ney=True`` also ``kneser_ney_*``: the interpolated modified Kneser-Ney model
+      (:class:`.kneser_ney.KneserNeyModel`, discounts from the training counts) of the order in ``orders`` with the
+      lowest cross-entropy on a held-out side, refitted on the whole training split and scored on validation
+      (:func:`.kneser_ney.best_order_model`); ``kneser_ney_order`` is that order and ``kneser_ney_heldout_<k>``
+      each order's held-out cross-entropy. The held-out side is ``heldout = (y, x)`` when given (a dev side), else
+      a carve of the training split (:func:`.kneser_ney.tuning_carve` with ``carve``, the split's mode:
+      ``headline`` or ``tail``): the reported validation split never takes part in the choice.
     """
     unigram = CountModel(y_train, x_train, vocab_size, 1, interpolation)
     bigram = CountModel(y_train, x_train, vocab_size, 2, interpolation)
     uni_ce = float(-np.mean(np.log(unigram.probability_of(x_val, y_val))))
     bi_ce = float(-np.mean(np.log(bigram.probability_of(x_val, y_val))))
-    return {"unigram_cross_entropy": uni_ce, "unigram_perplexity": math.exp(uni_ce),
+    rows = {"unigram_cross_entropy": uni_ce, "unigram_perplexity": math.exp(uni_ce),
             "bigram_cross_entropy": bi_ce, "bigram_perplexity": math.exp(bi_ce)}
+    if kneser_ney:
+        model, scores = best_order_model(y_train, x_train, vocab_size, carve=carve, heldout=heldout, orders=orders)
+        kn_ce = model.cross_entropy(x_val, y_val)
+        rows.update({"kneser_ney_order": model.order, "kneser_ney_cross_entropy": kn_ce,
+                     "kneser_ney_perplexity": math.exp(kn_ce),
+                     **{f"kneser_ney_heldout_{k}": v for k, v in scores.items()}})
+    return rows
 
 
 class CountModel:
     """The unigram (``order=1``) or bigram (``order=2``) count model of :func:`ngram_references`, fitted on a
     training split: :meth:`probability_of` scores given next words; called like a Keras model on a batch of context
     windows, it returns each row's log-probabilities over the vocabulary (padding ``-inf``), to be decoded with
-    ``head="softmax"`` (``tests/test_decoding_study.py`` checks that both agree)."""
+    ``head="softmax"`` (``tests/test_decoding_study.py`` checks that both agree). The Kneser-Ney models
+    (:class:`.kneser_ney.KneserNeyModel`, orders 2 to 5) have the same interface."""
 
     def __init__(self, y_train: np.ndarray, x_train: np.ndarray, vocab_size: int, order: int = 2,
                  interpolation: float = 0.6) -> None:

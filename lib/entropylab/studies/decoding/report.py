@@ -78,7 +78,9 @@ def findings(report: DecodingReport) -> list[str]:
             lines.append(f"{setting}: greedy repetition (share of repeated words) "
                          + ", ".join(f"{m} {v:.2f}" for m, v in greedy.items()) + ".")
     for row in report.hyperfit:
-        if not str(row.get("verdict", "")).startswith("not run"):
+        if str(row.get("verdict", "")).startswith("not comparable"):
+            lines.append(f"{row['setting']}: hyperfitted against its starting model, greedy: {row['verdict']}.")
+        elif not str(row.get("verdict", "")).startswith("not run"):
             lines.append(f"{row['setting']}: hyperfitted against its starting model, greedy: {row['verdict']} "
                          f"(repetition {row['hyperfitted_repetition']:.3f} vs "
                          f"{row['original_repetition']:.3f}; paired difference {row['difference']:+.3f} "

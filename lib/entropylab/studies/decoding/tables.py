@@ -145,7 +145,13 @@ def matched_quality(cells: pd.DataFrame) -> pd.DataFrame:
 def hyperfit_comparison(experiment: str, setting: str, output_root: str | os.PathLike | None = None,
                         original: str = "cross-entropy", hyperfitted: str = "hyperfitted") -> dict[str, float | str]:
     """The paired repetition test of the module docstring from the saved greedy words of ``original`` (the model
-    the hyperfitted one started from) and ``hyperfitted``."""
+    the hyperfitted one started from) and ``hyperfitted``: per prefix ``i`` the difference
+    ``d_i = repetition(hyperfitted_i) - repetition(original_i)``, its mean and 95 % t-interval
+    ``mean(d) ± t_{0.975, n-1} sd(d) / sqrt(n)`` (:func:`entropylab.analysis.stats.paired_difference`).
+
+    Greedy words of another shape (another number of prefixes or words: the two were not decoded on the same
+    prefixes) are not paired: the row's verdict then says ``not comparable`` and why, its difference and interval
+    are NaN and ``prefixes`` is 0."""
     from ...metrics.generation import repetition
     from .study import study_dir
 
@@ -155,10 +161,15 @@ def hyperfit_comparison(experiment: str, setting: str, output_root: str | os.Pat
         return {"setting": setting, "original": original, "verdict": "not run"}
     words = {name: np.load(p) for name, p in paths.items()}
     per_prefix = {name: np.array([repetition(row[None, :]) for row in w]) for name, w in words.items()}
+    if words[original].shape != words[hyperfitted].shape:
+        return {"setting": setting, "original": original, "original_repetition": float(per_prefix[original].mean()),
+                "hyperfitted_repetition": float(per_prefix[hyperfitted].mean()), "difference": float("nan"),
+                "low": float("nan"), "high": float("nan"), "prefixes": 0,
+                "verdict": f"not comparable: different prefixes ({original} {words[original].shape[0]} x "
+                           f"{words[original].shape[1]} words, {hyperfitted} {words[hyperfitted].shape[0]} x "
+                           f"{words[hyperfitted].shape[1]})"}
     mean, low, high, n = paired_difference(per_prefix[hyperfitted], per_prefix[original])
     verdict = "less repetitive" if high < 0 else "more repetitive" if low > 0 else "no difference"
-    if words[original].shape != words[hyperfitted].shape:
-        return {"setting": setting, "original": original, "verdict": "not run (different prefixes)"}
     return {"setting": setting, "original": original, "original_repetition": float(per_prefix[original].mean()),
             "hyperfitted_repetition": float(per_prefix[hyperfitted].mean()), "difference": mean,
             "low": low, "high": high, "prefixes": n, "verdict": verdict}
