@@ -43,6 +43,10 @@ from .spec import DecodingSpec, HyperfitSpec
 CELL_KEYS = ("decoder", "value", "sampling_seed")
 HYPERFITTED = "hyperfitted"
 N_EXAMPLES = 6
+#: The version of the decoders' and cell metrics' definitions, part of a job's identity: raised whenever one changes
+#: (2: Top-H and the ties at the top as published, the Zipf coefficient by maximum likelihood), so that a study never
+#: mixes cells of two definitions.
+DEFINITIONS = 2
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,13 @@ class Job:
     @property
     def identity(self) -> dict[str, Any]:
         """What the job's cells depend on besides the cell itself: the model (its run folder, for the hyperfitted
-        one its recipe too), the prefixes and the words. Cells of another identity are never reused."""
+        one its recipe too), the prefixes, the words and the :data:`DEFINITIONS` of the decoders and metrics. Cells
+        of another identity are never reused."""
         from dataclasses import asdict
 
         recipe = asdict(self.spec.hyperfit) if self.kind == "hyperfit" and self.spec.hyperfit else None
         return {"kind": self.kind, "run": Path(self.run_dir).name, "hyperfit": recipe,
-                "prefixes": self.spec.prefixes, "words": self.spec.words}
+                "prefixes": self.spec.prefixes, "words": self.spec.words, "definitions": DEFINITIONS}
 
     @property
     def identity_json(self) -> Path:
