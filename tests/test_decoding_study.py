@@ -173,6 +173,17 @@ def test_the_study_file_reads_and_plans_every_decoder_over_its_range():
     ("{decoders: {greedy: []}, models: [{name: a, loss: crossentropy}]}", "models[0].loss"),
     ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], hyperfit: {model: b}}", "hyperfit.model"),
     ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], prefixes: 0}", "prefixes"),
+    # not finite, not a number (before: an OverflowError traceback, or taken as 1, inf or a text)
+    ("{decoders: {beam: [.inf]}, models: [{name: a, loss: cross_entropy}]}", "decoders.beam: got inf; expected"),
+    ("{decoders: {top_k: [-.inf]}, models: [{name: a, loss: cross_entropy}]}", "decoders.top_k: got -inf; expected"),
+    ("{decoders: {temperature: [.inf]}, models: [{name: a, loss: cross_entropy}]}", "temperature: got inf; expected"),
+    ("{decoders: {top_p: [true]}, models: [{name: a, loss: cross_entropy}]}", "top_p: got True; expected"),
+    ("{decoders: {beam: [true]}, models: [{name: a, loss: cross_entropy}]}", "beam: got True; expected"),
+    ("{decoders: {top_p: ['0.5']}, models: [{name: a, loss: cross_entropy}]}", "top_p: got '0.5'; expected"),
+    ("{decoders: {top_k: ['5']}, models: [{name: a, loss: cross_entropy}]}", "top_k: got '5'; expected"),
+    # a reference twice: two jobs of one name, refused only after the training (two steps share a name)
+    ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], references: [bigram, bigram]}",
+     "references: got ['bigram', 'bigram']; expected a list of unigram, bigram, source, each once"),
 ])
 def test_a_bad_decoding_section_is_one_clear_error(tmp_path, section, message):
     path = tmp_path / "bad.yaml"

@@ -150,9 +150,10 @@ def read_spec(param_set: ParamSet) -> DecodingSpec:
     models = _models(path, section.get("models"))
     hyperfit = _hyperfit(path, section.get("hyperfit"), models)
     references = section.get("references", [])
-    if not isinstance(references, list) or any(r not in REFERENCES for r in references):
+    if not isinstance(references, list) or any(r not in REFERENCES for r in references) \
+            or len(set(references)) != len(references):
         raise ParamsError(f"{path}: decoding.references: got {references!r}; expected a list of "
-                          f"{', '.join(REFERENCES)}")
+                          f"{', '.join(REFERENCES)}, each once")
     return DecodingSpec(prefixes, words, seeds, workers, models, hyperfit, tuple(references),
                         _decoders(path, section.get("decoders")))
 
@@ -220,6 +221,9 @@ def _decoders(path: Path, entry: Any) -> dict[str, tuple[float, ...]]:
             expected = "[] (it has no parameter)" if control.parameter is None else f"a list of {control.parameter}"
             raise ParamsError(f"{path}: decoding.decoders.{name}: got {values!r}; expected {expected}")
         for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ParamsError(f"{path}: decoding.decoders.{name}: got {value!r}; expected a list of finite numbers "
+                                  f"({control.parameter}, e.g. {control.default:g})")
             try:
                 strategy, params = control.arguments(value)
                 if control.integer and value != round(value):
