@@ -455,3 +455,20 @@ def test_two_studies_at_once_share_the_work_and_end_as_one(study, tmp_path):
     logs = [(tmp_path / f"{i}.log").read_text() for i in range(2)]
     assert codes == [0, 0], "\n".join(log[-2000:] for log in logs)
     _assert_same_study(root, study)
+
+
+def test_a_report_s_fingerprint_is_the_same_for_a_relative_or_absolute_parameter_file(tmp_path, monkeypatch):
+    """Before, ``reproduce --params params/x.yaml`` then ``--params /abs/params/x.yaml`` (or ``make``, which gives
+    the absolute path) executed the report again though nothing it reads had changed."""
+    from entropylab.studies.reproduce import inputs_fingerprint
+
+    notebook = tmp_path / "report.ipynb"
+    notebook.write_text("{}")
+    (tmp_path / "params").mkdir()
+    params = tmp_path / "params" / "x.yaml"
+    params.write_text("experiment: x\n")
+    monkeypatch.chdir(tmp_path)
+    relative = inputs_fingerprint(notebook, {}, [Path("params/x.yaml")])
+    assert relative == inputs_fingerprint(notebook, {}, [params])
+    params.write_text("experiment: y\n")
+    assert inputs_fingerprint(notebook, {}, [params]) != relative  # its bytes still count

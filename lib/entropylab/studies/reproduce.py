@@ -71,7 +71,8 @@ def inputs_fingerprint(notebook: Path, parameters: dict[str, Any], inputs: list[
     digest = hashlib.sha256()
     digest.update(notebook.read_bytes())
     digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
-    for path in inputs:
+    for path in inputs:  # named absolutely: the same file given as params/x.yaml or /abs/params/x.yaml is one input
+        path = Path(path).absolute()
         digest.update(str(path).encode() + (path.read_bytes() if path.is_file() else b"<absent>"))
     package = Path(__file__).resolve().parents[1]
     for source in sorted(package.rglob("*.py")):
