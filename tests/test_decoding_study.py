@@ -472,3 +472,38 @@ def test_a_report_s_fingerprint_is_the_same_for_a_relative_or_absolute_parameter
     assert relative == inputs_fingerprint(notebook, {}, [params])
     params.write_text("experiment: y\n")
     assert inputs_fingerprint(notebook, {}, [params]) != relative  # its bytes still count
+
+
+def test_waiting_for_another_sweep_s_run_names_the_process_holding_it(tmp_path, capsys):
+    """The stage waits, without a time limit, while another process holds an unfinished run's lock; before, the
+    line named neither that process nor how to stop waiting (a lock held by a hung process waited silently)."""
+    import subprocess
+    import sys
+    import threading
+    import time
+    import types
+
+    from entropylab.experiments.execute import LOCK
+    from entropylab.studies.decoding.study import wait_for_runs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys\n"
+                               "from entropylab.experiments.steps import exclusive_lock\n"
+                               "with exclusive_lock(sys.argv[1]):\n"
+                               "    print('held', flush=True)\n"
+                               "    sys.stdin.read()\n", str(run / LOCK)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    plan = types.SimpleNamespace(tasks=[types.SimpleNamespace(run_dir=str(run))],
+                                 params=types.SimpleNamespace(path="x.yaml"))
+    waiter = threading.Thread(target=wait_for_runs, args=(plan,))
+    waiter.start()
+    time.sleep(2)
+    assert waiter.is_alive()  # it waits for the holder
+    holder.stdin.close()
+    holder.wait(timeout=30)
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
+    out = capsys.readouterr().out
+    assert f"process {holder.pid} holds" in out and "Ctrl-C stops waiting" in out

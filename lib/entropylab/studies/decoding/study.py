@@ -10,6 +10,7 @@ before the sweep, and by ``sweep FILE --dry-run``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -294,9 +295,15 @@ def wait_for_runs(plan: Any) -> None:
         return [Path(t.run_dir) for t in plan.tasks
                 if not store.is_complete(t.run_dir) and is_locked(Path(t.run_dir) / LOCK)]
 
-    if waiting := busy():
+    def holder(run_dir: Path) -> str:
+        with contextlib.suppress(OSError):
+            return (run_dir / LOCK).read_text().strip() or "?"
+        return "?"
+
+    if waiting := busy():  # no time limit (a run may train for hours): the line says who holds it and how to stop
         print(f"decoding: {len(waiting)} run(s) of {plan.params.path} are being trained by another sweep "
-              f"(first: {waiting[0].name}); waiting for them", flush=True)
+              f"(first: {waiting[0].name}, whose lock process {holder(waiting[0])} holds); waiting for them "
+              f"(Ctrl-C stops waiting; the same command later goes on from there)", flush=True)
     while busy():
         time.sleep(LOCK_POLL_SECONDS)
 
