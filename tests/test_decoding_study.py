@@ -507,3 +507,26 @@ def test_waiting_for_another_sweep_s_run_names_the_process_holding_it(tmp_path, 
     assert not waiter.is_alive()
     out = capsys.readouterr().out
     assert f"process {holder.pid} holds" in out and "Ctrl-C stops waiting" in out
+
+
+def test_a_report_after_a_failed_sweep_says_it_is_incomplete(tmp_path, monkeypatch):
+    """When a run of the sweep fails, the stage does not run and the report is made from an earlier pass's files.
+    Before, the stage's status still said that earlier pass was complete, so the report did not say INCOMPLETE."""
+    from entropylab.experiments.execute import Outcome
+    from entropylab.experiments.sweep import SweepResult, make_plan
+    from entropylab.studies import reproduce
+    from entropylab.studies.decoding.report import incomplete_line
+    from entropylab.studies.decoding.study import STATUS, study_dir
+
+    root = tmp_path / "out"
+    plan = make_plan(SMOKE, output_root=root)
+    status = study_dir(plan.experiment, root) / STATUS
+    status.parent.mkdir(parents=True)
+    status.write_text('{"complete": true, "missing": [], "errors": []}\n')  # an earlier complete pass
+    failed = Outcome(plan.tasks[0].name, plan.tasks[0].run_dir, "failed", "DeadKernelError: Kernel died\nmore")
+    monkeypatch.setattr("entropylab.experiments.sweep.run_sweep", lambda *a, **k: SweepResult(plan, [failed]))
+    monkeypatch.setattr("entropylab.studies.decoding.study.run_stage", lambda p: pytest.fail("the stage ran"))
+    assert reproduce.reproduce(SMOKE, [], root, "decoding") == 1
+    line = incomplete_line(plan.experiment, root)
+    assert line is not None and line.startswith("INCOMPLETE")
+    assert f"run {plan.tasks[0].name} failed in the sweep: DeadKernelError: Kernel died" in line

@@ -329,6 +329,15 @@ def read_status(experiment: str, output_root: str | os.PathLike | None = None) -
     return store.read_json(path) if path.is_file() else None
 
 
+def stage_not_run(plan: Any, reasons: list[str]) -> None:
+    """Record in the stage's :data:`STATUS` that it did not run this time (``reasons``: its sweep's failed runs), so
+    that a report made from the files of an earlier pass says on its first line that it is incomplete."""
+    status = study_dir(plan.experiment, plan.output_root) / STATUS
+    store.write_json(status, {"complete": False, "missing": [],
+                              "errors": [f"the stage did not run: {reason}" for reason in reasons]
+                              or ["the stage did not run: the study's sweep failed"]})
+
+
 def stage_outputs(plan: Any) -> list[Path]:
     """Every file the stage writes that the report reads: the collected results CSVs, the saved greedy words and
     the stage's status (what a report's fingerprint covers, with the parameter file)."""
@@ -378,5 +387,5 @@ def run_stage(plan: Any) -> int:
 
 
 __all__ = ["SplitSizes", "check_sizes", "check_stage", "collect", "find_run", "match_runs", "missing_cells",
-           "plan_jobs", "read_status", "resolve", "run_stage", "slug", "split_sizes", "stage_outputs", "study_dir",
-           "wait_for_runs"]
+           "plan_jobs", "read_status", "resolve", "run_stage", "slug", "split_sizes", "stage_not_run", "stage_outputs",
+           "study_dir", "wait_for_runs"]
