@@ -530,3 +530,29 @@ def test_a_report_after_a_failed_sweep_says_it_is_incomplete(tmp_path, monkeypat
     line = incomplete_line(plan.experiment, root)
     assert line is not None and line.startswith("INCOMPLETE")
     assert f"run {plan.tasks[0].name} failed in the sweep: DeadKernelError: Kernel died" in line
+
+
+def test_the_copying_table_holds_the_study_s_models_only(tmp_path):
+    """Before, every ``*-greedy.npy`` of a setting's folder made a row, so a model renamed or removed from the file
+    stayed in the report's copying table."""
+    from entropylab.experiments.params import SWEEP_OWNED
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.studies.decoding.grid import HYPERFITTED, Job
+    from entropylab.studies.decoding.study import copying, study_dir
+    from entropylab.training import store
+    from entropylab.training.config import RunConfig
+
+    plan = make_plan(SMOKE, output_root=tmp_path)
+    spec = read_spec(plan.params)
+    task = next(t for t in plan.tasks if t.parameters["loss"] == "cross_entropy")
+    run = Path(task.run_dir)
+    store.write_json(run / store.CONFIG, RunConfig.from_dict(
+        {k: v for k, v in task.parameters.items() if k not in SWEEP_OWNED}).to_dict())
+    out = study_dir(plan.experiment, tmp_path) / "cells" / "synthetic_headline"
+    out.mkdir(parents=True)
+    for model in ("cross-entropy", HYPERFITTED, "renamed-model"):
+        np.save(out / f"{model}-greedy.npy", np.array([[3, 4, 5, 6], [4, 5, 6, 7]], dtype=np.int32))
+    jobs = [Job("synthetic/headline", "cross-entropy", "run", str(run), str(out), spec),
+            Job("synthetic/headline", HYPERFITTED, "hyperfit", str(run), str(out), spec, str(tmp_path / "fit"))]
+    table = copying(plan, spec, jobs)
+    assert sorted(table["model"]) == ["cross-entropy", HYPERFITTED]

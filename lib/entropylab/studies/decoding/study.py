@@ -250,7 +250,8 @@ def copy_share(words: Any, known: set[tuple[int, ...]], n: int) -> float:
 def copying(plan: Any, spec: DecodingSpec, jobs: list[Job]) -> pd.DataFrame:
     """Per setting and model, how much of its greedy text is copied: the share of its word ``n``-grams
     (:data:`COPY_ORDERS`) that occur in the hyperfitting headlines and in any headline of the training split.
-    A model that reproduces the headlines it was fitted to shows it here; the other models are its baseline."""
+    A model that reproduces the headlines it was fitted to shows it here; the other models are its baseline. Only the
+    models of ``jobs`` count (the greedy words of a model since removed from the file may still be in its folder)."""
     from ...training.config import RunConfig
     from ...training.train import load_run_corpus, run_split
     from .hyperfit import fit_headlines
@@ -271,7 +272,9 @@ def copying(plan: Any, spec: DecodingSpec, jobs: list[Job]) -> pd.DataFrame:
         known = {scope: {n: ngrams([texts[h] for h in heads], n) for n in COPY_ORDERS}
                  for scope, heads in (("fitted", fitted), ("train", set(texts)))}
         folder = root / "cells" / job.setting.replace("/", "_")
-        for path in sorted(folder.glob("*-greedy.npy")):
+        models = {j.model for j in jobs if j.setting == job.setting and j.kind in ("run", "hyperfit")}
+        greedy = [folder / f"{model}-greedy.npy" for model in models]  # not a model the file no longer has
+        for path in sorted((p for p in greedy if p.is_file()), key=lambda p: p.name):
             words = np.load(path)
             row: dict[str, Any] = {"setting": job.setting, "model": path.name.removesuffix("-greedy.npy")}
             for scope in known:
