@@ -556,3 +556,44 @@ def test_the_copying_table_holds_the_study_s_models_only(tmp_path):
             Job("synthetic/headline", HYPERFITTED, "hyperfit", str(run), str(out), spec, str(tmp_path / "fit"))]
     table = copying(plan, spec, jobs)
     assert sorted(table["model"]) == ["cross-entropy", HYPERFITTED]
+
+
+def test_tables_of_a_hyperfitting_taken_out_of_the_file_are_not_kept(tmp_path, monkeypatch):
+    """Before, the stage gathered every finished hyperfitting folder and left an earlier pass's copying table, so
+    with the hyperfitting taken out of the file the report still showed it."""
+    import dataclasses
+
+    from entropylab.experiments.results import results_path
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.studies.decoding.grid import Job
+    from entropylab.studies.decoding.study import collect, study_dir
+    from entropylab.training import store
+
+    plan = make_plan(SMOKE, output_root=tmp_path)
+    spec = dataclasses.replace(read_spec(plan.params), hyperfit=None)
+    root = study_dir(plan.experiment, tmp_path)
+    out = root / "cells" / "synthetic_headline"
+    job = Job("synthetic/headline", "cross-entropy", "run", plan.tasks[0].run_dir, str(out), spec)
+    store.write_csv(job.cells_csv, pd.DataFrame({"model": ["cross-entropy"], "distinct_2": [0.5]}), checked=True)
+    fit = root / "hyperfit" / "synthetic_headline"  # an earlier pass's hyperfitting
+    store.write_csv(fit / store.HISTORY, pd.DataFrame({"epoch": [1], "fit_cross_entropy": [1.0]}), checked=True)
+    store.write_json(fit / "hyperfit.json", {"identity": {"recipe": {"model": "cross-entropy", "headlines": 10}}})
+    store.mark_complete(fit)
+    stale = results_path(f"{plan.experiment}-hyperfit", tmp_path)
+    store.write_csv(stale, pd.DataFrame({"epoch": [1]}), checked=True)
+    written = collect(plan.experiment, tmp_path, [job])
+    assert sorted(written) == ["generation"]
+    assert not stale.exists() and not store.checksum_path(stale).exists()
+    assert sorted(collect(plan.experiment, tmp_path)) == ["generation", "hyperfit"]  # without jobs: every folder
+    # the stage's pass without hyperfitting removes the copying table of the earlier one
+    from entropylab.studies.decoding import study
+
+    copying_csv = results_path(f"{plan.experiment}-copying", tmp_path)
+    store.write_csv(copying_csv, pd.DataFrame({"model": ["hyperfitted"]}), checked=True)
+    monkeypatch.setattr(study, "read_spec", lambda params: spec)
+    monkeypatch.setattr(study, "wait_for_runs", lambda plan: None)
+    monkeypatch.setattr(study, "plan_jobs", lambda plan, spec: [job])
+    monkeypatch.setattr(study, "run_jobs", lambda jobs, workers, client: [])
+    monkeypatch.setattr(study, "missing_cells", lambda jobs: [])
+    assert study.run_stage(plan) == 0
+    assert not copying_csv.exists() and not store.checksum_path(copying_csv).exists()

@@ -200,9 +200,13 @@ def plan_jobs(plan: Any, spec: DecodingSpec) -> list[Job]:
 def collect(experiment: str, output_root: str | os.PathLike | None = None,
             jobs: list[Job] | None = None) -> dict[str, Path]:
     """The cells, examples and hyperfitting histories of ``jobs`` (default: every file of the study folder), each
-    gathered into one results CSV; the hyperfitting history carries the model it started from and its headlines."""
+    gathered into one results CSV; the hyperfitting history carries the model it started from and its headlines.
+    With ``jobs``, a results CSV that they have nothing for is removed (a model or a hyperfitting since taken out of
+    the file must not stay in the report)."""
     root = study_dir(experiment, output_root)
     written = {}
+    fits = None if jobs is None else {Path(j.hyperfit_dir).resolve() for j in jobs
+                                      if j.kind == "hyperfit" and j.hyperfit_dir}
     if jobs is None:
         every = sorted(root.glob("cells/*/*.csv"))
     else:
@@ -215,7 +219,7 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None,
                                                      ignore_index=True), checked=True)
     histories = []
     for folder in sorted((root / "hyperfit").glob("*")):
-        if store.is_complete(folder):
+        if store.is_complete(folder) and (fits is None or folder.resolve() in fits):
             history = store.read_csv(folder / store.HISTORY, fix=RERUN)
             recipe = store.read_json(folder / "hyperfit.json")["identity"]["recipe"]
             history.insert(0, "setting", folder.name.replace("_", "/", 1))
@@ -225,7 +229,17 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None,
     if histories:
         written["hyperfit"] = results_path(f"{experiment}-hyperfit", output_root)
         store.write_csv(written["hyperfit"], pd.concat(histories, ignore_index=True), checked=True)
+    if jobs is not None:
+        for name in ("generation", "examples", "hyperfit"):
+            if name not in written:
+                remove_table(results_path(f"{experiment}-{name}", output_root))
     return written
+
+
+def remove_table(path: Path) -> None:
+    """Remove a results CSV and its checksum, if there."""
+    path.unlink(missing_ok=True)
+    store.checksum_path(path).unlink(missing_ok=True)
 
 
 #: The n-gram orders of the copying table.
@@ -381,9 +395,11 @@ def run_stage(plan: Any) -> int:
     for error in errors:
         print(f"decoding FAILED: {error}")
     collect(plan.experiment, plan.output_root, jobs)
+    copying_csv = results_path(f"{plan.experiment}-copying", plan.output_root)
     if spec.hyperfit is not None and not errors:
-        store.write_csv(results_path(f"{plan.experiment}-copying", plan.output_root), copying(plan, spec, jobs),
-                        checked=True)
+        store.write_csv(copying_csv, copying(plan, spec, jobs), checked=True)
+    else:  # never an earlier pass's table (of a hyperfitting since changed or taken out of the file)
+        remove_table(copying_csv)
     missing = missing_cells(jobs)
     store.write_json(status, {"complete": not errors and not missing, "missing": missing, "errors": errors})
     return len(errors) or len(missing)
