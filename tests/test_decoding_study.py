@@ -181,6 +181,9 @@ def test_the_study_file_reads_and_plans_every_decoder_over_its_range():
     ("{decoders: {beam: [true]}, models: [{name: a, loss: cross_entropy}]}", "beam: got True; expected"),
     ("{decoders: {top_p: ['0.5']}, models: [{name: a, loss: cross_entropy}]}", "top_p: got '0.5'; expected"),
     ("{decoders: {top_k: ['5']}, models: [{name: a, loss: cross_entropy}]}", "top_k: got '5'; expected"),
+    # words beyond any continuation (before: accepted, then every job's MemoryError after the training)
+    ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], words: 1000000000}",
+     "decoding.words: got 1000000000; expected at most 1000"),
     # a reference twice: two jobs of one name, refused only after the training (two steps share a name)
     ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], references: [bigram, bigram]}",
      "references: got ['bigram', 'bigram']; expected a list of unigram, bigram, source, each once"),
