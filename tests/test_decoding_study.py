@@ -600,3 +600,32 @@ def test_tables_of_a_hyperfitting_taken_out_of_the_file_are_not_kept(tmp_path, m
     monkeypatch.setattr(study, "missing_cells", lambda jobs: [])
     assert study.run_stage(plan) == 0
     assert not copying_csv.exists() and not store.checksum_path(copying_csv).exists()
+
+
+def test_a_cut_examples_file_is_written_again(tmp_path, capsys):
+    """Before, a cut ``<model>-examples.csv`` was read as an empty table and its job failed with
+    ``KeyError: 'decoder'``, on every rerun (the line said it would be decoded again)."""
+    from entropylab.experiments.params import SWEEP_OWNED
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.metrics.references import CountModel
+    from entropylab.studies.decoding.grid import Job, _examples
+    from entropylab.training import store
+    from entropylab.training.config import RunConfig
+    from entropylab.training.train import load_run_corpus, run_split
+
+    plan = make_plan(SMOKE, output_root=tmp_path)
+    spec = read_spec(plan.params)
+    task = plan.tasks[0]
+    config = RunConfig.from_dict({k: v for k, v in task.parameters.items() if k not in SWEEP_OWNED})
+    corpus = load_run_corpus(config)
+    data = run_split(corpus, config)
+    model = CountModel(data.y_train, data.x_train, corpus.vocab_size, 2)
+    owners = corpus.subset(config.max_sequences).headline_index[data.val_index]
+    job = Job("synthetic/headline", "cross-entropy", "run", task.run_dir, str(tmp_path / "cells"), spec)
+    _examples(job, model, "softmax", corpus, owners)
+    path = tmp_path / "cells" / "cross-entropy-examples.csv"
+    whole = store.read_csv(path)
+    path.write_bytes(path.read_bytes()[:200])  # cut mid-row
+    _examples(job, model, "softmax", corpus, owners)
+    assert "is damaged" in capsys.readouterr().out
+    assert store.read_csv(path).equals(whole)

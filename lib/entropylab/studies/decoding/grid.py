@@ -250,8 +250,8 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
     path = Path(job.out_dir) / f"{job.model}-examples.csv"
     middle = [(d, values[len(values) // 2] if values else None) for d, values in job.spec.decoders.items()]
     if path.is_file():
-        written = _read_done(path)
-        if {_key(d, v, 0) for d, v in zip(written["decoder"], written["value"], strict=True)} == \
+        written = _read_done(path)  # empty when damaged: written again
+        if not written.empty and {_key(d, v, 0) for d, v in zip(written["decoder"], written["value"], strict=True)} == \
                 {_key(d, v, 0) for d, v in middle}:
             return
     texts = seed_texts(corpus, "nyt" if corpus.true_next is None else "synthetic", val_owners)
