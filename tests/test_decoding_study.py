@@ -629,3 +629,40 @@ def test_a_cut_examples_file_is_written_again(tmp_path, capsys):
     _examples(job, model, "softmax", corpus, owners)
     assert "is damaged" in capsys.readouterr().out
     assert store.read_csv(path).equals(whole)
+
+
+def test_a_cut_greedy_words_file_is_decoded_again_and_named(tmp_path, monkeypatch):
+    """Before, a cut ``<model>-greedy.npy`` was never written again (its greedy cell was done) and the copying
+    table failed on it with numpy's "Failed to read all data for array", naming no file."""
+    from entropylab.experiments.params import SWEEP_OWNED
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.metrics.generation import choose_prefixes
+    from entropylab.metrics.references import CountModel
+    from entropylab.studies.decoding import grid
+    from entropylab.studies.decoding.spec import RERUN
+    from entropylab.training import store
+    from entropylab.training.config import RunConfig
+    from entropylab.training.train import load_run_corpus, run_split
+
+    plan = make_plan(SMOKE, output_root=tmp_path)
+    spec = read_spec(plan.params)
+    task = plan.tasks[0]
+    config = RunConfig.from_dict({k: v for k, v in task.parameters.items() if k not in SWEEP_OWNED})
+    corpus = load_run_corpus(config)
+    data = run_split(corpus, config)
+    model = CountModel(data.y_train, data.x_train, corpus.vocab_size, 2)
+    rows = choose_prefixes(len(data.y_val), spec.prefixes, config.split_seed)
+    monkeypatch.setattr(grid, "_load", lambda job: (model, "softmax", corpus, config, data, rows))
+    monkeypatch.setattr(grid, "_examples", lambda *args: None)
+    job = grid.Job("synthetic/headline", "cross-entropy", "run", task.run_dir, str(tmp_path / "cells"), spec)
+    grid.decode_job(job)
+    path = tmp_path / "cells" / "cross-entropy-greedy.npy"
+    whole = np.load(path)
+    path.write_bytes(path.read_bytes()[:200])
+    grid.decode_job(job)
+    assert np.array_equal(np.load(path), whole)
+    cells = store.read_csv(job.cells_csv)
+    assert len(cells) == len(spec.cells()) and (cells["decoder"] == "greedy").sum() == 1
+    path.write_bytes(path.read_bytes()[:200])  # what the copying table reads: one line naming it
+    with pytest.raises(store.DamagedFileError, match=r"cross-entropy-greedy\.npy is damaged .*reproduce --study"):
+        grid.read_words(path, fix=RERUN)

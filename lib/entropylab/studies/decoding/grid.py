@@ -203,6 +203,8 @@ def decode_job(job: Job) -> str:
     cells = job_cells(job)
     wanted = {_key(*cell) for cell in cells}
     records = [r for r in done.to_dict("records") if _key(r["decoder"], r["value"], r["sampling_seed"]) in wanted]
+    if read_words(out_dir / f"{job.model}-greedy.npy", job.spec.words) is None:  # absent or damaged: greedy again
+        records = [r for r in records if r["decoder"] != GREEDY]
     finished = {_key(r["decoder"], r["value"], r["sampling_seed"]) for r in records}
     for number, (decoder, value, seed) in enumerate(cells, start=1):
         if _key(decoder, value, seed) in finished:
@@ -225,6 +227,23 @@ def decode_job(job: Job) -> str:
     if job.kind in ("run", "hyperfit"):
         _examples(job, model, head, corpus, corpus.subset(config.max_sequences).headline_index[data.val_index])
     return str(job.cells_csv)
+
+
+def read_words(path: Path, words: int | None = None, *, fix: str | None = None) -> np.ndarray | None:
+    """The greedy words saved in ``path`` (prefixes x ``words``); ``None`` when it is absent or damaged (cut, not an
+    array of that many words per prefix), or with ``fix`` a :class:`~entropylab.training.store.DamagedFileError`
+    naming it and ``fix`` when it is damaged."""
+    if not path.is_file():
+        return None
+    try:
+        array = np.load(path)
+        if array.ndim != 2 or (words is not None and array.shape[1] != words):
+            raise ValueError(f"an array of shape {array.shape}, not prefixes x {words or 'words'}")
+    except (OSError, ValueError, EOFError) as exc:
+        if fix is None:
+            return None
+        raise store.DamagedFileError(path, " ".join(str(exc).split()) or type(exc).__name__, fix) from None
+    return array
 
 
 def _save_words(path: Path, words: np.ndarray) -> None:

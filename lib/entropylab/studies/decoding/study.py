@@ -26,7 +26,7 @@ from ... import paths
 from ...experiments.params import ParamsError
 from ...experiments.results import results_path
 from ...training import store
-from .grid import HYPERFITTED, Job, run_jobs
+from .grid import HYPERFITTED, Job, read_words, run_jobs
 from .spec import ALL, RERUN, DecodingSpec, ModelSpec, read_spec, slug
 
 OBJECTIVE_WEIGHT_TOLERANCE = 1e-9
@@ -289,7 +289,7 @@ def copying(plan: Any, spec: DecodingSpec, jobs: list[Job]) -> pd.DataFrame:
         models = {j.model for j in jobs if j.setting == job.setting and j.kind in ("run", "hyperfit")}
         greedy = [folder / f"{model}-greedy.npy" for model in models]  # not a model the file no longer has
         for path in sorted((p for p in greedy if p.is_file()), key=lambda p: p.name):
-            words = np.load(path)
+            words = read_words(path, fix=RERUN)
             row: dict[str, Any] = {"setting": job.setting, "model": path.name.removesuffix("-greedy.npy")}
             for scope in known:
                 for n in COPY_ORDERS:
