@@ -666,3 +666,21 @@ def test_a_cut_greedy_words_file_is_decoded_again_and_named(tmp_path, monkeypatc
     path.write_bytes(path.read_bytes()[:200])  # what the copying table reads: one line naming it
     with pytest.raises(store.DamagedFileError, match=r"cross-entropy-greedy\.npy is damaged .*reproduce --study"):
         grid.read_words(path, fix=RERUN)
+
+
+def test_a_cut_identity_file_has_its_job_decoded_again(tmp_path, capsys):
+    """Before, a cut ``<model>.identity.json`` failed its job on every rerun (DamagedFileError: delete it)."""
+    from entropylab.studies.decoding.grid import Job, _reusable_cells
+    from entropylab.training import store
+
+    spec = read_spec(load_params(SMOKE))
+    job = Job("synthetic/headline", "cross-entropy", "run", str(tmp_path / "run"), str(tmp_path / "cells"), spec)
+    store.write_csv(job.cells_csv, pd.DataFrame({"decoder": ["greedy"], "value": [float("nan")],
+                                                 "sampling_seed": [0], "prefixes": [spec.prefixes],
+                                                 "words": [spec.words]}), checked=True)
+    store.write_json(job.identity_json, job.identity)
+    assert len(_reusable_cells(job)) == 1
+    job.identity_json.write_text(job.identity_json.read_text()[:20])
+    assert _reusable_cells(job).empty  # decoded again
+    assert "identity.json is damaged" in capsys.readouterr().out
+    assert store.read_json(job.identity_json) == job.identity and not job.cells_csv.exists()

@@ -177,7 +177,12 @@ def _reusable_cells(job: Job) -> pd.DataFrame:
     cells file written before identity files, when its prefixes and words match); otherwise every file of the
     job is removed and nothing is kept. The identity file is then (re)written."""
     done = _read_done(job.cells_csv)
-    stored = store.read_json(job.identity_json) if job.identity_json.is_file() else None
+    try:
+        stored = store.read_json(job.identity_json) if job.identity_json.is_file() else None
+    except store.DamagedFileError as exc:  # cut: whose cells they are is unknown, so they are decoded again
+        print(f"{exc.path} is damaged ({exc.what}); the cells of {job.setting} {job.model} are decoded again",
+              flush=True)
+        stored = {"damaged": True}
     same = stored == job.identity if stored is not None else (
         len(done) > 0 and set(done["prefixes"]) == {job.spec.prefixes} and set(done["words"]) == {job.spec.words})
     if not same:
