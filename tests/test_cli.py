@@ -243,3 +243,21 @@ def test_command_help_loads_nothing_heavy(argv):
            "print('tensorflow' in sys.modules, 'keras' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "False False False"
+
+
+def test_ctrl_c_stops_reproduce_with_one_line(monkeypatch, capsys):
+    """Before, Ctrl-C during ``reproduce`` (its sweep or its decoding steps) ended with a traceback, where
+    ``sweep`` says in one line how to go on."""
+    import entropylab.studies.reproduce as reproduce
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reproduce, "main", interrupted)
+    try:
+        code = main(["reproduce", "--study", "decoding"])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C went out of reproduce as a traceback")
+    assert code == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("reproduce stopped; run the same command again")

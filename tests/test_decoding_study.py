@@ -173,6 +173,20 @@ def test_the_study_file_reads_and_plans_every_decoder_over_its_range():
     ("{decoders: {greedy: []}, models: [{name: a, loss: crossentropy}]}", "models[0].loss"),
     ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], hyperfit: {model: b}}", "hyperfit.model"),
     ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], prefixes: 0}", "prefixes"),
+    # not finite, not a number (before: an OverflowError traceback, or taken as 1, inf or a text)
+    ("{decoders: {beam: [.inf]}, models: [{name: a, loss: cross_entropy}]}", "decoders.beam: got inf; expected"),
+    ("{decoders: {top_k: [-.inf]}, models: [{name: a, loss: cross_entropy}]}", "decoders.top_k: got -inf; expected"),
+    ("{decoders: {temperature: [.inf]}, models: [{name: a, loss: cross_entropy}]}", "temperature: got inf; expected"),
+    ("{decoders: {top_p: [true]}, models: [{name: a, loss: cross_entropy}]}", "top_p: got True; expected"),
+    ("{decoders: {beam: [true]}, models: [{name: a, loss: cross_entropy}]}", "beam: got True; expected"),
+    ("{decoders: {top_p: ['0.5']}, models: [{name: a, loss: cross_entropy}]}", "top_p: got '0.5'; expected"),
+    ("{decoders: {top_k: ['5']}, models: [{name: a, loss: cross_entropy}]}", "top_k: got '5'; expected"),
+    # words beyond any continuation (before: accepted, then every job's MemoryError after the training)
+    ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], words: 1000000000}",
+     "decoding.words: got 1000000000; expected at most 1000"),
+    # a reference twice: two jobs of one name, refused only after the training (two steps share a name)
+    ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], references: [bigram, bigram]}",
+     "references: got ['bigram', 'bigram']; expected a list of unigram, bigram, source, each once"),
 ])
 def test_a_bad_decoding_section_is_one_clear_error(tmp_path, section, message):
     path = tmp_path / "bad.yaml"
@@ -444,3 +458,229 @@ def test_two_studies_at_once_share_the_work_and_end_as_one(study, tmp_path):
     logs = [(tmp_path / f"{i}.log").read_text() for i in range(2)]
     assert codes == [0, 0], "\n".join(log[-2000:] for log in logs)
     _assert_same_study(root, study)
+
+
+def test_a_report_s_fingerprint_is_the_same_for_a_relative_or_absolute_parameter_file(tmp_path, monkeypatch):
+    """Before, ``reproduce --params params/x.yaml`` then ``--params /abs/params/x.yaml`` (or ``make``, which gives
+    the absolute path) executed the report again though nothing it reads had changed."""
+    from entropylab.studies.reproduce import inputs_fingerprint
+
+    notebook = tmp_path / "report.ipynb"
+    notebook.write_text("{}")
+    (tmp_path / "params").mkdir()
+    params = tmp_path / "params" / "x.yaml"
+    params.write_text("experiment: x\n")
+    monkeypatch.chdir(tmp_path)
+    relative = inputs_fingerprint(notebook, {}, [Path("params/x.yaml")])
+    assert relative == inputs_fingerprint(notebook, {}, [params])
+    params.write_text("experiment: y\n")
+    assert inputs_fingerprint(notebook, {}, [params]) != relative  # its bytes still count
+
+
+def test_waiting_for_another_sweep_s_run_names_the_process_holding_it(tmp_path, capsys):
+    """The stage waits, without a time limit, while another process holds an unfinished run's lock; before, the
+    line named neither that process nor how to stop waiting (a lock held by a hung process waited silently)."""
+    import subprocess
+    import sys
+    import threading
+    import time
+    import types
+
+    from entropylab.experiments.execute import LOCK
+    from entropylab.studies.decoding.study import wait_for_runs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys\n"
+                               "from entropylab.experiments.steps import exclusive_lock\n"
+                               "with exclusive_lock(sys.argv[1]):\n"
+                               "    print('held', flush=True)\n"
+                               "    sys.stdin.read()\n", str(run / LOCK)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    plan = types.SimpleNamespace(tasks=[types.SimpleNamespace(run_dir=str(run))],
+                                 params=types.SimpleNamespace(path="x.yaml"))
+    waiter = threading.Thread(target=wait_for_runs, args=(plan,))
+    waiter.start()
+    time.sleep(2)
+    assert waiter.is_alive()  # it waits for the holder
+    holder.stdin.close()
+    holder.wait(timeout=30)
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
+    out = capsys.readouterr().out
+    assert f"process {holder.pid} holds" in out and "Ctrl-C stops waiting" in out
+
+
+def test_a_report_after_a_failed_sweep_says_it_is_incomplete(tmp_path, monkeypatch):
+    """When a run of the sweep fails, the stage does not run and the report is made from an earlier pass's files.
+    Before, the stage's status still said that earlier pass was complete, so the report did not say INCOMPLETE."""
+    from entropylab.experiments.execute import Outcome
+    from entropylab.experiments.sweep import SweepResult, make_plan
+    from entropylab.studies import reproduce
+    from entropylab.studies.decoding.report import incomplete_line
+    from entropylab.studies.decoding.study import STATUS, study_dir
+
+    root = tmp_path / "out"
+    plan = make_plan(SMOKE, output_root=root)
+    status = study_dir(plan.experiment, root) / STATUS
+    status.parent.mkdir(parents=True)
+    status.write_text('{"complete": true, "missing": [], "errors": []}\n')  # an earlier complete pass
+    failed = Outcome(plan.tasks[0].name, plan.tasks[0].run_dir, "failed", "DeadKernelError: Kernel died\nmore")
+    monkeypatch.setattr("entropylab.experiments.sweep.run_sweep", lambda *a, **k: SweepResult(plan, [failed]))
+    monkeypatch.setattr("entropylab.studies.decoding.study.run_stage", lambda p: pytest.fail("the stage ran"))
+    assert reproduce.reproduce(SMOKE, [], root, "decoding") == 1
+    line = incomplete_line(plan.experiment, root)
+    assert line is not None and line.startswith("INCOMPLETE")
+    assert f"run {plan.tasks[0].name} failed in the sweep: DeadKernelError: Kernel died" in line
+
+
+def test_the_copying_table_holds_the_study_s_models_only(tmp_path):
+    """Before, every ``*-greedy.npy`` of a setting's folder made a row, so a model renamed or removed from the file
+    stayed in the report's copying table."""
+    from entropylab.experiments.params import SWEEP_OWNED
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.studies.decoding.grid import HYPERFITTED, Job
+    from entropylab.studies.decoding.study import copying, study_dir
+    from entropylab.training import store
+    from entropylab.training.config import RunConfig
+
+    plan = make_plan(SMOKE, output_root=tmp_path)
+    spec = read_spec(plan.params)
+    task = next(t for t in plan.tasks if t.parameters["loss"] == "cross_entropy")
+    run = Path(task.run_dir)
+    store.write_json(run / store.CONFIG, RunConfig.from_dict(
+        {k: v for k, v in task.parameters.items() if k not in SWEEP_OWNED}).to_dict())
+    out = study_dir(plan.experiment, tmp_path) / "cells" / "synthetic_headline"
+    out.mkdir(parents=True)
+    for model in ("cross-entropy", HYPERFITTED, "renamed-model"):
+        np.save(out / f"{model}-greedy.npy", np.array([[3, 4, 5, 6], [4, 5, 6, 7]], dtype=np.int32))
+    jobs = [Job("synthetic/headline", "cross-entropy", "run", str(run), str(out), spec),
+            Job("synthetic/headline", HYPERFITTED, "hyperfit", str(run), str(out), spec, str(tmp_path / "fit"))]
+    table = copying(plan, spec, jobs)
+    assert sorted(table["model"]) == ["cross-entropy", HYPERFITTED]
+
+
+def test_tables_of_a_hyperfitting_taken_out_of_the_file_are_not_kept(tmp_path, monkeypatch):
+    """Before, the stage gathered every finished hyperfitting folder and left an earlier pass's copying table, so
+    with the hyperfitting taken out of the file the report still showed it."""
+    import dataclasses
+
+    from entropylab.experiments.results import results_path
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.studies.decoding.grid import Job
+    from entropylab.studies.decoding.study import collect, study_dir
+    from entropylab.training import store
+
+    plan = make_plan(SMOKE, output_root=tmp_path)
+    spec = dataclasses.replace(read_spec(plan.params), hyperfit=None)
+    root = study_dir(plan.experiment, tmp_path)
+    out = root / "cells" / "synthetic_headline"
+    job = Job("synthetic/headline", "cross-entropy", "run", plan.tasks[0].run_dir, str(out), spec)
+    store.write_csv(job.cells_csv, pd.DataFrame({"model": ["cross-entropy"], "distinct_2": [0.5]}), checked=True)
+    fit = root / "hyperfit" / "synthetic_headline"  # an earlier pass's hyperfitting
+    store.write_csv(fit / store.HISTORY, pd.DataFrame({"epoch": [1], "fit_cross_entropy": [1.0]}), checked=True)
+    store.write_json(fit / "hyperfit.json", {"identity": {"recipe": {"model": "cross-entropy", "headlines": 10}}})
+    store.mark_complete(fit)
+    stale = results_path(f"{plan.experiment}-hyperfit", tmp_path)
+    store.write_csv(stale, pd.DataFrame({"epoch": [1]}), checked=True)
+    written = collect(plan.experiment, tmp_path, [job])
+    assert sorted(written) == ["generation"]
+    assert not stale.exists() and not store.checksum_path(stale).exists()
+    assert sorted(collect(plan.experiment, tmp_path)) == ["generation", "hyperfit"]  # without jobs: every folder
+    # the stage's pass without hyperfitting removes the copying table of the earlier one
+    from entropylab.studies.decoding import study
+
+    copying_csv = results_path(f"{plan.experiment}-copying", tmp_path)
+    store.write_csv(copying_csv, pd.DataFrame({"model": ["hyperfitted"]}), checked=True)
+    monkeypatch.setattr(study, "read_spec", lambda params: spec)
+    monkeypatch.setattr(study, "wait_for_runs", lambda plan: None)
+    monkeypatch.setattr(study, "plan_jobs", lambda plan, spec: [job])
+    monkeypatch.setattr(study, "run_jobs", lambda jobs, workers, client: [])
+    monkeypatch.setattr(study, "missing_cells", lambda jobs: [])
+    assert study.run_stage(plan) == 0
+    assert not copying_csv.exists() and not store.checksum_path(copying_csv).exists()
+
+
+def test_a_cut_examples_file_is_written_again(tmp_path, capsys):
+    """Before, a cut ``<model>-examples.csv`` was read as an empty table and its job failed with
+    ``KeyError: 'decoder'``, on every rerun (the line said it would be decoded again)."""
+    from entropylab.experiments.params import SWEEP_OWNED
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.metrics.references import CountModel
+    from entropylab.studies.decoding.grid import Job, _examples
+    from entropylab.training import store
+    from entropylab.training.config import RunConfig
+    from entropylab.training.train import load_run_corpus, run_split
+
+    plan = make_plan(SMOKE, output_root=tmp_path)
+    spec = read_spec(plan.params)
+    task = plan.tasks[0]
+    config = RunConfig.from_dict({k: v for k, v in task.parameters.items() if k not in SWEEP_OWNED})
+    corpus = load_run_corpus(config)
+    data = run_split(corpus, config)
+    model = CountModel(data.y_train, data.x_train, corpus.vocab_size, 2)
+    owners = corpus.subset(config.max_sequences).headline_index[data.val_index]
+    job = Job("synthetic/headline", "cross-entropy", "run", task.run_dir, str(tmp_path / "cells"), spec)
+    _examples(job, model, "softmax", corpus, owners)
+    path = tmp_path / "cells" / "cross-entropy-examples.csv"
+    whole = store.read_csv(path)
+    path.write_bytes(path.read_bytes()[:200])  # cut mid-row
+    _examples(job, model, "softmax", corpus, owners)
+    assert "is damaged" in capsys.readouterr().out
+    assert store.read_csv(path).equals(whole)
+
+
+def test_a_cut_greedy_words_file_is_decoded_again_and_named(tmp_path, monkeypatch):
+    """Before, a cut ``<model>-greedy.npy`` was never written again (its greedy cell was done) and the copying
+    table failed on it with numpy's "Failed to read all data for array", naming no file."""
+    from entropylab.experiments.params import SWEEP_OWNED
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.metrics.generation import choose_prefixes
+    from entropylab.metrics.references import CountModel
+    from entropylab.studies.decoding import grid
+    from entropylab.studies.decoding.spec import RERUN
+    from entropylab.training import store
+    from entropylab.training.config import RunConfig
+    from entropylab.training.train import load_run_corpus, run_split
+
+    plan = make_plan(SMOKE, output_root=tmp_path)
+    spec = read_spec(plan.params)
+    task = plan.tasks[0]
+    config = RunConfig.from_dict({k: v for k, v in task.parameters.items() if k not in SWEEP_OWNED})
+    corpus = load_run_corpus(config)
+    data = run_split(corpus, config)
+    model = CountModel(data.y_train, data.x_train, corpus.vocab_size, 2)
+    rows = choose_prefixes(len(data.y_val), spec.prefixes, config.split_seed)
+    monkeypatch.setattr(grid, "_load", lambda job: (model, "softmax", corpus, config, data, rows))
+    monkeypatch.setattr(grid, "_examples", lambda *args: None)
+    job = grid.Job("synthetic/headline", "cross-entropy", "run", task.run_dir, str(tmp_path / "cells"), spec)
+    grid.decode_job(job)
+    path = tmp_path / "cells" / "cross-entropy-greedy.npy"
+    whole = np.load(path)
+    path.write_bytes(path.read_bytes()[:200])
+    grid.decode_job(job)
+    assert np.array_equal(np.load(path), whole)
+    cells = store.read_csv(job.cells_csv)
+    assert len(cells) == len(spec.cells()) and (cells["decoder"] == "greedy").sum() == 1
+    path.write_bytes(path.read_bytes()[:200])  # what the copying table reads: one line naming it
+    with pytest.raises(store.DamagedFileError, match=r"cross-entropy-greedy\.npy is damaged .*reproduce --study"):
+        grid.read_words(path, fix=RERUN)
+
+
+def test_a_cut_identity_file_has_its_job_decoded_again(tmp_path, capsys):
+    """Before, a cut ``<model>.identity.json`` failed its job on every rerun (DamagedFileError: delete it)."""
+    from entropylab.studies.decoding.grid import Job, _reusable_cells
+    from entropylab.training import store
+
+    spec = read_spec(load_params(SMOKE))
+    job = Job("synthetic/headline", "cross-entropy", "run", str(tmp_path / "run"), str(tmp_path / "cells"), spec)
+    store.write_csv(job.cells_csv, pd.DataFrame({"decoder": ["greedy"], "value": [float("nan")],
+                                                 "sampling_seed": [0], "prefixes": [spec.prefixes],
+                                                 "words": [spec.words]}), checked=True)
+    store.write_json(job.identity_json, job.identity)
+    assert len(_reusable_cells(job)) == 1
+    job.identity_json.write_text(job.identity_json.read_text()[:20])
+    assert _reusable_cells(job).empty  # decoded again
+    assert "identity.json is damaged" in capsys.readouterr().out
+    assert store.read_json(job.identity_json) == job.identity and not job.cells_csv.exists()

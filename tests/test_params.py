@@ -210,7 +210,9 @@ def test_cluster_key(tmp_path):
                                               ("tcp://lab:port", "a port outside 1..65535"),
                                               ("ucx://lab:8786", "the protocol 'ucx', not tcp or tls"),
                                               ("lab:8786", "no protocol"),
-                                              ("tcp://lab:8786/x", "more than HOST:PORT after the protocol")])
+                                              ("tcp://lab:8786/x", "more than HOST:PORT after the protocol"),
+                                              ("tcp://[::1:8786", "not a valid address (an IPv6 host goes in "
+                                                                  "brackets: tcp://[::1]:8786)")])
 def test_a_bad_scheduler_address_names_the_file_and_key(tmp_path, address, problem):
     path = write(tmp_path, f"experiment: x\ncluster: '{address}'\nruns:\n  - notebook: notebooks/01_control.ipynb\n")
     with pytest.raises(ParamsError) as excinfo:

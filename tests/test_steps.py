@@ -100,3 +100,24 @@ def test_the_lock_waits_for_its_holder_and_names_it(tmp_path):
         assert first == str(os.getpid())  # the waiting process was told who holds the lock
     assert holder.stdout.readline().strip() == "got it"
     assert holder.wait(timeout=30) == 0
+
+
+def test_a_second_study_waiting_for_a_step_keeps_the_first_one_s_log(tmp_path):
+    """Before, the second study opened the step's log with "wb" before its process waited for the lock, emptying
+    the log of the process that held it: the first study's failure pointed to a log without its error."""
+    from entropylab.experiments.steps import _Running, log_path
+
+    lock = tmp_path / ".shared.lock"
+    step = shell("shared", "echo first-stderr >&2; sleep 3; exit 3", lock)
+    first = _Running(step)
+    deadline = time.monotonic() + 60
+    while "first-stderr" not in log_path(step).read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    second = _Running(step)  # waits for the lock that the first holds
+    outcome = None
+    while outcome is None and time.monotonic() < deadline:
+        outcome = first.poll()
+        time.sleep(0.1)
+    assert outcome is not None and outcome.status == "failed" and "exit status 3" in outcome.error
+    assert "first-stderr" in log_path(step).read_text()
+    second.kill()

@@ -399,7 +399,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         from .studies.reproduce import main as reproduce_main
 
-        return reproduce_main(args.output_root, args.study, args.params)
+        try:
+            return reproduce_main(args.output_root, args.study, args.params)
+        except KeyboardInterrupt:  # its runs and steps are stopped; what they finished is kept
+            print("reproduce stopped; run the same command again to finish it (finished runs and cells are kept)",
+                  file=sys.stderr)
+            return 130
     if args.command == "info":
         from .data import load_corpus
 

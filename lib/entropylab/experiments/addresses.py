@@ -20,7 +20,10 @@ def scheduler_address_problem(address: object) -> str | None:
         return "no protocol"
     if scheme not in SCHEDULER_PROTOCOLS:
         return f"the protocol {scheme!r}, not {' or '.join(SCHEDULER_PROTOCOLS)}"
-    parts = urlsplit(address)
+    try:
+        parts = urlsplit(address)
+    except ValueError:  # e.g. an IPv6 host without its closing bracket
+        return "not a valid address (an IPv6 host goes in brackets: tcp://[::1]:8786)"
     if parts.path or parts.query or parts.fragment or parts.username or parts.password:
         return "more than HOST:PORT after the protocol"
     if not parts.hostname:

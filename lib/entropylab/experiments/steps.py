@@ -136,7 +136,8 @@ def _exit_text(code: int) -> str:
 class _Running:
     """A step's process (``python -m entropylab.experiments.steps FD PARENT``): the step goes in by stdin, its
     outcome comes back pickled through the pipe ``FD``; what it prints goes to this process's terminal, its stderr
-    (libraries' start-up lines, warnings) to the log :func:`log_path` beside its lock."""
+    (libraries' start-up lines, warnings) to the end of the log :func:`log_path` beside its lock, after a line naming
+    the step, the time and this process."""
 
     def __init__(self, step: Step) -> None:
         self.step = step
@@ -144,7 +145,12 @@ class _Running:
         log.parent.mkdir(parents=True, exist_ok=True)
         reading, writing = os.pipe()
         try:
-            with open(log, "wb") as stderr:
+            # appended to, never emptied: a second study reaching this step starts its process (which then waits
+            # for the lock) while the first one's process may still be writing its stderr here
+            with open(log, "ab") as stderr:
+                stderr.write(f"--- {step.name}: a process started {time.strftime('%Y-%m-%d %H:%M:%S')} by "
+                             f"process {os.getpid()} ---\n".encode())
+                stderr.flush()
                 self.process = subprocess.Popen(
                     [sys.executable, "-m", "entropylab.experiments.steps", str(writing), str(os.getpid())],
                     stdin=subprocess.PIPE, stderr=stderr, pass_fds=(writing,))

@@ -46,6 +46,9 @@ STAGES: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:run_sta
 SWEEP_TABLES = ("plan", "choices", "tuning")
 #: The files a study's stage writes for its report: ``module:function``, called with the sweep's plan.
 STAGE_OUTPUTS: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:stage_outputs"}
+#: What a study's stage records when it does not run because its sweep failed (``module:function``, called with the
+#: plan and one line per failed run), so that a report made from an earlier pass's files says it is incomplete.
+STAGE_NOT_RUN: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:stage_not_run"}
 
 
 def report_inputs(plan: Any, study: str | None = None) -> list[Path]:
@@ -71,7 +74,8 @@ def inputs_fingerprint(notebook: Path, parameters: dict[str, Any], inputs: list[
     digest = hashlib.sha256()
     digest.update(notebook.read_bytes())
     digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
-    for path in inputs:
+    for path in inputs:  # named absolutely: the same file given as params/x.yaml or /abs/params/x.yaml is one input
+        path = Path(path).absolute()
         digest.update(str(path).encode() + (path.read_bytes() if path.is_file() else b"<absent>"))
     package = Path(__file__).resolve().parents[1]
     for source in sorted(package.rglob("*.py")):
@@ -125,9 +129,9 @@ def main(output_root: str | Path | None = None, study: str = "paper", params: st
 
 def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str | Path | None = None,
               study: str | None = None) -> int:
-    """The sweep of ``params_file``, then the study's stage (see :data:`STAGES`) when the sweep has no failure,
-    then each of ``report_notebooks`` that exists (never stamped complete after a failure); the number of
-    failures.
+    """The sweep of ``params_file``, then the study's stage (see :data:`STAGES`) when the sweep has no failure
+    (else the stage records that it did not run, :data:`STAGE_NOT_RUN`, for its report's first line), then each
+    of ``report_notebooks`` that exists (never stamped complete after a failure); the number of failures.
 
     Before the sweep trains anything, the whole file is checked (:func:`entropylab.experiments.sweep.validate`:
     its study sections, e.g. ``decoding``, against its runs; the outputs folder) and, when the stage's module has
@@ -159,6 +163,11 @@ def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str 
     if stage is not None and not failures:
         module, function = stage.split(":")
         failures += getattr(importlib.import_module(module), function)(plan)
+    elif study in STAGE_NOT_RUN:
+        module, function = STAGE_NOT_RUN[str(study)].split(":")
+        getattr(importlib.import_module(module), function)(
+            plan, [f"run {o.name} failed in the sweep: {next(iter((o.error or '').strip().splitlines()), '?')}"
+                   for o in result.failed])
     complete = not failures  # the reports' inputs: every run and every stage job finished
     with applied_environment(kernel_environment(available_cores())):
         for notebook in report_notebooks:

@@ -182,7 +182,12 @@ def _reusable_cells(job: Job) -> pd.DataFrame:
     cells file written before identity files, when its prefixes and words match); otherwise every file of the
     job is removed and nothing is kept. The identity file is then (re)written."""
     done = _read_done(job.cells_csv)
-    stored = store.read_json(job.identity_json) if job.identity_json.is_file() else None
+    try:
+        stored = store.read_json(job.identity_json) if job.identity_json.is_file() else None
+    except store.DamagedFileError as exc:  # cut: whose cells they are is unknown, so they are decoded again
+        print(f"{exc.path} is damaged ({exc.what}); the cells of {job.setting} {job.model} are decoded again",
+              flush=True)
+        stored = {"damaged": True}
     same = stored == job.identity if stored is not None else (
         len(done) > 0 and set(done["prefixes"]) == {job.spec.prefixes} and set(done["words"]) == {job.spec.words})
     if not same:
@@ -208,6 +213,8 @@ def decode_job(job: Job) -> str:
     cells = job_cells(job)
     wanted = {_key(*cell) for cell in cells}
     records = [r for r in done.to_dict("records") if _key(r["decoder"], r["value"], r["sampling_seed"]) in wanted]
+    if read_words(out_dir / f"{job.model}-greedy.npy", job.spec.words) is None:  # absent or damaged: greedy again
+        records = [r for r in records if r["decoder"] != GREEDY]
     finished = {_key(r["decoder"], r["value"], r["sampling_seed"]) for r in records}
     for number, (decoder, value, seed) in enumerate(cells, start=1):
         if _key(decoder, value, seed) in finished:
@@ -230,6 +237,23 @@ def decode_job(job: Job) -> str:
     if job.kind in ("run", "hyperfit"):
         _examples(job, model, head, corpus, corpus.subset(config.max_sequences).headline_index[data.val_index])
     return str(job.cells_csv)
+
+
+def read_words(path: Path, words: int | None = None, *, fix: str | None = None) -> np.ndarray | None:
+    """The greedy words saved in ``path`` (prefixes x ``words``); ``None`` when it is absent or damaged (cut, not an
+    array of that many words per prefix), or with ``fix`` a :class:`~entropylab.training.store.DamagedFileError`
+    naming it and ``fix`` when it is damaged."""
+    if not path.is_file():
+        return None
+    try:
+        array = np.load(path)
+        if array.ndim != 2 or (words is not None and array.shape[1] != words):
+            raise ValueError(f"an array of shape {array.shape}, not prefixes x {words or 'words'}")
+    except (OSError, ValueError, EOFError) as exc:
+        if fix is None:
+            return None
+        raise store.DamagedFileError(path, " ".join(str(exc).split()) or type(exc).__name__, fix) from None
+    return array
 
 
 def _save_words(path: Path, words: np.ndarray) -> None:
@@ -255,8 +279,8 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
     path = Path(job.out_dir) / f"{job.model}-examples.csv"
     middle = [(d, values[len(values) // 2] if values else None) for d, values in job.spec.decoders.items()]
     if path.is_file():
-        written = _read_done(path)
-        if {_key(d, v, 0) for d, v in zip(written["decoder"], written["value"], strict=True)} == \
+        written = _read_done(path)  # empty when damaged: written again
+        if not written.empty and {_key(d, v, 0) for d, v in zip(written["decoder"], written["value"], strict=True)} == \
                 {_key(d, v, 0) for d, v in middle}:
             return
     texts = seed_texts(corpus, "nyt" if corpus.true_next is None else "synthetic", val_owners)

@@ -4,7 +4,7 @@
 
     decoding:
       prefixes: 500            # validation prefixes per cell (the same for every model of a setting), or all
-      words: 10                # words generated per prefix
+      words: 10                # words generated per prefix (at most 1000)
       sampling_seeds: [0, 1, 2]
       workers: 2               # models decoded at once, each in its own process
       models:                  # runs of this file (seed 0 unless `seed`), by objective; `dataset` limits one
@@ -40,6 +40,8 @@ HYPERFIT_KEYS = ("model", "headlines", "max_epochs", "target_loss", "learning_ra
 REFERENCES = ("unigram", "bigram", "source")
 #: The fix for a damaged file of the study: its command again (a damaged cells file is decoded again).
 RERUN = "run the study again: python -m entropylab reproduce --study decoding (with --params FILE for another file)"
+#: The most ``words`` per prefix (the paper continues headlines by 10; 10**9 failed every job after the training).
+MAX_WORDS = 1000
 #: The word a file gives for ``prefixes`` or ``hyperfit.headlines`` to use every validation row or training headline.
 ALL = "all"
 
@@ -142,6 +144,9 @@ def read_spec(param_set: ParamSet) -> DecodingSpec:
     section = _mapping(path, "<section>", param_set.decoding, SECTION_KEYS)
     prefixes = _count_or_all(path, "prefixes", section.get("prefixes", 500))
     words = _int(path, "words", section.get("words", 10), 2)
+    if words > MAX_WORDS:  # refused here, not after the training by a MemoryError in every job
+        raise ParamsError(f"{path}: decoding.words: got {words}; expected at most {MAX_WORDS} (words generated per "
+                          f"prefix: each cell holds prefixes x words of them)")
     workers = _int(path, "workers", section.get("workers", 1), 1)
     seeds = section.get("sampling_seeds", [0, 1, 2])
     if not isinstance(seeds, list) or not seeds or len(set(map(repr, seeds))) != len(seeds):
@@ -150,9 +155,10 @@ def read_spec(param_set: ParamSet) -> DecodingSpec:
     models = _models(path, section.get("models"))
     hyperfit = _hyperfit(path, section.get("hyperfit"), models)
     references = section.get("references", [])
-    if not isinstance(references, list) or any(r not in REFERENCES for r in references):
+    if not isinstance(references, list) or any(r not in REFERENCES for r in references) \
+            or len(set(references)) != len(references):
         raise ParamsError(f"{path}: decoding.references: got {references!r}; expected a list of "
-                          f"{', '.join(REFERENCES)}")
+                          f"{', '.join(REFERENCES)}, each once")
     return DecodingSpec(prefixes, words, seeds, workers, models, hyperfit, tuple(references),
                         _decoders(path, section.get("decoders")))
 
@@ -220,6 +226,9 @@ def _decoders(path: Path, entry: Any) -> dict[str, tuple[float, ...]]:
             expected = "[] (it has no parameter)" if control.parameter is None else f"a list of {control.parameter}"
             raise ParamsError(f"{path}: decoding.decoders.{name}: got {values!r}; expected {expected}")
         for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ParamsError(f"{path}: decoding.decoders.{name}: got {value!r}; expected a list of finite numbers "
+                                  f"({control.parameter}, e.g. {control.default:g})")
             try:
                 strategy, params = control.arguments(value)
                 if control.integer and value != round(value):

@@ -10,6 +10,7 @@ before the sweep, and by ``sweep FILE --dry-run``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -25,7 +26,7 @@ from ... import paths
 from ...experiments.params import ParamsError
 from ...experiments.results import results_path
 from ...training import store
-from .grid import HYPERFITTED, Job, run_jobs
+from .grid import HYPERFITTED, Job, read_words, run_jobs
 from .spec import ALL, RERUN, DecodingSpec, ModelSpec, read_spec, slug
 
 OBJECTIVE_WEIGHT_TOLERANCE = 1e-9
@@ -199,9 +200,13 @@ def plan_jobs(plan: Any, spec: DecodingSpec) -> list[Job]:
 def collect(experiment: str, output_root: str | os.PathLike | None = None,
             jobs: list[Job] | None = None) -> dict[str, Path]:
     """The cells, examples and hyperfitting histories of ``jobs`` (default: every file of the study folder), each
-    gathered into one results CSV; the hyperfitting history carries the model it started from and its headlines."""
+    gathered into one results CSV; the hyperfitting history carries the model it started from and its headlines.
+    With ``jobs``, a results CSV that they have nothing for is removed (a model or a hyperfitting since taken out of
+    the file must not stay in the report)."""
     root = study_dir(experiment, output_root)
     written = {}
+    fits = None if jobs is None else {Path(j.hyperfit_dir).resolve() for j in jobs
+                                      if j.kind == "hyperfit" and j.hyperfit_dir}
     if jobs is None:
         every = sorted(root.glob("cells/*/*.csv"))
     else:
@@ -214,7 +219,7 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None,
                                                      ignore_index=True), checked=True)
     histories = []
     for folder in sorted((root / "hyperfit").glob("*")):
-        if store.is_complete(folder):
+        if store.is_complete(folder) and (fits is None or folder.resolve() in fits):
             history = store.read_csv(folder / store.HISTORY, fix=RERUN)
             recipe = store.read_json(folder / "hyperfit.json")["identity"]["recipe"]
             history.insert(0, "setting", folder.name.replace("_", "/", 1))
@@ -224,7 +229,17 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None,
     if histories:
         written["hyperfit"] = results_path(f"{experiment}-hyperfit", output_root)
         store.write_csv(written["hyperfit"], pd.concat(histories, ignore_index=True), checked=True)
+    if jobs is not None:
+        for name in ("generation", "examples", "hyperfit"):
+            if name not in written:
+                remove_table(results_path(f"{experiment}-{name}", output_root))
     return written
+
+
+def remove_table(path: Path) -> None:
+    """Remove a results CSV and its checksum, if there."""
+    path.unlink(missing_ok=True)
+    store.checksum_path(path).unlink(missing_ok=True)
 
 
 #: The n-gram orders of the copying table.
@@ -249,7 +264,8 @@ def copy_share(words: Any, known: set[tuple[int, ...]], n: int) -> float:
 def copying(plan: Any, spec: DecodingSpec, jobs: list[Job]) -> pd.DataFrame:
     """Per setting and model, how much of its greedy text is copied: the share of its word ``n``-grams
     (:data:`COPY_ORDERS`) that occur in the hyperfitting headlines and in any headline of the training split.
-    A model that reproduces the headlines it was fitted to shows it here; the other models are its baseline."""
+    A model that reproduces the headlines it was fitted to shows it here; the other models are its baseline. Only the
+    models of ``jobs`` count (the greedy words of a model since removed from the file may still be in its folder)."""
     from ...training.config import RunConfig
     from ...training.train import load_run_corpus, run_split
     from .hyperfit import fit_headlines
@@ -270,8 +286,10 @@ def copying(plan: Any, spec: DecodingSpec, jobs: list[Job]) -> pd.DataFrame:
         known = {scope: {n: ngrams([texts[h] for h in heads], n) for n in COPY_ORDERS}
                  for scope, heads in (("fitted", fitted), ("train", set(texts)))}
         folder = root / "cells" / job.setting.replace("/", "_")
-        for path in sorted(folder.glob("*-greedy.npy")):
-            words = np.load(path)
+        models = {j.model for j in jobs if j.setting == job.setting and j.kind in ("run", "hyperfit")}
+        greedy = [folder / f"{model}-greedy.npy" for model in models]  # not a model the file no longer has
+        for path in sorted((p for p in greedy if p.is_file()), key=lambda p: p.name):
+            words = read_words(path, fix=RERUN)
             row: dict[str, Any] = {"setting": job.setting, "model": path.name.removesuffix("-greedy.npy")}
             for scope in known:
                 for n in COPY_ORDERS:
@@ -294,9 +312,15 @@ def wait_for_runs(plan: Any) -> None:
         return [Path(t.run_dir) for t in plan.tasks
                 if not store.is_complete(t.run_dir) and is_locked(Path(t.run_dir) / LOCK)]
 
-    if waiting := busy():
+    def holder(run_dir: Path) -> str:
+        with contextlib.suppress(OSError):
+            return (run_dir / LOCK).read_text().strip() or "?"
+        return "?"
+
+    if waiting := busy():  # no time limit (a run may train for hours): the line says who holds it and how to stop
         print(f"decoding: {len(waiting)} run(s) of {plan.params.path} are being trained by another sweep "
-              f"(first: {waiting[0].name}); waiting for them", flush=True)
+              f"(first: {waiting[0].name}, whose lock process {holder(waiting[0])} holds); waiting for them "
+              f"(Ctrl-C stops waiting; the same command later goes on from there)", flush=True)
     while busy():
         time.sleep(LOCK_POLL_SECONDS)
 
@@ -320,6 +344,15 @@ def read_status(experiment: str, output_root: str | os.PathLike | None = None) -
     """The stage's last :data:`STATUS` (``{"complete": bool, "missing": [...], "errors": [...]}``), if any."""
     path = study_dir(experiment, output_root) / STATUS
     return store.read_json(path) if path.is_file() else None
+
+
+def stage_not_run(plan: Any, reasons: list[str]) -> None:
+    """Record in the stage's :data:`STATUS` that it did not run this time (``reasons``: its sweep's failed runs), so
+    that a report made from the files of an earlier pass says on its first line that it is incomplete."""
+    status = study_dir(plan.experiment, plan.output_root) / STATUS
+    store.write_json(status, {"complete": False, "missing": [],
+                              "errors": [f"the stage did not run: {reason}" for reason in reasons]
+                              or ["the stage did not run: the study's sweep failed"]})
 
 
 def stage_outputs(plan: Any) -> list[Path]:
@@ -362,14 +395,16 @@ def run_stage(plan: Any) -> int:
     for error in errors:
         print(f"decoding FAILED: {error}")
     collect(plan.experiment, plan.output_root, jobs)
+    copying_csv = results_path(f"{plan.experiment}-copying", plan.output_root)
     if spec.hyperfit is not None and not errors:
-        store.write_csv(results_path(f"{plan.experiment}-copying", plan.output_root), copying(plan, spec, jobs),
-                        checked=True)
+        store.write_csv(copying_csv, copying(plan, spec, jobs), checked=True)
+    else:  # never an earlier pass's table (of a hyperfitting since changed or taken out of the file)
+        remove_table(copying_csv)
     missing = missing_cells(jobs)
     store.write_json(status, {"complete": not errors and not missing, "missing": missing, "errors": errors})
     return len(errors) or len(missing)
 
 
 __all__ = ["SplitSizes", "check_sizes", "check_stage", "collect", "find_run", "match_runs", "missing_cells",
-           "plan_jobs", "read_status", "resolve", "run_stage", "slug", "split_sizes", "stage_outputs", "study_dir",
-           "wait_for_runs"]
+           "plan_jobs", "read_status", "resolve", "run_stage", "slug", "split_sizes", "stage_not_run", "stage_outputs",
+           "study_dir", "wait_for_runs"]
