@@ -308,6 +308,32 @@ def test_damaged_study_files_are_named_and_cut_cells_are_decoded_again(study, tm
     assert f"{cut} is damaged" in capsys.readouterr().out
 
 
+def test_a_finished_job_is_not_started_again_and_a_missing_cell_restarts_it(study, tmp_path):
+    import dataclasses
+    import shutil
+
+    from entropylab.experiments.sweep import make_plan
+    from entropylab.studies.decoding.grid import job_is_finished
+    from entropylab.studies.decoding.study import plan_jobs
+
+    plan = make_plan(SMOKE, output_root=study)
+    jobs = plan_jobs(plan, read_spec(plan.params))
+    assert all(job_is_finished(job) for job in jobs)
+    job = next(j for j in jobs if j.model == "control-mse")
+    copy = dataclasses.replace(job, out_dir=str(tmp_path))
+    for path in [*job.files(), job.identity_json, store.checksum_path(job.cells_csv)]:
+        shutil.copy(path, tmp_path / path.name)
+    assert job_is_finished(copy)
+    store.write_csv(copy.cells_csv, store.read_csv(copy.cells_csv).iloc[:-1], checked=True)
+    assert not job_is_finished(copy)  # one cell short: started again
+    shutil.copy(job.cells_csv, copy.cells_csv)
+    shutil.copy(store.checksum_path(job.cells_csv), store.checksum_path(copy.cells_csv))
+    greedy = tmp_path / "control-mse-greedy.npy"
+    greedy.write_bytes(greedy.read_bytes()[:-8])
+    assert not job_is_finished(copy)  # cut greedy words: started again
+    assert not job_is_finished(dataclasses.replace(job, spec=dataclasses.replace(job.spec, words=job.spec.words + 1)))
+
+
 def test_matched_quality_survives_a_level_no_decoder_reaches_and_a_single_seed():
     gap = pd.DataFrame({"model": "m", "kind": "run", "decoder": ["a", "a", "b", "b"],
                         "word_entropy": [1.0, 2.0, 3.0, 4.0], "true_loglik": [-1.0, -2.0, -3.0, -4.0]})

@@ -268,6 +268,53 @@ def _save_words(path: Path, words: np.ndarray) -> None:
         raise store.naming_path(exc, path) from exc
 
 
+def _middle_values(job: Job) -> list[tuple[str, float | None]]:
+    """Each decoder of the job's spec at its middle value (the examples' settings)."""
+    return [(d, values[len(values) // 2] if values else None) for d, values in job.spec.decoders.items()]
+
+
+def _examples_written(path: Path, middle: list[tuple[str, float | None]]) -> bool:
+    """Whether ``path`` holds the examples of exactly these decoder settings (a damaged file does not)."""
+    if not path.is_file():
+        return False
+    written = _read_done(path)  # empty when damaged: written again
+    return not written.empty and {_key(d, v, 0) for d, v in zip(written["decoder"], written["value"], strict=True)} \
+        == {_key(d, v, 0) for d, v in middle}
+
+
+def done_cells(job: Job) -> set[tuple[str, float, int]]:
+    """The keys ``(decoder, value, seed)`` of the cells in the job's cells file (none when it is absent or
+    damaged)."""
+    done = _read_done(job.cells_csv)
+    return set() if done.empty else {_key(d, v, s) for d, v, s in
+                                     zip(done["decoder"], done["value"], done["sampling_seed"], strict=True)}
+
+
+def job_is_finished(job: Job) -> bool:
+    """Whether every file of ``job`` is there and of its identity (read only, no model loaded): the identity file,
+    every cell, the greedy words that load, the examples and, for the hyperfitted model, its finished folder. A
+    finished job is not started again (a second run of a study then costs no process per job)."""
+    try:
+        if not job.identity_json.is_file() or store.read_json(job.identity_json) != job.identity:
+            return False
+    except store.DamagedFileError:
+        return False
+    cells = job_cells(job)
+    if not {_key(*cell) for cell in cells} <= done_cells(job):
+        return False
+    out = Path(job.out_dir)
+    if any(decoder == GREEDY for decoder, _, _ in cells):
+        try:
+            np.load(out / f"{job.model}-greedy.npy")
+        except (OSError, ValueError):
+            return False
+    if job.kind == "hyperfit" and not store.is_complete(job.hyperfit_dir or ""):
+        return False
+    if job.kind in ("run", "hyperfit") and not (job.kind == "hyperfit" and job.setting.startswith("nyt")):
+        return _examples_written(out / f"{job.model}-examples.csv", _middle_values(job))
+    return True
+
+
 def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarray) -> None:
     """Continuations of the seed texts by each decoder at its middle value, sampling seed 0."""
     import warnings
@@ -277,12 +324,9 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
     if job.kind == "hyperfit" and corpus.true_next is None:
         return  # on NYT it recites the headlines it was fitted to, and no text of the data goes into the project
     path = Path(job.out_dir) / f"{job.model}-examples.csv"
-    middle = [(d, values[len(values) // 2] if values else None) for d, values in job.spec.decoders.items()]
-    if path.is_file():
-        written = _read_done(path)  # empty when damaged: written again
-        if not written.empty and {_key(d, v, 0) for d, v in zip(written["decoder"], written["value"], strict=True)} == \
-                {_key(d, v, 0) for d, v in middle}:
-            return
+    middle = _middle_values(job)
+    if _examples_written(path, middle):
+        return
     texts = seed_texts(corpus, "nyt" if corpus.true_next is None else "synthetic", val_owners)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -311,12 +355,19 @@ def job_step(job: Job) -> Any:
 def run_jobs(jobs: list[Job], workers: int, client: Any = None) -> list[str]:
     """Every job, each in a process of its own, ``workers`` at a time (on ``client``'s Dask cluster when given),
     with the study steps' guarantees (:mod:`entropylab.experiments.steps`: a lock per job, a killed job fails
-    alone, no process outlives the study); the failed jobs' errors (the others go on)."""
+    alone, no process outlives the study); a job whose files are all there (:func:`job_is_finished`) is not
+    started. The failed jobs' errors (the others go on)."""
     from ...experiments.steps import run_steps
 
     def report(outcome: Any) -> None:
         if outcome.status == "done":
             print(f"decoded {outcome.name}", flush=True)
 
-    outcomes = run_steps([job_step(job) for job in jobs], workers, client, report)
+    todo = []
+    for job in jobs:
+        if job_is_finished(job):
+            print(f"{job.setting} {job.model}: every cell done, kept", flush=True)
+        else:
+            todo.append(job)
+    outcomes = run_steps([job_step(job) for job in todo], workers, client, report)
     return [f"{o.name}: {o.error}" for o in outcomes if o.status != "done"]

@@ -327,13 +327,11 @@ def wait_for_runs(plan: Any) -> None:
 
 def missing_cells(jobs: list[Job]) -> list[str]:
     """Per job whose cells file lacks some of its cells: ``"<setting> <model>: k of n cells"``."""
-    from .grid import _key, _read_done, job_cells
+    from .grid import _key, done_cells, job_cells
 
     missing = []
     for job in jobs:
-        done = _read_done(job.cells_csv)
-        have = set() if done.empty else {_key(d, v, s) for d, v, s in
-                                         zip(done["decoder"], done["value"], done["sampling_seed"], strict=True)}
+        have = done_cells(job)
         wanted = {_key(*cell) for cell in job_cells(job)}
         if not wanted <= have:
             missing.append(f"{job.setting} {job.model}: {len(wanted & have)} of {len(wanted)} cells")
