@@ -178,6 +178,27 @@ def test_a_full_disk_while_saving_hyperfitted_weights_leaves_no_partial_file_and
     assert not store.is_complete(folder)
 
 
+def test_a_cut_record_of_a_finished_hyperfit_is_fitted_again(source_run, tmp_path, capsys):
+    from entropylab.metrics.generation import choose_prefixes
+    from entropylab.studies.decoding.hyperfit import hyperfit
+    from entropylab.studies.decoding.spec import HyperfitSpec
+    from entropylab.training import load_trained
+    from entropylab.training.train import run_split
+
+    model, corpus, config = load_trained(source_run)
+    data = run_split(corpus, config)
+    rows = choose_prefixes(len(data.y_val), 10, config.split_seed)
+    recipe, folder = HyperfitSpec(**{**RECIPE, "max_epochs": 1}), tmp_path / "hyperfit"
+    _, first = hyperfit(source_run, recipe, folder, rows, (model, corpus, config, data))
+    record = folder / "hyperfit.json"
+    record.write_text(record.read_text()[:40])
+    model, corpus, config = load_trained(source_run)
+    _, again = hyperfit(source_run, recipe, folder, rows, (model, corpus, config, data))
+    assert f"{record} is damaged" in capsys.readouterr().out
+    assert store.is_complete(folder) and store.read_json(record)["identity"]["recipe"]["max_epochs"] == 1
+    pd.testing.assert_frame_equal(again, first)
+
+
 def test_a_full_disk_while_writing_a_table_leaves_no_temporary_file_and_names_it(tmp_path, monkeypatch):
     def fsync(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

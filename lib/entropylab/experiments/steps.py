@@ -12,7 +12,9 @@ worker. Every step gets:
 * **isolation**: a step whose process is killed (SIGKILL, out of memory) or raises fails alone, with one line
   saying why; the other steps go on;
 * **no orphan**: the step's process dies with the thread that started it (``PR_SET_PDEATHSIG``), and a study
-  stopped with Ctrl-C kills the steps it runs, so a killed study never leaves a process writing its files.
+  stopped with Ctrl-C kills the steps it runs here, so a killed study never leaves a process writing its files. On
+  a Dask cluster, Ctrl-C cancels the steps not yet started; a step already running on a worker finishes (under its
+  lock, its files written whole), as a Dask task does.
 
 What a step writes must be atomic with its completion marker last (the step's own rule), so that a killed step
 leaves nothing that looks finished.

@@ -49,6 +49,16 @@ def cross_entropy_and_entropy(model: Any, x: np.ndarray, y: np.ndarray, head: st
     return float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-300)))), float(entropy(p).mean())
 
 
+def _finished_identity(out_dir: Path) -> dict[str, Any] | None:
+    """The identity recorded in a finished folder's ``hyperfit.json``; ``None`` when it is damaged (cut: the model is
+    fitted again, with a line saying so)."""
+    try:
+        return store.read_json(out_dir / "hyperfit.json").get("identity")
+    except store.DamagedFileError as exc:
+        print(f"{exc.path} is damaged ({exc.what}); the model is hyperfitted again", flush=True)
+        return None
+
+
 def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.PathLike, val_rows: np.ndarray,
              loaded: tuple[Any, Any, Any, Any]) -> tuple[Any, pd.DataFrame]:
     """The hyperfitted model of the finished run ``run_dir`` and its history (module docstring). ``loaded`` is that
@@ -62,7 +72,7 @@ def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.P
     out_dir = Path(out_dir)
     model, corpus, config, data = loaded
     identity = {"recipe": asdict(spec), "source": Path(run_dir).name, "validation_rows": len(val_rows)}
-    if store.is_complete(out_dir) and store.read_json(out_dir / "hyperfit.json").get("identity") == identity:
+    if store.is_complete(out_dir) and _finished_identity(out_dir) == identity:
         model.load_weights(out_dir / store.WEIGHTS)
         return model, store.read_csv(out_dir / store.HISTORY, fix="delete that folder and run the study again")
     store.clear_markers(out_dir)
