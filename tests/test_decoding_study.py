@@ -628,24 +628,29 @@ def test_tables_of_a_hyperfitting_taken_out_of_the_file_are_not_kept(tmp_path, m
     assert not copying_csv.exists() and not store.checksum_path(copying_csv).exists()
 
 
-def test_a_cut_examples_file_is_written_again(tmp_path, capsys):
-    """Before, a cut ``<model>-examples.csv`` was read as an empty table and its job failed with
-    ``KeyError: 'decoder'``, on every rerun (the line said it would be decoded again)."""
+def _bigram_job_parts(output_root: Path) -> tuple:
+    """``(spec, task, config, corpus, split, bigram model)`` of the smoke file's first run, without training it."""
     from entropylab.experiments.params import SWEEP_OWNED
     from entropylab.experiments.sweep import make_plan
     from entropylab.metrics.references import CountModel
-    from entropylab.studies.decoding.grid import Job, _examples
-    from entropylab.training import store
     from entropylab.training.config import RunConfig
     from entropylab.training.train import load_run_corpus, run_split
 
-    plan = make_plan(SMOKE, output_root=tmp_path)
-    spec = read_spec(plan.params)
+    plan = make_plan(SMOKE, output_root=output_root)
     task = plan.tasks[0]
     config = RunConfig.from_dict({k: v for k, v in task.parameters.items() if k not in SWEEP_OWNED})
     corpus = load_run_corpus(config)
     data = run_split(corpus, config)
-    model = CountModel(data.y_train, data.x_train, corpus.vocab_size, 2)
+    return (read_spec(plan.params), task, config, corpus, data,
+            CountModel(data.y_train, data.x_train, corpus.vocab_size, 2))
+
+
+def test_a_cut_examples_file_is_written_again(tmp_path, capsys):
+    """Before, a cut ``<model>-examples.csv`` was read as an empty table and its job failed with
+    ``KeyError: 'decoder'``, on every rerun (the line said it would be decoded again)."""
+    from entropylab.studies.decoding.grid import Job, _examples
+
+    spec, task, config, corpus, data, model = _bigram_job_parts(tmp_path)
     owners = corpus.subset(config.max_sequences).headline_index[data.val_index]
     job = Job("synthetic/headline", "cross-entropy", "run", task.run_dir, str(tmp_path / "cells"), spec)
     _examples(job, model, "softmax", corpus, owners)
@@ -660,23 +665,11 @@ def test_a_cut_examples_file_is_written_again(tmp_path, capsys):
 def test_a_cut_greedy_words_file_is_decoded_again_and_named(tmp_path, monkeypatch):
     """Before, a cut ``<model>-greedy.npy`` was never written again (its greedy cell was done) and the copying
     table failed on it with numpy's "Failed to read all data for array", naming no file."""
-    from entropylab.experiments.params import SWEEP_OWNED
-    from entropylab.experiments.sweep import make_plan
     from entropylab.metrics.generation import choose_prefixes
-    from entropylab.metrics.references import CountModel
     from entropylab.studies.decoding import grid
     from entropylab.studies.decoding.spec import RERUN
-    from entropylab.training import store
-    from entropylab.training.config import RunConfig
-    from entropylab.training.train import load_run_corpus, run_split
 
-    plan = make_plan(SMOKE, output_root=tmp_path)
-    spec = read_spec(plan.params)
-    task = plan.tasks[0]
-    config = RunConfig.from_dict({k: v for k, v in task.parameters.items() if k not in SWEEP_OWNED})
-    corpus = load_run_corpus(config)
-    data = run_split(corpus, config)
-    model = CountModel(data.y_train, data.x_train, corpus.vocab_size, 2)
+    spec, task, config, corpus, data, model = _bigram_job_parts(tmp_path)
     rows = choose_prefixes(len(data.y_val), spec.prefixes, config.split_seed)
     monkeypatch.setattr(grid, "_load", lambda job: (model, "softmax", corpus, config, data, rows))
     monkeypatch.setattr(grid, "_examples", lambda *args: None)
