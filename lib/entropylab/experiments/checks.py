@@ -66,12 +66,12 @@ def check_options(param_set: ParamSet, *, scheduler: str | None = None, cluster:
     """Where the points would run (see :func:`where_to_run`) after checking the command line against the file: not
     ``--scheduler`` with ``--cluster``, and an engine that can train here (``fused`` needs JAX and no Dask); a
     ``ValueError`` naming the option and the fix otherwise. Probes no device."""
-    from ..training.config import current_backend
+    from ..training.config import sweep_backend
     from .engines import resolve_engine
 
     where_to = where_to_run(scheduler, cluster, param_set.cluster)
-    resolve_engine(engine or param_set.engine or "auto", current_backend(), dask=where_to != "local-processes",
-                   probe=False)
+    resolve_engine(engine or param_set.engine or "auto", sweep_backend(param_set.backend),
+                   dask=where_to != "local-processes", probe=False)
     return where_to
 
 

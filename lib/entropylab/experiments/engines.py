@@ -24,6 +24,7 @@ as tasks end, refreshing ``progress`` about every second while they run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import threading
@@ -308,9 +309,11 @@ def run_dask(todo: list[Task], client: Any, finished: Callable[[Outcome], None],
 # Fused groups (JAX): the training of a sweep's runs as a few compiled programs, before their notebooks
 # ---------------------------------------------------------------------------------------------------------
 
+@functools.cache
 def accelerator_platform() -> str:
     """The platform JAX would run on here (``cpu``, ``gpu``/``cuda``, ``tpu``), asked in a child process so that this
-    one neither imports JAX nor takes the GPU's memory; ``none`` when JAX cannot start."""
+    one neither imports JAX nor takes the GPU's memory; ``none`` when JAX cannot start. Asked once per process (a
+    study's stages would otherwise each pay a JAX start)."""
     import os
     import subprocess
     import sys

@@ -141,12 +141,16 @@ def run_lock(run_dir: Path) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def kernel_environment(threads: int) -> dict[str, str]:
-    """Variables the notebooks' kernels need: the TensorFlow threads (the numbers depend on them), quiet logs and,
-    for JAX on a GPU, no up-front claim on most of its memory by each kernel (several run at once)."""
-    return {"ENTROPYLAB_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-            "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0"),
-            "XLA_PYTHON_CLIENT_PREALLOCATE": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "false")}
+def kernel_environment(threads: int, backend: str | None = None) -> dict[str, str]:
+    """Variables the notebooks' kernels need: the TensorFlow threads (the numbers depend on them), the Keras
+    ``backend`` when given (the sweep's, :func:`entropylab.training.config.sweep_backend`), quiet logs and, for JAX
+    on a GPU, no up-front claim on most of its memory by each kernel (several run at once)."""
+    env = {"ENTROPYLAB_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+           "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0"),
+           "XLA_PYTHON_CLIENT_PREALLOCATE": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "false")}
+    if backend is not None:
+        env["KERAS_BACKEND"] = backend
+    return env
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import objectives, paths
+from ..training.config import BACKENDS
 from .addresses import scheduler_address_problem
 from .notebooks import notebook_parameters, resolve_notebook
 
@@ -67,8 +68,9 @@ NOTEBOOK_LOSSES: dict[str, tuple[str, ...]] = {
 #: How a sweep trains its runs: ``fused`` groups (one compiled program per group; JAX), ``pool`` (one process per
 #: run) or ``auto`` (fused where JAX sees a GPU, else pool): :func:`entropylab.experiments.engines.resolve_engine`.
 ENGINES = ("auto", "fused", "pool")
-TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", "engine", "defaults", "settings",
-                  "runs", "decoding")  # decoding: the decoding study's section (entropylab.studies.decoding.spec)
+# decoding: the decoding study's section (entropylab.studies.decoding.spec)
+TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", "engine", "backend", "defaults",
+                  "settings", "runs", "decoding")
 RUN_KEYS = ("notebook", "grid", "tune")
 TUNE_KEYS = ("seeds", "neighbours")
 DATASETS = ("auto", "nyt", "synthetic")
@@ -244,6 +246,7 @@ class ParamSet:
     tuning_points: list[Point] = field(default_factory=list)  # trained first; the chosen values join ``points``
     decoding: dict[str, Any] | None = None  # the decoding study's section, checked by its own reader
     engine: str | None = None  # "auto", "fused" or "pool" (entropylab.experiments.engines.ENGINES); None: auto
+    backend: str | None = None  # the Keras backend its runs train on; None: training.config.sweep_backend's default
 
 
 #: The protocols of a Dask scheduler address the sweep connects to (``tls`` needs the cluster's certificates).
@@ -329,6 +332,11 @@ def load_params(path: str | os.PathLike) -> ParamSet:
         raise _fail(path, "engine", f"got {engine!r}; expected one of {', '.join(ENGINES)} (auto: fused groups on a "
                                     f"GPU, one process per run otherwise)")
 
+    backend = document.get("backend")
+    if backend is not None and backend not in BACKENDS:
+        raise _fail(path, "backend", f"got {backend!r}; expected one of {', '.join(BACKENDS)} (the Keras backend the "
+                                     f"runs train on; $KERAS_BACKEND overrides it)")
+
     defaults = _mapping(path, "defaults", document.get("defaults"))
     _check_names(path, "defaults", defaults, lambda n: n in NOTEBOOK_PARAMETERS,
                  ", ".join(n for n in NOTEBOOK_PARAMETERS if n not in SWEEP_OWNED))
@@ -348,7 +356,7 @@ def load_params(path: str | os.PathLike) -> ParamSet:
     for group in (static, tuning):
         check_points(path, group)
     return ParamSet(path, experiment, description, workers, threads, defaults, static, cluster, settings, tuning,
-                    document.get("decoding"), engine)
+                    document.get("decoding"), engine, backend)
 
 
 def check_points(path: Path, points: list[Point]) -> None:

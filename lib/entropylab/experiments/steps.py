@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,14 @@ MAX_ERROR_CHARS = 8_000
 @dataclass(frozen=True)
 class Step:
     """One call ``target(argument)`` (``target`` as ``"package.module:function"``; ``argument`` picklable), shown
-    as ``name``, exclusive through the lock file ``lock``."""
+    as ``name``, exclusive through the lock file ``lock``, in a process whose environment adds ``env`` (e.g. the
+    Keras backend of the model it decodes)."""
 
     name: str
     lock: str
     target: str
     argument: Any
+    env: dict[str, str] = field(default_factory=dict)  # set in the step's process on top of this one's environment
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ class _Running:
                 stderr.flush()
                 self.process = subprocess.Popen(
                     [sys.executable, "-m", "entropylab.experiments.steps", str(writing), str(os.getpid())],
-                    stdin=subprocess.PIPE, stderr=stderr, pass_fds=(writing,))
+                    stdin=subprocess.PIPE, stderr=stderr, pass_fds=(writing,), env={**os.environ, **step.env})
         finally:
             os.close(writing)
         self._reading = reading

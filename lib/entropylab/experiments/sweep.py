@@ -84,6 +84,7 @@ class Plan:
     output_root: Path
     workers: int
     threads: int
+    backend: str = "tensorflow"  # the Keras backend every run trains on (training.config.sweep_backend)
     tasks: list[Task] = field(default_factory=list)
 
     @property
@@ -105,13 +106,16 @@ def available_cores() -> int:
 def make_plan(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
               output_root: str | os.PathLike | None = None, workers: int | None = None,
               threads: int | None = None) -> Plan:
-    """Resolve ``dataset: auto`` (once), the data folder, the outputs folder, workers and threads; one task per
-    grid point, its run folder named by its whole config (threads and backend included).
+    """Resolve ``dataset: auto`` (once), the data folder, the outputs folder, workers, threads and the Keras
+    backend (:func:`entropylab.training.config.sweep_backend`: ``$KERAS_BACKEND``, else the file's ``backend``,
+    else JAX); one task per grid point, its run folder named by its whole config (threads and backend included),
+    its kernel started on that backend.
 
     ``data_dir`` (the ``--data-dir`` option) overrides the file's. Paths are made absolute because the
     notebooks run with their own folder as working directory.
     """
     from ..data import find_nyt_dir
+    from ..training.config import sweep_backend
 
     check_counts(workers, threads)
     param_set = params if isinstance(params, ParamSet) else load_params(params)
@@ -134,10 +138,10 @@ def make_plan(params: ParamSet | str | os.PathLike, *, data_dir: str | os.PathLi
 
             raise DataError(f"{param_set.path}: a run asks for dataset 'nyt'; {missing_data_message()}")
     check_splits(param_set.path, points)
-    plan = Plan(param_set, experiment, root, workers, threads)
-    env = kernel_environment(threads)
+    plan = Plan(param_set, experiment, root, workers, threads, sweep_backend(param_set.backend))
+    env = kernel_environment(threads, plan.backend)
     for point in points:
-        config = point.config(threads=threads)
+        config = point.config(threads=threads, backend=plan.backend)
         parameters = {**point.parameters, "experiment": experiment, "output_root": str(root)}
         run_dir = plan.runs_dir / config.run_name
         plan.tasks.append(Task(str(point.notebook), parameters, str(run_dir), config.run_name, config.identity(),
@@ -333,7 +337,6 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
                output_root: str | os.PathLike | None, scheduler: str | None, cluster: str | None,
                engine: str | None, progress: bool) -> SweepResult:
     """Execute every unfinished point of ``param_set`` (no tuning stage)."""
-    from ..training.config import current_backend
     from .engines import resolve_engine
 
     plan = make_plan(param_set, data_dir=data_dir, output_root=output_root, workers=workers, threads=threads)
@@ -352,7 +355,7 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
             if state == "damaged" and (damage := store.run_damage(task.run_dir)) is not None:
                 print(f"{damage.path} is damaged ({damage.what}); the sweep trains run {task.name} again", flush=True)
             todo.append(task)
-    training = resolve_engine(engine or plan.params.engine or "auto", current_backend(),
+    training = resolve_engine(engine or plan.params.engine or "auto", plan.backend,
                               dask=where_to != "local-processes", probe=bool(todo))
     if training == "fused":
         from .engines import fused_stage, release_shared_workers
@@ -369,7 +372,7 @@ def _run_stage(param_set: ParamSet, *, workers: int | None, threads: int | None,
                  f"{plan.workers} worker(s)")
         print(f"sweep {plan.params.path.name}: experiment {plan.experiment!r}, {len(plan.tasks)} runs, "
               f"{len(plan.tasks) - len(todo)} already finished, {len(todo)} to run on {where} of "
-              f"{plan.threads} thread(s)", flush=True)
+              f"{plan.threads} thread(s), Keras on {plan.backend}", flush=True)
         outcomes.extend(_execute(plan, todo, client, progress))
     collect_results(plan, report=True)
     result = SweepResult(plan, outcomes)
@@ -461,7 +464,7 @@ def _dry_run_stage(params: ParamSet, *, data_dir: str | os.PathLike | None, outp
 
     plan = make_plan(params, data_dir=data_dir, output_root=output_root, workers=workers, threads=threads)
     print(f"{plan.params.path}: experiment {plan.experiment!r} in {plan.runs_dir} ({plan.workers} worker(s) of "
-          f"{plan.threads} thread(s))")
+          f"{plan.threads} thread(s), Keras on {plan.backend})")
     rows = [(task_state(t), Path(t.notebook).name, t.name,
              ", ".join(f"{k}={v}" for k, v in t.parameters.items() if k in ("epochs", "max_sequences", "dataset")))
             for t in plan.tasks]

@@ -169,7 +169,7 @@ def reproduce(params_file: Path, report_notebooks: list[Path], output_root: str 
             plan, [f"run {o.name} failed in the sweep: {next(iter((o.error or '').strip().splitlines()), '?')}"
                    for o in result.failed])
     complete = not failures  # the reports' inputs: every run and every stage job finished
-    with applied_environment(kernel_environment(available_cores())):
+    with applied_environment(kernel_environment(available_cores(), plan.backend)):
         for notebook in report_notebooks:
             if not notebook.is_file():
                 print(f"{notebook.name}: not in {notebook.parent} yet, skipped")

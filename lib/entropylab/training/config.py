@@ -48,6 +48,24 @@ def current_backend() -> str:
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
+#: The backend a sweep trains on when neither ``$KERAS_BACKEND`` nor its file names one: Keras on JAX, measured
+#: faster on this project's CPU shapes (``docs/performance.md``, "Which backend the sweeps train on").
+SWEEP_BACKEND = "jax"
+
+
+def sweep_backend(file_backend: str | None = None) -> str:
+    """The Keras backend a sweep's runs train on: ``$KERAS_BACKEND`` when set, else the parameter file's
+    ``backend``, else :data:`SWEEP_BACKEND` where JAX is installed and TensorFlow where it is not."""
+    import importlib.util
+
+    chosen = os.environ.get("KERAS_BACKEND") or file_backend
+    if chosen is None:
+        chosen = SWEEP_BACKEND if importlib.util.find_spec(SWEEP_BACKEND) is not None else "tensorflow"
+    if chosen not in BACKENDS:
+        raise ValueError(f"unknown Keras backend {chosen!r} (from $KERAS_BACKEND); use one of {', '.join(BACKENDS)}")
+    return chosen
+
+
 def _count_from_environment(name: str) -> int:
     """The integer ``>= 0`` in ``$name`` (unset or empty: 0); anything else is a ``ValueError`` naming the variable."""
     value = os.environ.get(name, "") or "0"

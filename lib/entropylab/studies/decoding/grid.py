@@ -345,11 +345,17 @@ def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarr
 
 def job_step(job: Job) -> Any:
     """The job as a step of the study (:class:`entropylab.experiments.steps.Step`): :func:`decode_job` under the
-    lock ``<cells folder>/.<model>.lock``."""
+    lock ``<cells folder>/.<model>.lock``, on the Keras backend its model was trained on (so hyperfitting and
+    decoding run where the training did)."""
     from ...experiments.steps import Step
+    from ...training import store
 
+    try:
+        backend = store.read_json(Path(job.run_dir) / store.CONFIG).get("backend")
+    except (OSError, ValueError, AttributeError):  # the job itself then fails on it, with the file named
+        backend = None
     return Step(f"{job.setting} {job.model}", str(Path(job.out_dir) / f".{job.model}.lock"),
-                "entropylab.studies.decoding.grid:decode_job", job)
+                "entropylab.studies.decoding.grid:decode_job", job, {"KERAS_BACKEND": backend} if backend else {})
 
 
 def run_jobs(jobs: list[Job], workers: int, client: Any = None) -> list[str]:
