@@ -93,8 +93,9 @@ def test_plan_states_and_dry_run(tmp_path, capsys):
     assert all(t.parameters["output_root"] == str((tmp_path / "out").resolve()) for t in plan.tasks)
     assert all(t.parameters["experiment"] == "t" and Path(t.run_dir).parent == plan.runs_dir for t in plan.tasks)
     first, second, third, _ = plan.tasks
-    fake_run(Path(first.run_dir), load_params(params_file).points[0].config(threads=1), 1)
-    fake_run(Path(second.run_dir), load_params(params_file).points[1].config(threads=1), 1, notebook=False)
+    points = load_params(params_file).points
+    fake_run(Path(first.run_dir), points[0].config(threads=1, backend=plan.backend), 1)
+    fake_run(Path(second.run_dir), points[1].config(threads=1, backend=plan.backend), 1, notebook=False)
     other = RunConfig(dataset="synthetic", loss="cross_entropy", epochs=7)  # another config in that folder
     fake_run(Path(third.run_dir), other, 7)
     assert [sweep.task_state(t) for t in plan.tasks] == ["done", "todo", "conflict", "todo"]
@@ -380,7 +381,7 @@ def test_a_damaged_finished_run_is_planned_again_and_never_collected(tmp_path, c
                                          "    grid: {loss: mse, seed: [0, 1, 2, 3, 4]}\n")
     plan = sweep.make_plan(params_file, output_root=out)
     for task, point in zip(plan.tasks, load_params(params_file).points, strict=True):
-        fake_run(Path(task.run_dir), point.config(threads=1), 5)
+        fake_run(Path(task.run_dir), point.config(threads=1, backend=plan.backend), 5)
     intact, *damaged = (Path(t.run_dir) for t in plan.tasks)
     files = [damaged[0] / runs.HISTORY, damaged[1] / runs.HISTORY, damaged[2] / runs.HISTORY,
              damaged[3] / runs.METRICS]
