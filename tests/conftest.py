@@ -10,6 +10,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The suite's sweeps (and the processes they start) train on TensorFlow unless the caller names a backend: their
+# fault tests are timed for it (a run of `jit_compile: false` is a traced graph there, op by op on JAX), and their
+# numbers are compared with in-process runs of this TensorFlow process. The sweeps' default, JAX, is checked end
+# to end by tests/test_sweep_backend.py, which clears the variable.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest
 

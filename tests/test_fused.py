@@ -266,9 +266,10 @@ def test_runs_that_cannot_be_fused_are_left_to_their_notebooks(tmp_path, capsys)
     from entropylab.experiments import engines, sweep
 
     params = tmp_path / "apart.yaml"
-    params.write_text("experiment: apart\nthreads: 1\ndefaults: {epochs: 1, max_sequences: 300, dataset: synthetic}\n"
+    params.write_text("experiment: apart\nthreads: 1\nbackend: tensorflow\n"
+                      "defaults: {epochs: 1, max_sequences: 300, dataset: synthetic}\n"
                       "runs:\n  - notebook: notebooks/03_kl_regularization.ipynb\n    grid: {weight: [1.0, 10.0]}\n")
-    plan = sweep.make_plan(params, output_root=tmp_path / "out")  # this process runs TensorFlow: nothing fuses
+    plan = sweep.make_plan(params, output_root=tmp_path / "out")  # runs on TensorFlow: nothing fuses
     outcomes: list = []
     assert engines.fused_stage(params.name, list(plan.tasks), outcomes) == plan.tasks and outcomes == []
     assert "2 run(s) cannot be fused (the fused engine runs on the JAX backend" in capsys.readouterr().out

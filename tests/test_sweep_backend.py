@@ -68,3 +68,31 @@ def test_a_decoding_job_runs_on_the_backend_its_model_was_trained_on(tmp_path):
     assert job_step(job).env == {"KERAS_BACKEND": "jax"}
     (run_dir / runs.CONFIG).write_text("{cut")
     assert job_step(job).env == {}  # a damaged config: the job itself fails on it, naming the file
+
+
+def test_a_sweep_with_no_backend_named_trains_on_jax_end_to_end(tmp_path):
+    """The default path as a user meets it: ``python -m entropylab sweep FILE`` with ``$KERAS_BACKEND`` unset
+    trains its run in a kernel that really runs Keras on JAX (the run records the backend it ran on)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from entropylab.paths import project_root
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed here: the sweeps' default is then TensorFlow (tested above)")
+    params = tmp_path / "j.yaml"
+    params.write_text("experiment: j\nthreads: 1\ndefaults: {dataset: synthetic, epochs: 1, max_sequences: 300, "
+                      "jit_compile: true}\nruns:\n  - notebook: notebooks/01_control.ipynb\n"
+                      "    grid: {loss: cross_entropy}\n")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, "-m", "entropylab", "sweep", str(params), "--output-root",
+                           str(tmp_path / "out")], cwd=project_root(Path(__file__).parent), env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Keras on jax" in done.stdout
+    [run_dir] = [p for p in (tmp_path / "out" / "runs" / "j").iterdir() if p.is_dir()]
+    assert runs.is_complete(run_dir)
+    assert json.loads((run_dir / runs.CONFIG).read_text())["backend"] == "jax"
+    assert json.loads((run_dir / runs.METRICS).read_text())["versions"]["backend"] == "jax"
