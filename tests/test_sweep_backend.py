@@ -45,6 +45,9 @@ def test_the_plan_names_its_runs_and_starts_its_kernels_on_the_files_backend(tmp
     assert plan.backend == backend
     assert [t.identity["backend"] for t in plan.tasks] == [backend, backend]
     assert all(t.env["KERAS_BACKEND"] == backend for t in plan.tasks)
+    # on JAX every process the sweep starts (kernel, fused process, step) asks XLA for deterministic GPU kernels
+    assert all(("xla_gpu_deterministic_ops=true" in t.env.get("XLA_FLAGS", "")) == (backend == "jax")
+               for t in plan.tasks)
     expected = [RunConfig.from_dict(t.identity).run_name for t in plan.tasks]
     assert [t.name for t in plan.tasks] == expected
     other = "jax" if backend == "tensorflow" else "tensorflow"

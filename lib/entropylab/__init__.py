@@ -6,8 +6,16 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # On JAX, deterministic GPU kernels (the embedding's gradient is a scatter-add, whose order XLA may otherwise vary):
 # the same config and seed give the same numbers on one GPU. Set before JAX starts; a user's own choice is kept.
-if os.environ.get("KERAS_BACKEND") == "jax" and "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_gpu_deterministic_ops=true".strip()
+# A sweep gives the processes it starts on JAX the same flags (experiments.execute.kernel_environment).
+
+
+def deterministic_xla_flags(flags: str) -> str:
+    """``$XLA_FLAGS``'s value ``flags`` with XLA's deterministic GPU kernels asked for (kept as is if it names them)."""
+    return flags if "xla_gpu_deterministic_ops" in flags else f"{flags} --xla_gpu_deterministic_ops=true".strip()
+
+
+if os.environ.get("KERAS_BACKEND") == "jax":
+    os.environ["XLA_FLAGS"] = deterministic_xla_flags(os.environ.get("XLA_FLAGS", ""))
 
 __version__ = "0.2.0"
 

@@ -150,6 +150,10 @@ def kernel_environment(threads: int, backend: str | None = None) -> dict[str, st
            "XLA_PYTHON_CLIENT_PREALLOCATE": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "false")}
     if backend is not None:
         env["KERAS_BACKEND"] = backend
+    if backend == "jax":  # set before JAX starts in the kernel, a fused process or a step, whatever this one runs
+        from .. import deterministic_xla_flags
+
+        env["XLA_FLAGS"] = deterministic_xla_flags(os.environ.get("XLA_FLAGS", ""))
     return env
 
 
