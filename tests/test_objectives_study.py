@@ -24,7 +24,7 @@ def study(tmp_path_factory):
     return root, done.stdout
 
 
-def test_tuning_chooses_on_the_carve_then_runs_the_chosen_value_with_every_seed(study):
+def test_tuning_chooses_on_dev_then_runs_the_chosen_value_with_every_seed(study):
     root, stdout = study
     choices = pd.read_csv(root / "results" / "objectives-smoke-choices.csv")
     assert len(choices) == 2 and set(choices["split"]) == {"headline", "tail"}
@@ -41,7 +41,14 @@ def test_tuning_chooses_on_the_carve_then_runs_the_chosen_value_with_every_seed(
         best = pd.Series(map(float, row.tuning_cross_entropy.split())).idxmin()
         assert float(row.grid.split()[best]) == row.chosen  # the lowest tuning score wins
     assert {"best_epoch", "val_ece", "val_brier", "val_entropy_gap", "gen_sample_distinct_2", "true_kl",
-            "gen_greedy_true_loglik"} <= set(results.columns)
+            "gen_greedy_true_loglik", "test_cross_entropy", "test_true_kl", "ref_kneser_ney_cross_entropy"} <= \
+        set(results.columns)
+    assert (results["split_seed"] == results["seed"]).all() and (results["test_fraction"] == 0.2).all()
+    # the choice is made on dev: the tuning runs' sides are the reported runs' sides, and test is not read for it
+    assert set(tuned["test_fraction"]) == {0.2}
+    rule = json.loads((root / "results" / "objectives-smoke-rule.json").read_text())
+    assert rule == {"smallest_effect": {"cross_entropy": 0.01, "ece_adaptive": 0.005, "true_kl": 0.01},
+                    "min_seeds": 5}
     assert "tuned label_smoothing on synthetic/headline" in stdout
 
 
@@ -51,10 +58,12 @@ def test_the_report_writes_one_table_per_setting_with_verdicts_and_the_figures(s
     for setting in ("synthetic_headline", "synthetic_tail"):
         numbers = pd.read_csv(tables / f"{setting}_numbers.csv")
         assert list(numbers["objective"][:2]) == ["cross_entropy", "label_smoothing"]
-        assert {"unigram count model", "bigram count model"} <= set(numbers["objective"])
-        assert numbers.loc[1, "verdict_val_cross_entropy"] == "too few seeds"  # two seeds: no verdict is given
-        assert numbers.loc[0, "val_cross_entropy_low"] <= numbers.loc[0, "val_cross_entropy"] <= \
-            numbers.loc[0, "val_cross_entropy_high"]
+        assert {"add-one unigram", "Kneser-Ney (order chosen on dev)", "source (the floor H(q))"} <= \
+            set(numbers["objective"])
+        assert (numbers["side"] == "test").all()
+        assert numbers.loc[1, "verdict_cross_entropy"] == "too few seeds"  # two seeds, the rule asks for 5
+        assert numbers.loc[0, "cross_entropy_low"] <= numbers.loc[0, "cross_entropy"] <= \
+            numbers.loc[0, "cross_entropy_high"]
         assert "true KL" in (tables / f"{setting}.md").read_text()
     for figure in ("perplexity_vs_value", "reliability", "true_kl_vs_value"):
         assert (root / "figures" / "objectives-smoke" / f"{figure}.png").stat().st_size > 10_000

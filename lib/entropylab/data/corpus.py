@@ -1,4 +1,4 @@
-"""The corpus as the models see it: cleaning, vocabulary, prefix sequences and the training/validation split."""
+"""The corpus as the models see it: cleaning, vocabulary, prefix sequences and the training/validation(/test) split."""
 
 from __future__ import annotations
 
@@ -61,9 +61,17 @@ def prefix_sequences(encoded: Sequence[Sequence[int]], max_len: int) -> tuple[np
     return X, y, owner
 
 
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class Split:
-    """Training and validation arrays of one split."""
+    """Training, validation (dev) and, when asked for, test arrays of one split.
+
+    The validation side is the **dev** side: every choice (early stopping, the best epoch, a tuned value, a
+    count model's order) is made on it. The test side (``test_fraction > 0``) is read once per run, after
+    training; without one its arrays are empty and the validation side is what a study reports.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -74,10 +82,19 @@ class Split:
     seed: int | None
     train_index: np.ndarray
     val_index: np.ndarray
+    test_fraction: float = 0.0
+    test_index: np.ndarray = field(default_factory=lambda: _NO_ROWS)
+    x_test: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int32))
+    y_test: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
     @property
     def sizes(self) -> tuple[int, int]:
         return len(self.y_train), len(self.y_val)
+
+    @property
+    def has_test(self) -> bool:
+        """True when the split holds a test side (``test_fraction > 0``)."""
+        return len(self.y_test) > 0
 
 
 @dataclass
@@ -146,42 +163,56 @@ class Corpus:
         """Every headline's cleaned text, its tokens joined by single spaces (what the model sees of it)."""
         return [" ".join(tokenize(clean_headline(h))) for h in self.headlines]
 
-    def split(self, mode: str = "tail", fraction: float = 0.2, seed: int | None = 0) -> Split:
-        """Training/validation split of the sequences; ``seed`` is the split's own seed (``headline`` only).
+    def split(self, mode: str = "tail", fraction: float = 0.2, seed: int | None = 0,
+              test_fraction: float = 0.0) -> Split:
+        """Training/validation(/test) split of the sequences; ``seed`` is the split's own seed (``headline`` only).
+
+        ``fraction`` is the validation (dev) side's share and ``test_fraction`` the test side's (0: no test side,
+        the two-sided split of the paper's protocol, unchanged).
 
         ``tail``: what Keras' ``validation_split`` takes (``train_validation_split`` of Keras 3): training
-        is the first ``floor(N * (1 - fraction))`` sequences, validation the rest. ``seed`` is ignored and
-        :attr:`Split.seed` is ``None``.
+        is the first ``floor(N * (1 - fraction - test_fraction))`` sequences, validation the next ones up to
+        ``floor(N * (1 - test_fraction))``, test the rest (in time order: test is the latest). ``seed`` is ignored
+        and :attr:`Split.seed` is ``None``.
 
-        ``headline``: every copy of a cleaned headline falls on one side, so no validation prefix is a
-        training prefix of the same text. The headlines that own sequences are grouped by cleaned text
-        (groups in order of first occurrence), the groups are permuted with ``numpy.random.default_rng(seed)``,
-        and validation takes whole groups in that order until it holds at least ``fraction`` of those
-        headlines (the shortest such run of groups); training gets the rest. ``seed`` must be an integer and
-        :attr:`Split.seed` records it.
+        ``headline``: every copy of a cleaned headline falls on one side, so no held-out prefix is a training
+        prefix of the same text. The headlines that own sequences are grouped by cleaned text (groups in order of
+        first occurrence), the groups are permuted with ``numpy.random.default_rng(seed)``, and the held-out sides
+        take whole groups in that order: test first, until it holds at least ``test_fraction`` of those headlines,
+        then validation until both hold at least ``fraction + test_fraction`` of them (the shortest such runs of
+        groups); training gets the rest. With ``test_fraction = 0`` this is the earlier two-sided split exactly.
+        ``seed`` must be an integer and :attr:`Split.seed` records it.
         """
         if mode not in SPLIT_MODES:
             raise ValueError(f"unknown split mode {mode!r}; use one of {', '.join(SPLIT_MODES)}")
         if not 0.0 < fraction < 1.0:
             raise ValueError(f"validation fraction must be between 0 and 1 (exclusive), got {fraction}")
+        if not 0.0 <= test_fraction < 1.0 or fraction + test_fraction >= 1.0:
+            raise ValueError(f"test fraction must be >= 0 and leave a training side (validation {fraction} + test "
+                             f"{test_fraction} < 1), got {test_fraction}")
         n = self.n_sequences
         if mode == "tail":
-            cut = math.floor(n * (1.0 - fraction))  # Keras: int(math.floor(batch_dim * (1.0 - validation_split)))
-            train, val = np.arange(cut), np.arange(cut, n)
+            # Keras: int(math.floor(batch_dim * (1.0 - validation_split)))
+            cut = math.floor(n * (1.0 - fraction - test_fraction))
+            test_cut = math.floor(n * (1.0 - test_fraction)) if test_fraction > 0 else n
+            train, val, test = np.arange(cut), np.arange(cut, test_cut), np.arange(test_cut, n)
             split_seed = None
         else:
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
                 raise ValueError(f"the headline split needs an integer seed (the split seed), got {seed!r}")
             split_seed = int(seed)
-            is_val = np.isin(self.headline_index, self._validation_headlines(fraction, split_seed))
-            train, val = np.flatnonzero(~is_val), np.flatnonzero(is_val)
-        if len(train) == 0 or len(val) == 0:
-            raise DataError(f"split {mode!r} with fraction {fraction} leaves an empty side ({n} sequences)")
+            test_heads, val_heads = self._held_out_headlines(fraction, test_fraction, split_seed)
+            is_test = np.isin(self.headline_index, test_heads)
+            is_val = np.isin(self.headline_index, val_heads)
+            train, val, test = np.flatnonzero(~is_val & ~is_test), np.flatnonzero(is_val), np.flatnonzero(is_test)
+        if len(train) == 0 or len(val) == 0 or (test_fraction > 0 and len(test) == 0):
+            raise DataError(f"split {mode!r} with fraction {fraction} (test {test_fraction}) leaves an empty side "
+                            f"({n} sequences)")
         return Split(self.X[train], self.y[train], self.X[val], self.y[val], mode, fraction, split_seed,
-                     train, val)
+                     train, val, test_fraction, test, self.X[test], self.y[test])
 
-    def _validation_headlines(self, fraction: float, seed: int) -> np.ndarray:
-        """The headlines of the ``headline`` split's validation side (see :meth:`split`)."""
+    def _held_out_headlines(self, fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The headlines of the ``headline`` split's test and validation sides (see :meth:`split`)."""
         owners = np.unique(self.headline_index)
         texts = self.cleaned_texts()
         groups: dict[str, list[int]] = {}
@@ -190,8 +221,17 @@ class Corpus:
         members = list(groups.values())
         order = np.random.default_rng(seed).permutation(len(members))
         taken = np.cumsum([len(members[g]) for g in order])
-        n_groups = int(np.searchsorted(taken, fraction * len(owners), side="left")) + 1
-        return np.array([h for g in order[:n_groups] for h in members[g]], dtype=np.int64)
+
+        def groups_for(share: float) -> int:
+            return int(np.searchsorted(taken, share * len(owners), side="left")) + 1
+
+        n_test = groups_for(test_fraction) if test_fraction > 0 else 0
+        n_held = max(groups_for(fraction + test_fraction), n_test + 1)
+
+        def heads(chosen: np.ndarray) -> np.ndarray:
+            return np.array([h for g in chosen for h in members[g]], dtype=np.int64)
+
+        return heads(order[:n_test]), heads(order[n_test:n_held])
 
     def select(self, indices: np.ndarray) -> Corpus:
         """The sequences at ``indices`` (in their order; vocabulary unchanged): e.g. a split's training side, to

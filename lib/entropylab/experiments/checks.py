@@ -76,11 +76,12 @@ def check_options(param_set: ParamSet, *, scheduler: str | None = None, cluster:
 
 
 def check_splits(path: Path, points: list[Point]) -> None:
-    """Every point with a sequence cap must leave both sides of its split non-empty (checked before any run)."""
+    """Every point with a sequence cap must leave every side of its split non-empty (checked before any run)."""
     capped = [p for p in points if p.parameters.get("max_sequences") is not None]
     if not capped:
         return
     from ..data import DataError, load_corpus
+    from ..training.config import SPLIT_SEED_FROM_SEED
 
     corpora: dict[tuple, Any] = {}
     for point in capped:
@@ -88,8 +89,11 @@ def check_splits(path: Path, points: list[Point]) -> None:
         key = (p["dataset"], p.get("data_dir"))
         if key not in corpora:
             corpora[key] = load_corpus(p["dataset"], p.get("data_dir"))
+        split_seed = p.get("split_seed", 0)
+        split_seed = p.get("seed", 0) if split_seed == SPLIT_SEED_FROM_SEED else split_seed
         try:
-            corpora[key].subset(p["max_sequences"]).split(p["split"], p["val_fraction"], p.get("split_seed", 0))
+            corpora[key].subset(p["max_sequences"]).split(p["split"], p["val_fraction"], split_seed,
+                                                          p.get("test_fraction", 0.0))
         except (DataError, ValueError) as exc:
             raise DataError(f"{path}: runs[{point.entry}]: max_sequences {p['max_sequences']} is too small for the "
                             f"{p['split']!r} split ({exc}); raise max_sequences") from None

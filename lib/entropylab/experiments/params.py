@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import objectives, paths
-from ..training.config import BACKENDS
+from ..training.config import BACKENDS, SPLIT_SEED_FROM_SEED
 from .addresses import scheduler_address_problem
 from .notebooks import notebook_parameters, resolve_notebook
 
@@ -43,7 +43,7 @@ NOTEBOOK_PARAMETERS: dict[str, str] = {
     "batch_size": "an integer >= 1",
     "split": "'tail' or 'headline'",
     "val_fraction": "a number strictly between 0 and 1",
-    "split_seed": "an integer in [0, 2**32) (the headline split's seed)",
+    "split_seed": "an integer in [0, 2**32) (the headline split's seed), or 'seed' (the run's seed)",
     "learning_rate": "a positive number (Adam's learning rate)",
     "max_sequences": "null or an integer >= 2",
     "dataset": "'auto', 'nyt' or 'synthetic'",
@@ -53,10 +53,11 @@ NOTEBOOK_PARAMETERS: dict[str, str] = {
     "patience": "null (train every epoch) or an integer >= 1 (early stopping on validation cross-entropy)",
     "tuning": "true or false (train and validate on a carve of the training split)",
     "generation_prefixes": "an integer >= 0 (validation prefixes continued for the generation metrics)",
+    "test_fraction": "a number >= 0 below 1 - val_fraction (the test side's share; 0: no test side)",
 }
 #: Parameters a training notebook may lack (added after the paper's notebooks); a file may set them only for
 #: notebooks that have them.
-OPTIONAL_PARAMETERS = ("patience", "tuning", "generation_prefixes")
+OPTIONAL_PARAMETERS = ("patience", "tuning", "generation_prefixes", "test_fraction")
 #: Set by the sweep itself (top-level ``experiment``, ``--output-root``), never in ``defaults`` or a grid.
 SWEEP_OWNED = ("experiment", "output_root")
 #: The losses each training notebook accepts (the paper's section it follows).
@@ -70,7 +71,8 @@ NOTEBOOK_LOSSES: dict[str, tuple[str, ...]] = {
 ENGINES = ("auto", "fused", "pool")
 # decoding: the decoding study's section (entropylab.studies.decoding.spec)
 TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", "engine", "backend", "defaults",
-                  "settings", "runs", "decoding")
+                  "settings", "runs", "decoding", "verdicts")
+VERDICT_KEYS = ("smallest_effect", "min_seeds")
 RUN_KEYS = ("notebook", "grid", "tune")
 TUNE_KEYS = ("seeds", "neighbours")
 DATASETS = ("auto", "nyt", "synthetic")
@@ -122,6 +124,16 @@ def check_value(name: str, value: Any) -> Any:
         valid = math.isfinite(number) and (number >= 0 if name == "weight" else 0 < number < 1 if
                                            name == "val_fraction" else number > 0)
         if not valid:
+            raise bad
+        return number
+    if name == "split_seed" and value == SPLIT_SEED_FROM_SEED:
+        return value
+    if name == "test_fraction":
+        try:
+            number = _number(value)
+        except (TypeError, ValueError):
+            raise bad from None
+        if not (math.isfinite(number) and 0 <= number < 1):
             raise bad
         return number
     if name in ("seed", "split_seed"):
@@ -247,6 +259,7 @@ class ParamSet:
     decoding: dict[str, Any] | None = None  # the decoding study's section, checked by its own reader
     engine: str | None = None  # "auto", "fused" or "pool" (entropylab.experiments.engines.ENGINES); None: auto
     backend: str | None = None  # the Keras backend its runs train on; None: training.config.sweep_backend's default
+    verdicts: dict[str, Any] | None = None  # the verdict rule fixed before the run (_verdict_rule); None: the default
 
 
 #: The protocols of a Dask scheduler address the sweep connects to (``tls`` needs the cluster's certificates).
@@ -337,6 +350,7 @@ def load_params(path: str | os.PathLike) -> ParamSet:
         raise _fail(path, "backend", f"got {backend!r}; expected one of {', '.join(BACKENDS)} (the Keras backend the "
                                      f"runs train on; $KERAS_BACKEND overrides it)")
 
+    verdicts = _verdict_rule(path, document.get("verdicts"))
     defaults = _mapping(path, "defaults", document.get("defaults"))
     _check_names(path, "defaults", defaults, lambda n: n in NOTEBOOK_PARAMETERS,
                  ", ".join(n for n in NOTEBOOK_PARAMETERS if n not in SWEEP_OWNED))
@@ -356,7 +370,7 @@ def load_params(path: str | os.PathLike) -> ParamSet:
     for group in (static, tuning):
         check_points(path, group)
     return ParamSet(path, experiment, description, workers, threads, defaults, static, cluster, settings, tuning,
-                    document.get("decoding"), engine, backend)
+                    document.get("decoding"), engine, backend, verdicts)
 
 
 def check_points(path: Path, points: list[Point]) -> None:
@@ -373,6 +387,33 @@ def check_points(path: Path, points: list[Point]) -> None:
             raise _fail(path, where, f"two grid points are the same run {config.run_name!r} "
                                      f"({_describe(seen[config.run_name])} and {_describe(point)}); remove one")
         seen[config.run_name] = point
+
+
+def _verdict_rule(path: Path, value: Any) -> dict[str, Any] | None:
+    """The file's ``verdicts`` section: ``smallest_effect`` (metric name -> the smallest difference worth reporting,
+    a finite number >= 0 in the metric's units) and ``min_seeds`` (an integer >= 2: fewer pairs get no verdict)."""
+    if value is None:
+        return None
+    value = _mapping(path, "verdicts", value)
+    for name in value:
+        if name not in VERDICT_KEYS:
+            raise _fail(path, f"verdicts.{name}", f"unknown key; expected one of {', '.join(VERDICT_KEYS)}")
+    effects = _mapping(path, "verdicts.smallest_effect", value.get("smallest_effect") or {})
+    checked: dict[str, float] = {}
+    for metric, effect in effects.items():
+        try:
+            number = _number(effect)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not (math.isfinite(number) and number >= 0):
+            raise _fail(path, f"verdicts.smallest_effect.{metric}", f"got {effect!r}; expected a finite number >= 0 "
+                                                                    f"(the smallest difference worth reporting)")
+        checked[str(metric)] = number
+    min_seeds = value.get("min_seeds", 5)
+    if not _is_int(min_seeds) or min_seeds < 2:
+        raise _fail(path, "verdicts.min_seeds", f"got {min_seeds!r}; expected an integer >= 2 (fewer seeds get no "
+                                                f"verdict)")
+    return {"smallest_effect": checked, "min_seeds": min_seeds}
 
 
 def _settings(path: Path, value: Any) -> list[dict[str, Any]]:

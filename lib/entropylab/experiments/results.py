@@ -5,7 +5,9 @@ the run (:data:`entropylab.training.config.IDENTITY_COLUMNS`: ``objective`` is t
 says whether ``weight`` is a weight, a smoothing amount or an exponent), the history columns (``loss`` is the
 training loss) and ``ref_<name>`` for each count-model reference of the run (its ``metrics.json``), the run's
 ``best_epoch`` (lowest validation cross-entropy under early stopping, else its last epoch) and, when the run
-measured them, its generation metrics as ``gen_<name>`` (the same on every row of the run). The sweep
+measured them, its generation metrics as ``gen_<name>`` and its test-side metrics (a run with ``test_fraction >
+0``: ``test_<name>``, read once after training with the kept weights) and Kneser-Ney reference
+(``ref_kneser_ney_*``), each the same on every row of the run. The sweep
 writes it to ``<outputs>/results/<experiment>.csv`` with its checksum (``<experiment>.csv.sha256``,
 :func:`entropylab.training.store.write_csv`); reports, figures and the explorer read it. A damaged run folder or
 table is never read silently: one line names the file and the fix (:class:`entropylab.training.store.DamagedFileError`).
@@ -25,6 +27,8 @@ from ..training import store
 from ..training.config import IDENTITY_COLUMNS, identity_columns
 
 REFERENCE_KEYS = ("unigram_cross_entropy", "unigram_perplexity", "bigram_cross_entropy", "bigram_perplexity")
+#: References a run has only when it holds a test side (the order is chosen on dev): columns only then.
+KNESER_NEY_KEYS = ("kneser_ney_order", "kneser_ney_cross_entropy", "kneser_ney_perplexity")
 #: Identity columns that tell runs apart within a study's tables besides the objective and its parameter.
 RUN_COLUMNS = ("objective", "weight", "seed")
 SORT_COLUMNS = ("objective", "weight", "seed", "run", "epoch")
@@ -33,6 +37,12 @@ SORT_COLUMNS = ("objective", "weight", "seed", "run", "epoch")
 def results_path(experiment: str, output_root: str | os.PathLike | None = None) -> Path:
     """``<outputs>/results/<experiment>.csv``."""
     return paths.outputs_dir(output_root) / "results" / f"{experiment}.csv"
+
+
+def rule_path(experiment: str, output_root: str | os.PathLike | None = None) -> Path:
+    """``<outputs>/results/<experiment>-rule.json``: the verdict rule of the parameter file (its ``verdicts``
+    section), written by the sweep before any run trains; the study's report judges with it."""
+    return paths.outputs_dir(output_root) / "results" / f"{experiment}-rule.json"
 
 
 def results_fix(experiment: str) -> str:
@@ -58,6 +68,11 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None, *, wr
         references = record.metrics.get("references", {})
         for key in REFERENCE_KEYS:
             frame[f"ref_{key}"] = references.get(key, math.nan)
+        for key in KNESER_NEY_KEYS:
+            if key in references:
+                frame[f"ref_{key}"] = references[key]
+        for key, value in (record.metrics.get("test") or {}).items():
+            frame[key] = value
         frame["best_epoch"] = int(record.metrics.get("best_epoch") or frame["epoch"].max())
         for key, value in (record.metrics.get("generation") or {}).items():
             frame[f"gen_{key}"] = value

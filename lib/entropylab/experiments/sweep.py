@@ -68,7 +68,7 @@ from .execute import NOTEBOOK, Outcome, Task, applied_environment, kernel_enviro
 from .kernels import runs_per_kernel
 from .params import ParamSet, Point, load_params
 from .progress import EpochProgress
-from .results import collect, results_path
+from .results import collect, results_path, rule_path
 
 __all__ = ["Plan", "SweepResult", "applied_environment", "check_options", "check_outputs", "dry_run",
            "kernel_environment", "make_plan", "run_sweep", "validate"]
@@ -253,6 +253,8 @@ def _run_stages(param_set: ParamSet, options: dict[str, Any]) -> SweepResult:
     outcomes: list[Outcome] = []
     plan = None
     study = StudyRecord(param_set.experiment)
+    if param_set.verdicts is not None:  # fixed before any run trains; the report judges with it
+        store.write_json(rule_path(param_set.experiment, options["output_root"]), param_set.verdicts)
     for part in by_setting(param_set):  # one setting after the other: each is finished before the next starts
         first = _run_stage(tuning_stage(part), **options)
         final, missing = final_stage(part, first.plan, study)

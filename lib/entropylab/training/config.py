@@ -38,9 +38,13 @@ HASH_LENGTH = 8
 #: and validate on a carve of the training split, never touching the validation split) and
 #: ``generation_prefixes`` (how many validation prefixes the generation metrics continue; 0: none) and
 #: ``input_pipeline`` (``tf.data``, as before, or ``numpy``) and ``init_nudge_ulps`` (0: the initial weights as
-#: built).
+#: built) and ``test_fraction`` (the share of a test side read once after training; 0: none, the validation side
+#: is reported).
 LATER_FIELDS: dict[str, Any] = {"patience": None, "tuning": False, "generation_prefixes": 0,
-                                "input_pipeline": "tf.data", "init_nudge_ulps": 0}
+                                "input_pipeline": "tf.data", "init_nudge_ulps": 0, "test_fraction": 0.0}
+#: ``split_seed`` given as this word takes the run's ``seed``: each seed of a study then holds out its own
+#: headlines, so the seeds' spread covers which headlines were held out, not only the initialisation.
+SPLIT_SEED_FROM_SEED = "seed"
 
 
 def current_backend() -> str:
@@ -102,6 +106,11 @@ class RunConfig:
     direction drawn from the run's seed (:func:`entropylab.training.train.nudge_initial_weights`): a stand-in
     for another CPU's rounding, with which ``make nbval-refresh`` checks that no checked notebook cell depends on
     the last digits. ``None`` takes ``$ENTROPYLAB_INIT_NUDGE_ULPS`` (default 0: no nudge).
+
+    ``test_fraction > 0`` holds out a third side (:meth:`entropylab.data.Corpus.split`): the validation side is then
+    the dev side, on which early stopping, the best epoch and every study's choices are made, and the test side is
+    read once, after training, as the run's reported numbers (``metrics["test"]``). ``split_seed="seed"`` takes
+    the run's ``seed`` as the split seed.
     """
 
     dataset: str = "nyt"
@@ -129,8 +138,11 @@ class RunConfig:
     generation_prefixes: int = 0
     input_pipeline: str | None = None
     init_nudge_ulps: int | None = None
+    test_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.split_seed == SPLIT_SEED_FROM_SEED:
+            self.split_seed = self.seed
         objective = objectives.get(self.loss)
         self.weight = objective.check(self.weight)
         self.head = self.head or objective.head
@@ -152,6 +164,11 @@ class RunConfig:
                 raise ValueError(f"{name} must be an integer in [0, 2**32), got {value!r}")
         if not 0.0 < float(self.val_fraction) < 1.0:
             raise ValueError(f"val_fraction must be strictly between 0 and 1, got {self.val_fraction}")
+        if isinstance(self.test_fraction, bool) or not isinstance(self.test_fraction, (int, float)) \
+                or not 0.0 <= float(self.test_fraction) < 1.0 - float(self.val_fraction):
+            raise ValueError(f"test_fraction must be >= 0 (0: no test side) and leave a training side "
+                             f"(val_fraction + test_fraction < 1), got {self.test_fraction!r}")
+        self.test_fraction = float(self.test_fraction)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
@@ -245,7 +262,7 @@ def identity_hash(identity: dict[str, Any]) -> str:
 IDENTITY_COLUMNS = ("dataset", "objective", "parameter", "weight", "head", "seed", "split", "val_fraction",
                     "split_seed", "epochs", "batch_size", "learning_rate", "embedding_dim", "lstm_units", "dropout",
                     "max_sequences", "backend", "jit_compile", "threads", "patience", "tuning",
-                    "generation_prefixes")
+                    "generation_prefixes", "test_fraction")
 
 
 def identity_columns(config: dict[str, Any]) -> dict[str, Any]:

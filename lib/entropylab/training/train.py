@@ -281,7 +281,11 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
 
     ``rows`` and ``bins`` are each epoch's validation metrics and calibration bins, ``seconds`` each epoch's
     training time, ``best_epoch`` the 1-based epoch of the lowest validation cross-entropy (0: none); ``model``
-    holds the weights the run keeps. ``extra`` joins the metrics (the fused engine names itself there). The one-run
+    holds the weights the run keeps. With a test side (``config.test_fraction > 0``) the kept model is evaluated
+    on it once, here (``metrics["test"]``: the validation metrics' names with ``test_`` for ``val_``, and
+    ``test_`` before the others; ``metrics["test_reliability"]``: its calibration bins), the count-model references
+    are scored on it with the Kneser-Ney order chosen on dev, and the generation metrics continue test prefixes.
+    ``extra`` joins the metrics (the fused engine names itself there). The one-run
     path (:func:`run`) and the fused engine (:mod:`entropylab.training.fused`) both end here. ``clock`` (enabled by
     ``$ENTROPYLAB_PHASE_TIMES``) laps the references, the generation metrics and the writing, and goes to
     ``phases.json`` after ``COMPLETE`` (:mod:`entropylab.training.phases`).
@@ -298,8 +302,13 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
     best_epoch = best_epoch if config.patience is not None and best_epoch else len(history)
     clock = clock or PhaseClock(enabled=False)
     clock.lap("run_other")
-    references = ngram_references(data.y_train, data.x_train, data.y_val, data.x_val, corpus.vocab_size)
+    if data.has_test:  # the reported side is test; the Kneser-Ney order is chosen on dev
+        references = ngram_references(data.y_train, data.x_train, data.y_test, data.x_test, corpus.vocab_size,
+                                      kneser_ney=True, heldout=(data.y_val, data.x_val))
+    else:
+        references = ngram_references(data.y_train, data.x_train, data.y_val, data.x_val, corpus.vocab_size)
     clock.lap("references")
+    test, test_bins = _test_metrics(model, data, corpus, config) if status == "complete" else ({}, {})
     generation = _generation(model, data, corpus, config) if status == "complete" else {}
     clock.lap("generation")
     metrics: dict[str, Any] = {
@@ -311,7 +320,9 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
         "best": history.iloc[best_epoch - 1].to_dict() if best_epoch else {},
         "reliability": bins[best_epoch - 1] if best_epoch else {},
         "corpus": corpus.summary(),
-        "split_sizes": {"train": len(data.y_train), "val": len(data.y_val)},
+        "split_sizes": {"train": len(data.y_train), "val": len(data.y_val),
+                        **({"test": len(data.y_test)} if data.has_test else {})},
+        **({"test": test, "test_reliability": test_bins} if test else {}),
         "references": references,
         "final": history.iloc[-1].to_dict() if len(history) else {},
         "generation": generation,
@@ -337,27 +348,51 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
 
 
 def run_split(corpus: Corpus, config: RunConfig) -> Any:
-    """The training and validation sides a config trains and is judged on.
+    """The training, validation (dev) and, with ``test_fraction > 0``, test sides a config trains and is judged on.
 
-    The corpus is capped at ``max_sequences`` and split by ``split``/``val_fraction``/``split_seed``. A tuning run
-    (``config.tuning``) then carves its own validation side out of the *training* side by the same rule (the
-    last ``val_fraction`` of it for ``tail``, whole headlines for ``headline``), so a parameter chosen on it has
-    never seen the validation side that the study reports.
+    The corpus is capped at ``max_sequences`` and split by ``split``/``val_fraction``/``test_fraction``/
+    ``split_seed``. With a test side, a tuning run (``config.tuning``) uses the same sides: its value is chosen on
+    dev, and the test side that the study reports is never read for it. Without one (two sides), a tuning run
+    carves its own validation side out of the *training* side by the same rule (the last ``val_fraction`` of it
+    for ``tail``, whole headlines for ``headline``), so a parameter chosen on it has never seen the validation side
+    that the study then reports.
     """
-    data = corpus.subset(config.max_sequences).split(config.split, config.val_fraction, config.split_seed)
-    if config.tuning:
+    data = corpus.subset(config.max_sequences).split(config.split, config.val_fraction, config.split_seed,
+                                                     config.test_fraction)
+    if config.tuning and not data.has_test:
         data = corpus.select(data.train_index).split(config.split, config.val_fraction, config.split_seed)
     return data
 
 
+def metric_on_test(name: str) -> str:
+    """The name of a validation metric measured on the test side: ``val_x`` -> ``test_x``, ``x`` -> ``test_x``."""
+    return "test_" + (name[4:] if name.startswith("val_") else name)
+
+
+def _test_metrics(model: Any, data: Any, corpus: Corpus, config: RunConfig) -> tuple[dict[str, float], dict]:
+    """The kept model's metrics on the test side, read once (none without one), and its calibration bins."""
+    if not data.has_test:
+        return {}, {}
+    from ..metrics import ValidationEvaluator
+    from ..objectives import keras_loss
+
+    evaluator = ValidationEvaluator(data.x_test, data.y_test, keras_loss(config.loss, config.weight), config.head,
+                                    corpus.true_next)
+    means = evaluator.evaluate(model)
+    bins = {key: value.tolist() for key, value in evaluator.bins.items()}
+    return {metric_on_test(key): value for key, value in means.items()}, bins
+
+
 def _generation(model: Any, data: Any, corpus: Corpus, config: RunConfig) -> dict[str, float]:
-    """Generation metrics of the (best-epoch) model on ``generation_prefixes`` validation prefixes (none at 0)."""
+    """Generation metrics of the (best-epoch) model on ``generation_prefixes`` prefixes of the reported side (test
+    when there is one, else validation; none at 0)."""
     if not config.generation_prefixes:
         return {}
     from ..metrics.generation import choose_prefixes, generation_metrics
 
-    rows = choose_prefixes(len(data.y_val), config.generation_prefixes, config.split_seed)
-    return generation_metrics(model, data.x_val[rows], head=config.head, seed=config.seed,
+    x_reported = data.x_test if data.has_test else data.x_val
+    rows = choose_prefixes(len(x_reported), config.generation_prefixes, config.split_seed)
+    return generation_metrics(model, x_reported[rows], head=config.head, seed=config.seed,
                               true_next=corpus.true_next)
 
 

@@ -67,8 +67,9 @@ def value_figure(results: pd.DataFrame, metric: str = "val_perplexity", settings
                 ax.set_ylabel(f"{objectives.get(objective).label}\n{metric.replace('val_', '')}", fontsize=8)
             ax.set_xlabel(objectives.parameter_name(objective), fontsize=8)
             ax.tick_params(labelsize=7)
-    fig.suptitle(f"{metric} at the best epoch against each objective's value (mean, 95 % band over seeds)\n"
-                 f"grey: cross-entropy; dashed: the value chosen on the tuning carve", fontsize=9)
+    fig.suptitle(f"{metric} (validation/dev side) at the best epoch against each objective's value (mean, 95 % band "
+                 f"over seeds)\ngrey: cross-entropy; dashed: the value chosen on dev (or on the tuning carve of a "
+                 f"two-sided study)", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -128,9 +129,10 @@ def reliability_figure(bins: pd.DataFrame, picks: dict[str, list[tuple[str, floa
 
 def best_two(table: pd.DataFrame) -> list[tuple[str, float]]:
     """Cross-entropy and the two tuned objectives of lowest mean validation cross-entropy in a setting table."""
-    models = table[table["seeds"] > 0]
+    models = table[(table["seeds"] > 0) & table["objective"].isin(objectives.names())]  # not the reference rows
     base = models[models["objective"] == BASELINE]
-    others = models[models["objective"] != BASELINE].sort_values("val_cross_entropy").head(2)
+    column = "cross_entropy" if "cross_entropy" in models.columns else "val_cross_entropy"
+    others = models[models["objective"] != BASELINE].sort_values(column).head(2)
     return [(r.objective, float(r.value)) for r in pd.concat([base, others]).itertuples()]
 
 

@@ -1,43 +1,105 @@
 """The objectives study's tables: per data setting, each objective at its tuned value against cross-entropy.
 
-Every number is a run's **best epoch** (lowest validation cross-entropy under early stopping). Per setting and
-objective the row is the value chosen on the tuning carve (``<experiment>-choices.csv``; cross-entropy has no
-parameter), with, per metric, the mean over seeds and its 95 % t-interval. The verdict against ``cross_entropy``
-is paired by seed (same seed, same split): with ``d_s`` the objective's value minus cross-entropy's for seed ``s``,
-**better** when the 95 % t-interval of ``mean(d)`` lies entirely on the better side of 0 (lower, for
-cross-entropy and ECE), **worse** when entirely on the other side, **no difference** otherwise (the two-sided
-paired t-test at 5 %; 3 seeds give ``t_{0.975, 2} = 4.303``). The grid neighbours of the chosen value are not
-rows: choosing among them by the reported validation numbers would tune on the data reported; they appear in the
-sensitivity figure.
+Every number is a run's **best epoch** (lowest dev cross-entropy under early stopping), read on the run's
+**reported side**: its test side when the runs hold one (``test_fraction > 0``: ``test_*`` columns, read once
+after training), else its validation side (the two-sided studies before issue 21). The table's metric columns have
+the side's prefix removed (``cross_entropy``, ``ece_adaptive``, ...; ``side`` says which). Per setting and objective
+the row is the value chosen on dev (``<experiment>-choices.csv``; cross-entropy has no parameter), with, per metric,
+the mean over seeds and its 95 % t-interval, and (with a test side) ``dev_cross_entropy``, the mean dev
+cross-entropy at the best epoch: the number a later choice among the objectives is made on.
+
+**The verdict** against ``cross_entropy`` is paired by seed (same seed, same split seed: with ``split_seed: seed``
+each seed holds out its own headlines, so the interval covers which headlines were held out, not only the
+initialisation). It follows :mod:`entropylab.analysis.verdicts`, with the rule the parameter file fixed before the
+run (its ``verdicts`` section, saved by the sweep as ``<experiment>-rule.json``): the paired t-test's p-values of
+every comparison of one setting's table (objectives x :data:`VERDICTS` metrics) are corrected together by Holm and
+Bonferroni; **better** / **worse** only when the corrected test (5 %) says so and the mean difference is at least the
+metric's smallest effect worth reporting ``δ``; **no difference** when the 95 % interval lies within ``±δ``;
+**inconclusive** otherwise; **too few seeds** below the rule's ``min_seeds`` pairs. Without a saved rule, ``δ = 0``
+and :data:`entropylab.analysis.verdicts.MIN_PAIRS` seeds. The grid neighbours of the chosen value are not rows
+(choosing among them by the reported numbers would tune on the data reported); they appear in the sensitivity
+figure.
+
+**Reference rows** (per seed's split, mean and interval over the baseline's seeds): the add-one unigram, the bigram
+interpolated at a fixed 0.6, the interpolated modified Kneser-Ney model of the order chosen on dev (runs with a test
+side; its orders are named), and on the synthetic corpus the source itself, whose cross-entropy is the floor
+``H(q)``.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ... import objectives
-from ...analysis.stats import paired_difference, paired_verdict, seed_band
-from ...experiments.results import best_epoch, load_results, results_fix, results_path
+from ...analysis.stats import seed_band
+from ...analysis.verdicts import MIN_PAIRS, paired_test, table_verdicts
+from ...experiments.results import best_epoch, load_results, results_fix, results_path, rule_path
 from ...training import store
 
 BASELINE = objectives.CROSS_ENTROPY
-#: Metrics of every setting, in table order (lower is better for the first, higher for accuracy, see the doc).
-METRICS = ("val_cross_entropy", "val_perplexity", "val_accuracy", "val_ece", "val_brier", "val_entropy_gap",
+#: Metrics of every setting without the side's prefix, in table order (lower is better but for accuracy).
+METRICS = ("cross_entropy", "perplexity", "accuracy", "ece_adaptive", "ece", "brier", "entropy_gap",
            "gen_greedy_distinct_2", "gen_greedy_repeat", "gen_sample_distinct_1", "gen_sample_distinct_2",
            "gen_sample_repeat")
 #: Metrics only the synthetic corpus has (its exact next-word law).
 TRUE_METRICS = ("true_kl", "entropy_floor", "gen_greedy_true_loglik", "gen_sample_true_loglik")
-#: Metrics that get a paired verdict against cross-entropy, and whether lower is better.
-VERDICTS = {"val_cross_entropy": True, "val_ece": True}
-SHORT = {"val_cross_entropy": "CE", "val_perplexity": "ppl", "val_accuracy": "acc", "val_ece": "ECE",
-         "val_brier": "Brier", "val_entropy_gap": "H-CE", "gen_greedy_distinct_2": "greedy d2",
+#: Metrics that get a paired verdict against cross-entropy, and whether lower is better (each where measured; the
+#: adaptive ECE is the calibration verdict, the equal-width one only where the adaptive one was not measured).
+VERDICTS = {"cross_entropy": True, "ece_adaptive": True, "true_kl": True}
+SHORT = {"cross_entropy": "CE", "perplexity": "ppl", "accuracy": "acc", "ece_adaptive": "ECE (adaptive)",
+         "ece": "ECE (equal width)", "brier": "Brier", "entropy_gap": "H-CE", "gen_greedy_distinct_2": "greedy d2",
          "gen_greedy_repeat": "greedy rep", "gen_sample_distinct_1": "sample d1", "gen_sample_distinct_2": "sample d2",
          "gen_sample_repeat": "sample rep", "true_kl": "true KL", "entropy_floor": "H(q)",
          "gen_greedy_true_loglik": "greedy true ll", "gen_sample_true_loglik": "sample true ll"}
+
+
+@dataclass(frozen=True)
+class VerdictRule:
+    """The verdict rule of a study, fixed in its parameter file before the run: the smallest effect worth reporting
+    per metric (``smallest_effect``, in the metric's units; a metric not named gets 0) and the fewest seeds."""
+
+    smallest_effect: dict[str, float] = field(default_factory=dict)
+    min_seeds: int = MIN_PAIRS
+
+    def effect(self, metric: str) -> float:
+        return float(self.smallest_effect.get(metric, 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"smallest_effect": dict(self.smallest_effect), "min_seeds": self.min_seeds}
+
+
+def load_rule(experiment: str, output_root: str | os.PathLike | None = None) -> VerdictRule:
+    """The saved :class:`VerdictRule` of a study (the default one when none was saved)."""
+    path = rule_path(experiment, output_root)
+    if not path.is_file():
+        return VerdictRule()
+    values = store.read_json(path)
+    return VerdictRule({k: float(v) for k, v in (values.get("smallest_effect") or {}).items()},
+                       int(values.get("min_seeds", MIN_PAIRS)))
+
+
+def reported_side(results: pd.DataFrame) -> str:
+    """``test`` when the runs hold a test side (a ``test_cross_entropy`` column with values), else ``val``."""
+    column = results.get("test_cross_entropy")
+    return "test" if column is not None and column.notna().any() else "val"
+
+
+def side_column(metric: str, side: str) -> str:
+    """The results column of ``metric`` on ``side``: ``val_cross_entropy``, ``test_cross_entropy``, ``true_kl`` (the
+    validation side's law metrics have no prefix), ``test_true_kl``; the generation metrics are the reported side's
+    already."""
+    if metric.startswith("gen_"):
+        return metric
+    if metric in ("true_kl", "entropy_floor"):
+        return metric if side == "val" else f"test_{metric}"
+    return f"{side}_{metric}"
 
 
 def setting_name(dataset: str, split: str) -> str:
@@ -86,61 +148,107 @@ def chosen_runs(results: pd.DataFrame, choices: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def _metrics(frame: pd.DataFrame) -> list[str]:
+def _metrics(frame: pd.DataFrame, side: str) -> list[str]:
     names = [*METRICS, *TRUE_METRICS]
-    return [m for m in names if m in frame.columns and frame[m].notna().any()]
+    return [m for m in names if side_column(m, side) in frame.columns and frame[side_column(m, side)].notna().any()]
 
 
-def setting_table(results: pd.DataFrame, choices: pd.DataFrame, setting: str) -> pd.DataFrame:
-    """One row per objective in ``setting`` (cross-entropy first): its value, seeds, each metric's ``mean``,
-    ``low`` and ``high`` (95 % t-interval) and, for :data:`VERDICTS`, the paired difference to cross-entropy with
-    its interval and verdict (see the module docstring)."""
+def _band_row(values: np.ndarray, metric: str) -> dict[str, float]:
+    finite = values[np.isfinite(values)]
+    low, high = seed_band(finite)
+    return {metric: float(finite.mean()) if len(finite) else np.nan, f"{metric}_low": low, f"{metric}_high": high}
+
+
+def setting_table(results: pd.DataFrame, choices: pd.DataFrame, setting: str,
+                  rule: VerdictRule | None = None) -> pd.DataFrame:
+    """One row per objective in ``setting`` (cross-entropy first), then the reference rows: its value, seeds, each
+    metric's ``mean``, ``low`` and ``high`` (95 % t-interval) on the reported side and, for :data:`VERDICTS`, the
+    paired difference to cross-entropy with its interval, Holm-corrected p-value and verdict under ``rule`` (see the
+    module docstring)."""
+    rule = rule or VerdictRule()
     runs = chosen_runs(results[results["setting"] == setting], choices[choices["setting"] == setting])
-    metrics = _metrics(runs)
+    side = reported_side(runs)
+    metrics = _metrics(runs, side)
+    judged = [m for m in VERDICTS if m in metrics]
+    if "ece_adaptive" not in judged and "ece" in metrics:  # runs made before the adaptive ECE existed
+        judged.insert(1, "ece")
     baseline = runs[runs["objective"] == BASELINE].set_index("seed")
     at_edge = {r.objective: bool(r.at_edge) for r in choices[choices["setting"] == setting].itertuples()}
-    rows = []
+    rows, comparisons = [], []
     order = [BASELINE, *[o for o in objectives.names() if o != BASELINE]]
     for objective in [o for o in order if o in set(runs["objective"])]:
         frame = runs[runs["objective"] == objective].set_index("seed").sort_index()
-        row = {"setting": setting, "objective": objective, "parameter": objectives.parameter_name(objective),
-               "value": float(frame["weight"].iloc[0]), "at_edge": at_edge.get(objective, False),
-               "seeds": len(frame), "best_epoch": float(frame["best_epoch"].mean())}
+        row: dict[str, Any] = {"setting": setting, "objective": objective, "side": side,
+                               "parameter": objectives.parameter_name(objective),
+                               "value": float(frame["weight"].iloc[0]), "at_edge": at_edge.get(objective, False),
+                               "seeds": len(frame), "best_epoch": float(frame["best_epoch"].mean())}
+        if side == "test":  # what a later choice may use (the decoding study's best objective): dev, never test
+            row["dev_cross_entropy"] = float(frame["val_cross_entropy"].mean())
         for metric in metrics:
-            values = frame[metric].to_numpy(dtype=float)
-            finite = values[np.isfinite(values)]
-            low, high = seed_band(finite)
-            row.update({f"{metric}": float(finite.mean()) if len(finite) else np.nan, f"{metric}_low": low,
-                        f"{metric}_high": high})
-        for metric, lower_is_better in VERDICTS.items():
+            row.update(_band_row(frame[side_column(metric, side)].to_numpy(dtype=float), metric))
+        for metric in judged:
+            column = side_column(metric, side)
             seeds = sorted(set(frame.index) & set(baseline.index))
-            a = frame.loc[seeds, metric].to_numpy(dtype=float)
-            b = baseline.loc[seeds, metric].to_numpy(dtype=float)
-            mean, low, high, _ = paired_difference(a, b)
-            row.update({f"delta_{metric}": mean, f"delta_{metric}_low": low, f"delta_{metric}_high": high,
-                        f"verdict_{metric}": "baseline" if objective == BASELINE else
-                        paired_verdict(a, b, lower_is_better)})
+            comparison = paired_test(frame.loc[seeds, column].to_numpy(dtype=float),
+                                     baseline.loc[seeds, column].to_numpy(dtype=float))
+            row.update({f"delta_{metric}": comparison.mean, f"delta_{metric}_low": comparison.low,
+                        f"delta_{metric}_high": comparison.high, f"p_{metric}": comparison.p})
+            if objective != BASELINE:
+                comparisons.append((len(rows), metric, comparison))
+            else:
+                row[f"verdict_{metric}"] = "baseline"
         rows.append(row)
-    table = pd.DataFrame(rows)
-    for name in ("unigram", "bigram"):  # the count models on the same split (identical for every run of it)
-        column = f"ref_{name}_cross_entropy"
-        if column in runs.columns and len(runs):
-            value = float(runs[column].iloc[0])
-            table = pd.concat([table, pd.DataFrame([{"setting": setting, "objective": f"{name} count model",
-                                                     "parameter": "", "seeds": 0, "val_cross_entropy": value,
-                                                     "val_perplexity": float(np.exp(value))}])], ignore_index=True)
-    return table
+    outcomes = table_verdicts([c for _, _, c in comparisons], [rule.effect(m) for _, m, _ in comparisons],
+                              [VERDICTS.get(m, True) for _, m, _ in comparisons], min_pairs=rule.min_seeds)
+    for (position, metric, _), (corrected, outcome) in zip(comparisons, outcomes, strict=True):
+        rows[position].update({f"p_holm_{metric}": corrected, f"verdict_{metric}": outcome,
+                               f"effect_{metric}": rule.effect(metric)})
+    return pd.concat([pd.DataFrame(rows), reference_rows(runs, setting, side)], ignore_index=True)
 
 
-def readable(table: pd.DataFrame, metrics: tuple[str, ...] = ("val_cross_entropy", "val_perplexity", "val_ece",
-                                                                "val_brier", "val_entropy_gap", "gen_sample_distinct_2",
+#: The reference rows: (name in the table, its results column without ``ref_``).
+REFERENCES = (("add-one unigram", "unigram_cross_entropy"), ("bigram (interpolated, 0.6)", "bigram_cross_entropy"),
+              ("Kneser-Ney (order chosen on dev)", "kneser_ney_cross_entropy"))
+
+
+def reference_rows(runs: pd.DataFrame, setting: str, side: str) -> pd.DataFrame:
+    """The count models and, on the synthetic corpus, the source's floor, each on the baseline runs' splits (one
+    value per seed, since each seed may hold out its own headlines): mean and interval over those seeds."""
+    base = runs[runs["objective"] == BASELINE].sort_values("seed")
+    rows = []
+    for name, key in REFERENCES:
+        column = f"ref_{key}"
+        if column not in base.columns or base[column].isna().all():
+            continue
+        row: dict[str, Any] = {"setting": setting, "objective": name, "side": side, "parameter": "",
+                               "seeds": len(base), **_band_row(base[column].to_numpy(dtype=float), "cross_entropy")}
+        row["perplexity"] = float(np.exp(row["cross_entropy"]))
+        if key.startswith("kneser_ney") and "ref_kneser_ney_order" in base.columns:
+            orders = sorted({int(o) for o in base["ref_kneser_ney_order"].dropna()})
+            row.update({"parameter": "order", "value": orders[0] if len(orders) == 1 else math.nan,
+                        "orders": " ".join(str(o) for o in orders)})
+        rows.append(row)
+    floor = side_column("entropy_floor", side)
+    if floor in base.columns and base[floor].notna().any():
+        row = {"setting": setting, "objective": "source (the floor H(q))", "side": side, "parameter": "",
+               "seeds": len(base), **_band_row(base[floor].to_numpy(dtype=float), "cross_entropy")}
+        row["perplexity"] = float(np.exp(row["cross_entropy"]))
+        row["true_kl"] = 0.0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def readable(table: pd.DataFrame, metrics: tuple[str, ...] = ("cross_entropy", "perplexity", "ece_adaptive", "ece",
+                                                                "brier", "entropy_gap", "gen_sample_distinct_2",
                                                                 "gen_greedy_repeat", "true_kl",
                                                                 "gen_sample_true_loglik")) -> pd.DataFrame:
     """A :func:`setting_table` as text cells ``mean [low, high]`` for the README and the notebook."""
     out = pd.DataFrame({"objective": table["objective"]})
-    out["value"] = [("" if p in ("", "none") or pd.isna(v) else f"{p}={v:g}" + (" (edge)" if e is True else ""))
-                    for p, v, e in zip(table["parameter"], table.get("value", np.nan), table.get("at_edge", False),
-                                       strict=True)]
+    orders = table["orders"] if "orders" in table.columns else pd.Series([np.nan] * len(table))
+    out["value"] = [("" if p in ("", "none") or pd.isna(p) or (pd.isna(v) and pd.isna(o)) else
+                     f"order {o}" if p == "order" else f"{p}={v:g}" + (" (edge)" if e is True else ""))
+                    for p, v, e, o in zip(table["parameter"], table.get("value", np.nan),
+                                          table.get("at_edge", False), orders, strict=True)]
     for metric in metrics:
         if metric not in table.columns or table[metric].isna().all():
             continue
@@ -149,11 +257,11 @@ def readable(table: pd.DataFrame, metrics: tuple[str, ...] = ("val_cross_entropy
             "" if pd.isna(m) else (f"{m:.3g}" if low is None or pd.isna(low.iloc[i]) or low.iloc[i] == high.iloc[i]
                                    else f"{m:.3g} [{low.iloc[i]:.3g}, {high.iloc[i]:.3g}]")
             for i, m in enumerate(table[metric])]
-    for metric in VERDICTS:
-        column = f"delta_{metric}"
-        if column in table.columns:
+    for metric in [*VERDICTS, "ece"]:
+        column = f"verdict_{metric}"
+        if column in table.columns and table[column].notna().any():
             out[f"Δ{SHORT[metric]} vs CE"] = [
-                "" if pd.isna(m) or v == "baseline" else f"{m:+.3g} [{lo:+.3g}, {hi:+.3g}] {v}"
-                for m, lo, hi, v in zip(table[column], table[f"{column}_low"], table[f"{column}_high"],
-                                        table[f"verdict_{metric}"], strict=True)]
+                "" if pd.isna(v) or v == "baseline" else f"{m:+.3g} [{lo:+.3g}, {hi:+.3g}] {v}"
+                for m, lo, hi, v in zip(table[f"delta_{metric}"], table[f"delta_{metric}_low"],
+                                        table[f"delta_{metric}_high"], table[column], strict=True)]
     return out.fillna("")
