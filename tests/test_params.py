@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,33 @@ def test_a_bad_scheduler_address_is_one_line_on_the_command_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip() == ("error: --scheduler: got 'tcp://lab'; expected a Dask scheduler address "
                                      "tcp://HOST:PORT such as tcp://10.0.0.5:8786 (here: no port)")
+
+
+VERDICT_FILE = """experiment: v
+runs:
+  - notebook: notebooks/07_objectives_train.ipynb
+    grid: {{loss: cross_entropy, dataset: synthetic}}
+verdicts: {section}
+"""
+
+
+def test_the_verdict_rule_is_read_from_the_file(tmp_path):
+    path = write(tmp_path, VERDICT_FILE.format(section="{smallest_effect: {cross_entropy: 0.01, ece_adaptive: "
+                                                       "'5e-3'}, min_seeds: 6}"))
+    assert load_params(path).verdicts == {"smallest_effect": {"cross_entropy": 0.01, "ece_adaptive": 0.005},
+                                          "min_seeds": 6}
+    study = load_params(ROOT / "params" / "objectives.yaml")
+    assert study.verdicts["min_seeds"] >= 5 and study.verdicts["smallest_effect"]["cross_entropy"] > 0
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ("{smallest_effect: {cross_entropy: -0.01}}", "verdicts.smallest_effect.cross_entropy: got -0.01; expected a "
+                                                  "finite number >= 0"),
+    ("{smallest_effect: {cross_entropy: .nan}}", "verdicts.smallest_effect.cross_entropy: got nan"),
+    ("{min_seeds: 1}", "verdicts.min_seeds: got 1; expected an integer >= 2"),
+    ("{alpha: 0.1}", "verdicts.alpha: unknown key; expected one of smallest_effect, min_seeds"),
+])
+def test_a_bad_verdict_rule_is_one_clear_line(tmp_path, section, message):
+    with pytest.raises(ParamsError, match=re.escape(message)) as caught:
+        load_params(write(tmp_path, VERDICT_FILE.format(section=section)))
+    assert "\n" not in str(caught.value)

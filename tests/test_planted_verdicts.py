@@ -87,8 +87,8 @@ def test_the_holm_correction_can_take_a_verdict_away():
     choices = [{"setting": "s", "objective": "label_smoothing", "chosen": 0.1, "at_edge": False}]
     alone = tables.setting_table(pd.DataFrame(rows), pd.DataFrame(choices), "s").set_index("objective")
     assert alone.loc["label_smoothing", "verdict_cross_entropy"] == "better"
-    for k, objective in enumerate(["confidence_penalty", "beta_divergence", "alpha_divergence", "gamma_divergence",
-                                   "entropy_minimization"]):
+    for objective in ["confidence_penalty", "beta_divergence", "alpha_divergence", "gamma_divergence",
+                      "entropy_minimization"]:
         rows += [{"setting": "s", "objective": objective, "weight": 0.1, "seed": s, "best_epoch": 1,
                   "test_cross_entropy": base[s] + rng.normal(0, 0.05)} for s in range(5)]
         choices.append({"setting": "s", "objective": objective, "chosen": 0.1, "at_edge": False})
