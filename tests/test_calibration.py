@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from entropylab.bench.pipelines import backend_available
@@ -255,3 +256,72 @@ def test_the_fused_groups_evaluator_gives_the_one_run_evaluators_calibration():
             assert fused_bins["adaptive_correct"] == bins["adaptive_correct"]
             np.testing.assert_allclose(fused_bins["adaptive_confidence"], bins["adaptive_confidence"], rtol=1e-5)
             np.testing.assert_allclose(fused_bins["adaptive_edges"], bins["adaptive_edges"], rtol=1e-5)
+
+
+# -- the objectives study: verdicts and reliability figures on the adaptive bins, older results still read ----------
+
+def test_the_calibration_verdict_is_on_the_adaptive_ece_where_the_results_have_it():
+    from entropylab.studies.objectives.tables import verdict_columns, verdict_metrics
+
+    old = pd.DataFrame({"val_cross_entropy": [1.0, 2.0], "val_ece": [0.1, 0.2]})
+    assert verdict_metrics(old) == {"val_cross_entropy": True, "val_ece": True}
+    new = old.assign(val_ece_adaptive=[0.3, 0.4])
+    assert verdict_metrics(new) == {"val_cross_entropy": True, "val_ece_adaptive": True}
+    mixed = old.assign(val_ece_adaptive=[0.3, np.nan])  # one run saved before the column: the old verdict
+    assert verdict_metrics(mixed) == {"val_cross_entropy": True, "val_ece": True}
+    table = pd.DataFrame(columns=["delta_val_cross_entropy", "delta_val_ece"])
+    assert verdict_columns(table) == ["val_cross_entropy", "val_ece"]
+
+
+def _bins_frame(adaptive: bool) -> pd.DataFrame:
+    from entropylab.studies.objectives.figures import RELIABILITY_COLUMNS
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for objective, weight in (("cross_entropy", 0.0), ("label_smoothing", 0.1)):
+        for seed in (0, 1):
+            for k in range(K):
+                count = 10.0
+                rows.append({"setting": "nyt/tail", "objective": objective, "weight": weight, "seed": seed, "bin": k,
+                             "count": count if k == 0 else 0.0, "confidence": 0.4 if k == 0 else 0.0,
+                             "correct": 1.0 if k == 0 else 0.0, "binning": "equal_width", "low": k / K,
+                             "high": (k + 1) / K})
+                if adaptive:
+                    rows.append({"setting": "nyt/tail", "objective": objective, "weight": weight, "seed": seed,
+                                 "bin": k, "count": count, "confidence": count * (0.02 + 0.002 * k),
+                                 "correct": float(rng.integers(0, 4)), "binning": "adaptive",
+                                 "low": 0.02 + 0.002 * k, "high": 0.022 + 0.002 * k})
+    return pd.DataFrame(rows, columns=list(RELIABILITY_COLUMNS))
+
+
+@pytest.mark.parametrize("kind", ["adaptive", "equal_width", "old_csv"])
+def test_the_reliability_figure_shows_the_adaptive_bins_when_there_are_some(kind):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from entropylab.studies.objectives.figures import BINNING_LABELS, panel_binning, reliability_figure
+
+    bins = _bins_frame(adaptive=kind == "adaptive")
+    if kind == "old_csv":  # an <experiment>-reliability.csv written before the adaptive bins
+        bins = bins.drop(columns=["binning", "low", "high"])
+    expected = "adaptive" if kind == "adaptive" else "equal_width"
+    assert panel_binning(bins) == expected
+    picks = {"nyt/tail": [("cross_entropy", 0.0), ("label_smoothing", 0.1)]}
+    fig = reliability_figure(bins, picks)
+    ax = fig.axes[0]
+    assert ax.get_title() == f"nyt/tail: {BINNING_LABELS[expected]}"
+    assert BINNING_LABELS[expected] in fig._suptitle.get_text()
+    points = ax.lines[1].get_xydata()  # the first configuration's line (after the diagonal)
+    assert len(points) == (K if expected == "adaptive" else 1)
+    plt.close(fig)
+
+
+def test_a_panel_never_mixes_the_two_binnings():
+    """A configuration without adaptive bins (an older run) puts its panel back on the equal-width ones."""
+    from entropylab.studies.objectives.figures import panel_binning
+
+    mixed = _bins_frame(adaptive=True)
+    mixed = mixed[~((mixed["binning"] == "adaptive") & (mixed["objective"] == "label_smoothing"))]
+    assert panel_binning(mixed) == "equal_width"

@@ -50,7 +50,8 @@ def load_reliability(experiment: str, output_root: str | os.PathLike | None = No
 
 def findings(numeric: dict[str, pd.DataFrame]) -> list[str]:
     """One plain sentence per setting from its table: which objectives beat cross-entropy on validation
-    cross-entropy and on ECE by the paired rule, and which lose."""
+    cross-entropy and on calibration (the adaptive ECE, or the equal-width one for older results) by the paired
+    rule, and which lose."""
     lines = []
     for setting, table in numeric.items():
         models = table[(table["seeds"] > 0) & (table["objective"] != tables.BASELINE)]
@@ -60,24 +61,27 @@ def findings(numeric: dict[str, pd.DataFrame]) -> list[str]:
         def named(column: str, verdict: str, models: pd.DataFrame = models) -> str:
             return ", ".join(models.loc[models[column] == verdict, "objective"]) or "none"
 
+        calibration = next((m for m in tables.verdict_columns(table) if m != "val_cross_entropy"), None)
+        name = tables.SHORT.get(calibration, calibration)
+        on_calibration = (f"; better on {name}: {named(f'verdict_{calibration}', 'better')}; worse on {name}: "
+                          f"{named(f'verdict_{calibration}', 'worse')}" if calibration else "")
         base = table[table["objective"] == tables.BASELINE]
         ce = float(base["val_cross_entropy"].iloc[0]) if len(base) else float("nan")
         lines.append(f"{setting}: cross-entropy reaches {ce:.3f} nats; better than it on validation cross-entropy: "
                      f"{named('verdict_val_cross_entropy', 'better')}; worse: "
-                     f"{named('verdict_val_cross_entropy', 'worse')}; better on ECE: "
-                     f"{named('verdict_val_ece', 'better')}; worse on ECE: {named('verdict_val_ece', 'worse')}"
+                     f"{named('verdict_val_cross_entropy', 'worse')}{on_calibration}"
                      + (f"; no verdict (fewer than 3 seeds): {named('verdict_val_cross_entropy', 'too few seeds')}"
                         if (models["verdict_val_cross_entropy"] == "too few seeds").any() else "") + ".")
     return lines
 
 
 #: The columns of the short tables (README): the value, cross-entropy and calibration with verdicts, diversity.
-SHORT_METRICS = ("val_cross_entropy", "val_ece", "gen_sample_distinct_2", "true_kl")
+SHORT_METRICS = ("val_cross_entropy", "val_ece", "val_ece_adaptive", "gen_sample_distinct_2", "true_kl")
 
 
 def short_tables(report: StudyReport) -> str:
-    """One compact Markdown table per setting (objective, value, cross-entropy, ECE, sample distinct-2, true KL
-    and the two verdicts), for the README."""
+    """One compact Markdown table per setting (objective, value, cross-entropy, ECE, adaptive ECE where the results
+    have it, sample distinct-2, true KL and the two verdicts), for the README."""
     from ...analysis.tables import to_markdown
 
     parts = []

@@ -6,7 +6,10 @@ parameter), with, per metric, the mean over seeds and its 95 % t-interval. The v
 is paired by seed (same seed, same split): with ``d_s`` the objective's value minus cross-entropy's for seed ``s``,
 **better** when the 95 % t-interval of ``mean(d)`` lies entirely on the better side of 0 (lower, for
 cross-entropy and ECE), **worse** when entirely on the other side, **no difference** otherwise (the two-sided
-paired t-test at 5 %; 3 seeds give ``t_{0.975, 2} = 4.303``). The grid neighbours of the chosen value are not
+paired t-test at 5 %; 3 seeds give ``t_{0.975, 2} = 4.303``). The calibration verdict is on the adaptive ECE
+(``val_ece_adaptive``, 15 equal-count bins: the equal-width ``val_ece`` puts a flat model's every prediction in its
+first bin); results saved before that column existed get it on ``val_ece`` (:data:`VERDICT_FALLBACKS`,
+:func:`verdict_metrics`). The grid neighbours of the chosen value are not
 rows: choosing among them by the reported validation numbers would tune on the data reported; they appear in the
 sensitivity figure.
 """
@@ -26,15 +29,18 @@ from ...training import store
 
 BASELINE = objectives.CROSS_ENTROPY
 #: Metrics of every setting, in table order (lower is better for the first, higher for accuracy, see the doc).
-METRICS = ("val_cross_entropy", "val_perplexity", "val_accuracy", "val_ece", "val_brier", "val_entropy_gap",
-           "gen_greedy_distinct_2", "gen_greedy_repeat", "gen_sample_distinct_1", "gen_sample_distinct_2",
-           "gen_sample_repeat")
+METRICS = ("val_cross_entropy", "val_perplexity", "val_accuracy", "val_ece", "val_ece_adaptive", "val_brier",
+           "val_entropy_gap", "gen_greedy_distinct_2", "gen_greedy_repeat", "gen_sample_distinct_1",
+           "gen_sample_distinct_2", "gen_sample_repeat")
 #: Metrics only the synthetic corpus has (its exact next-word law).
 TRUE_METRICS = ("true_kl", "entropy_floor", "gen_greedy_true_loglik", "gen_sample_true_loglik")
 #: Metrics that get a paired verdict against cross-entropy, and whether lower is better.
-VERDICTS = {"val_cross_entropy": True, "val_ece": True}
+VERDICTS = {"val_cross_entropy": True, "val_ece_adaptive": True}
+#: The metric a verdict falls back to where results lack its column (runs saved before it existed).
+VERDICT_FALLBACKS = {"val_ece_adaptive": "val_ece"}
 SHORT = {"val_cross_entropy": "CE", "val_perplexity": "ppl", "val_accuracy": "acc", "val_ece": "ECE",
-         "val_brier": "Brier", "val_entropy_gap": "H-CE", "gen_greedy_distinct_2": "greedy d2",
+         "val_ece_adaptive": "adaptive ECE", "val_brier": "Brier", "val_entropy_gap": "H-CE",
+         "gen_greedy_distinct_2": "greedy d2",
          "gen_greedy_repeat": "greedy rep", "gen_sample_distinct_1": "sample d1", "gen_sample_distinct_2": "sample d2",
          "gen_sample_repeat": "sample rep", "true_kl": "true KL", "entropy_floor": "H(q)",
          "gen_greedy_true_loglik": "greedy true ll", "gen_sample_true_loglik": "sample true ll"}
@@ -91,12 +97,34 @@ def _metrics(frame: pd.DataFrame) -> list[str]:
     return [m for m in names if m in frame.columns and frame[m].notna().any()]
 
 
+def verdict_metrics(runs: pd.DataFrame) -> dict[str, bool]:
+    """:data:`VERDICTS` for ``runs`` (the rows that are compared): a metric whose column is missing, or has a gap
+    where its :data:`VERDICT_FALLBACKS` entry has a value (some runs saved before it existed), is replaced by that
+    entry; a metric with neither column is left out."""
+    chosen = {}
+    for metric, lower_is_better in VERDICTS.items():
+        fallback = VERDICT_FALLBACKS.get(metric)
+        has_fallback = fallback is not None and fallback in runs.columns
+        if metric in runs.columns and not (has_fallback and (runs[metric].isna() & runs[fallback].notna()).any()):
+            chosen[metric] = lower_is_better
+        elif has_fallback:
+            chosen[fallback] = lower_is_better
+    return chosen
+
+
+def verdict_columns(table: pd.DataFrame) -> list[str]:
+    """The metrics a :func:`setting_table` has verdicts on (``delta_<metric>`` columns), in :data:`VERDICTS` order."""
+    candidates = [m for metric in VERDICTS for m in (metric, VERDICT_FALLBACKS.get(metric)) if m]
+    return [m for m in candidates if f"delta_{m}" in table.columns]
+
+
 def setting_table(results: pd.DataFrame, choices: pd.DataFrame, setting: str) -> pd.DataFrame:
     """One row per objective in ``setting`` (cross-entropy first): its value, seeds, each metric's ``mean``,
     ``low`` and ``high`` (95 % t-interval) and, for :data:`VERDICTS`, the paired difference to cross-entropy with
-    its interval and verdict (see the module docstring)."""
+    its interval and verdict (see the module docstring; the metrics of :func:`verdict_metrics`)."""
     runs = chosen_runs(results[results["setting"] == setting], choices[choices["setting"] == setting])
     metrics = _metrics(runs)
+    verdicts = verdict_metrics(runs)
     baseline = runs[runs["objective"] == BASELINE].set_index("seed")
     at_edge = {r.objective: bool(r.at_edge) for r in choices[choices["setting"] == setting].itertuples()}
     rows = []
@@ -112,7 +140,7 @@ def setting_table(results: pd.DataFrame, choices: pd.DataFrame, setting: str) ->
             low, high = seed_band(finite)
             row.update({f"{metric}": float(finite.mean()) if len(finite) else np.nan, f"{metric}_low": low,
                         f"{metric}_high": high})
-        for metric, lower_is_better in VERDICTS.items():
+        for metric, lower_is_better in verdicts.items():
             seeds = sorted(set(frame.index) & set(baseline.index))
             a = frame.loc[seeds, metric].to_numpy(dtype=float)
             b = baseline.loc[seeds, metric].to_numpy(dtype=float)
@@ -132,10 +160,13 @@ def setting_table(results: pd.DataFrame, choices: pd.DataFrame, setting: str) ->
     return table
 
 
-def readable(table: pd.DataFrame, metrics: tuple[str, ...] = ("val_cross_entropy", "val_perplexity", "val_ece",
-                                                                "val_brier", "val_entropy_gap", "gen_sample_distinct_2",
-                                                                "gen_greedy_repeat", "true_kl",
-                                                                "gen_sample_true_loglik")) -> pd.DataFrame:
+#: The columns of :func:`readable`'s table, in order (those a table lacks are left out).
+READABLE_METRICS = ("val_cross_entropy", "val_perplexity", "val_ece", "val_ece_adaptive", "val_brier",
+                    "val_entropy_gap", "gen_sample_distinct_2", "gen_greedy_repeat", "true_kl",
+                    "gen_sample_true_loglik")
+
+
+def readable(table: pd.DataFrame, metrics: tuple[str, ...] = READABLE_METRICS) -> pd.DataFrame:
     """A :func:`setting_table` as text cells ``mean [low, high]`` for the README and the notebook."""
     out = pd.DataFrame({"objective": table["objective"]})
     out["value"] = [("" if p in ("", "none") or pd.isna(v) else f"{p}={v:g}" + (" (edge)" if e is True else ""))
@@ -149,7 +180,7 @@ def readable(table: pd.DataFrame, metrics: tuple[str, ...] = ("val_cross_entropy
             "" if pd.isna(m) else (f"{m:.3g}" if low is None or pd.isna(low.iloc[i]) or low.iloc[i] == high.iloc[i]
                                    else f"{m:.3g} [{low.iloc[i]:.3g}, {high.iloc[i]:.3g}]")
             for i, m in enumerate(table[metric])]
-    for metric in VERDICTS:
+    for metric in verdict_columns(table):
         column = f"delta_{metric}"
         if column in table.columns:
             out[f"Δ{SHORT[metric]} vs CE"] = [
