@@ -40,8 +40,8 @@ def test_tuning_chooses_on_the_carve_then_runs_the_chosen_value_with_every_seed(
         assert sorted(runs["seed"].unique()) == [0, 1]
         best = pd.Series(map(float, row.tuning_cross_entropy.split())).idxmin()
         assert float(row.grid.split()[best]) == row.chosen  # the lowest tuning score wins
-    assert {"best_epoch", "val_ece", "val_brier", "val_entropy_gap", "gen_sample_distinct_2", "true_kl",
-            "gen_greedy_true_loglik"} <= set(results.columns)
+    assert {"best_epoch", "val_ece", "val_ece_adaptive", "val_brier", "val_entropy_gap", "gen_sample_distinct_2",
+            "true_kl", "gen_greedy_true_loglik"} <= set(results.columns)
     assert "tuned label_smoothing on synthetic/headline" in stdout
 
 
@@ -53,9 +53,14 @@ def test_the_report_writes_one_table_per_setting_with_verdicts_and_the_figures(s
         assert list(numbers["objective"][:2]) == ["cross_entropy", "label_smoothing"]
         assert {"unigram count model", "bigram count model"} <= set(numbers["objective"])
         assert numbers.loc[1, "verdict_val_cross_entropy"] == "too few seeds"  # two seeds: no verdict is given
+        assert "verdict_val_ece_adaptive" in numbers.columns and "verdict_val_ece" not in numbers.columns
         assert numbers.loc[0, "val_cross_entropy_low"] <= numbers.loc[0, "val_cross_entropy"] <= \
             numbers.loc[0, "val_cross_entropy_high"]
         assert "true KL" in (tables / f"{setting}.md").read_text()
+    reliability = pd.read_csv(root / "results" / "objectives-smoke-reliability.csv")
+    assert set(reliability["binning"]) == {"equal_width", "adaptive"}  # the figure shows the adaptive bins
+    adaptive = reliability[reliability["binning"] == "adaptive"]
+    assert (adaptive.groupby(["objective", "weight", "seed", "setting"])["count"].sum() > 0).all()
     for figure in ("perplexity_vs_value", "reliability", "true_kl_vs_value"):
         assert (root / "figures" / "objectives-smoke" / f"{figure}.png").stat().st_size > 10_000
     notebook = json.loads((root / "notebooks" / "objectives-smoke" / "07_objectives.ipynb").read_text())
