@@ -40,9 +40,9 @@ def test_tuning_chooses_on_dev_then_runs_the_chosen_value_with_every_seed(study)
         assert sorted(runs["seed"].unique()) == [0, 1]
         best = pd.Series(map(float, row.tuning_cross_entropy.split())).idxmin()
         assert float(row.grid.split()[best]) == row.chosen  # the lowest tuning score wins
-    assert {"best_epoch", "val_ece", "val_brier", "val_entropy_gap", "gen_sample_distinct_2", "true_kl",
-            "gen_greedy_true_loglik", "test_cross_entropy", "test_true_kl", "ref_kneser_ney_cross_entropy"} <= \
-        set(results.columns)
+    assert {"best_epoch", "val_ece", "val_ece_adaptive", "val_brier", "val_entropy_gap", "gen_sample_distinct_2",
+            "true_kl", "gen_greedy_true_loglik", "test_cross_entropy", "test_true_kl", "test_ece_adaptive",
+            "ref_kneser_ney_cross_entropy"} <= set(results.columns)
     assert (results["split_seed"] == results["seed"]).all() and (results["test_fraction"] == 0.2).all()
     # the choice is made on dev: the tuning runs' sides are the reported runs' sides, and test is not read for it
     assert set(tuned["test_fraction"]) == {0.2}
@@ -64,7 +64,12 @@ def test_the_report_writes_one_table_per_setting_with_verdicts_and_the_figures(s
         assert numbers.loc[1, "verdict_cross_entropy"] == "too few seeds"  # two seeds, the rule asks for 5
         assert numbers.loc[0, "cross_entropy_low"] <= numbers.loc[0, "cross_entropy"] <= \
             numbers.loc[0, "cross_entropy_high"]
+        assert "verdict_ece_adaptive" in numbers.columns and "verdict_ece" not in numbers.columns
         assert "true KL" in (tables / f"{setting}.md").read_text()
+    reliability = pd.read_csv(root / "results" / "objectives-smoke-reliability.csv")
+    assert set(reliability["binning"]) == {"equal_width", "adaptive"}  # the figure shows the adaptive bins
+    adaptive = reliability[reliability["binning"] == "adaptive"]
+    assert (adaptive.groupby(["objective", "weight", "seed", "setting"])["count"].sum() > 0).all()
     for figure in ("perplexity_vs_value", "reliability", "true_kl_vs_value"):
         assert (root / "figures" / "objectives-smoke" / f"{figure}.png").stat().st_size > 10_000
     notebook = json.loads((root / "notebooks" / "objectives-smoke" / "07_objectives.ipynb").read_text())

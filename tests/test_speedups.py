@@ -110,7 +110,7 @@ def test_jax_backend_is_deterministic_and_its_compiled_metrics_are_exact():
         from keras import ops
         from entropylab.training.config import RunConfig
         from entropylab.training.train import run
-        from entropylab.metrics import BIN_KEYS, ValidationEvaluator, batch_sums
+        from entropylab.metrics import BIN_KEYS, EXAMPLE_KEYS, ValidationEvaluator, batch_sums
         config = json.loads(CONFIG)
         a = run(RunConfig(**config)); b = run(RunConfig(**config))
         data = a.corpus.subset(config["max_sequences"]).split("tail")
@@ -118,7 +118,8 @@ def test_jax_backend_is_deterministic_and_its_compiled_metrics_are_exact():
         loss = keras_loss("kl_regularized", 10.0)
         compiled = ValidationEvaluator(data.x_val, data.y_val, loss, "linear").evaluate(a.model)
         sums = batch_sums(a.model(data.x_val, training=False), data.y_val, loss, "linear")
-        eager = {k: float(ops.convert_to_numpy(v)) / len(data.y_val) for k, v in sums.items() if k not in BIN_KEYS}
+        eager = {k: float(ops.convert_to_numpy(v)) / len(data.y_val) for k, v in sums.items()
+                 if k not in BIN_KEYS + EXAMPLE_KEYS}
         print("RESULT=" + json.dumps({"a": a.history.drop(columns="seconds").to_dict("list"),
                                       "b": b.history.drop(columns="seconds").to_dict("list"),
                                       "compiled": compiled, "eager": eager}))

@@ -3,14 +3,18 @@ the diversity and true quality of what it generates (:mod:`.generation`), and th
 (:mod:`.references`)."""
 
 from .validation import (
+    ADAPTIVE_BIN_KEYS,
     BIN_KEYS,
     CALIBRATION_BINS,
     EVAL_BATCH_SIZE,
+    EXAMPLE_KEYS,
     EpochMetrics,
     ValidationEvaluator,
+    adaptive_bins,
     batch_sums,
     log_distribution,
+    means_from_totals,
 )
 
-__all__ = ["BIN_KEYS", "CALIBRATION_BINS", "EVAL_BATCH_SIZE", "EpochMetrics", "ValidationEvaluator", "batch_sums",
-           "log_distribution"]
+__all__ = ["ADAPTIVE_BIN_KEYS", "BIN_KEYS", "CALIBRATION_BINS", "EVAL_BATCH_SIZE", "EXAMPLE_KEYS", "EpochMetrics",
+           "ValidationEvaluator", "adaptive_bins", "batch_sums", "log_distribution", "means_from_totals"]

@@ -3,8 +3,13 @@ the true KL against the value on the synthetic corpus.
 
 Lines are means over seeds at a run's best epoch, bands the 95 % t-interval of that mean
 (:func:`entropylab.analysis.stats.seed_band`); the grey band is cross-entropy's, on the same setting. A reliability
-diagram pools the calibration bins of a configuration's seeds: in each of the 15 equal-width bins of the top-1
-probability, the accuracy against the mean confidence (the diagonal is perfect calibration).
+diagram pools the calibration bins of a configuration's seeds: in each of 15 bins of the confidence (the
+probability of the model's prediction, :mod:`entropylab.metrics.validation`), the accuracy against the mean
+confidence (the diagonal is perfect calibration). The bins are the **adaptive** ones, of equal count (bin ``k``: the
+``k``-th fifteenth of each seed's validation examples sorted by confidence; ``val_ece_adaptive``), where the runs
+have them; runs saved before them (no ``adaptive_*`` keys in ``metrics["reliability"]``, no ``binning`` column in
+an older ``<experiment>-reliability.csv``) get their 15 equal-width bins ``[(k-1)/15, k/15)`` (``val_ece``), and the
+panel's title says which. A flat model has every confidence below 1/15: its equal-width diagram is one point.
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ from ...analysis.stats import seed_band
 from ...training import store
 from .tables import BASELINE, setting_name
 
-RELIABILITY_COLUMNS = ("setting", "objective", "weight", "seed", "bin", "count", "confidence", "correct")
+#: One row per run, binning and bin: the bin's example count, sum of confidences and number correct, and its edges
+#: (equal-width: ``k/15`` and ``(k+1)/15``; adaptive: the lowest confidence below it and its highest, from
+#: ``adaptive_edges``). ``binning`` is ``equal_width`` or ``adaptive``; a table without it (older) is equal-width.
+RELIABILITY_COLUMNS = ("setting", "objective", "weight", "seed", "bin", "count", "confidence", "correct", "binning",
+                       "low", "high")
+EQUAL_WIDTH, ADAPTIVE = "equal_width", "adaptive"
+#: How each binning is named on the figure.
+BINNING_LABELS = {EQUAL_WIDTH: "15 equal-width bins", ADAPTIVE: "15 equal-count (adaptive) bins"}
 
 
 def _bands(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -75,7 +87,8 @@ def value_figure(results: pd.DataFrame, metric: str = "val_perplexity", settings
 
 
 def reliability_table(experiment: str, output_root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The calibration bins of every finished run's best epoch (``metrics.json``), one row per run and bin."""
+    """The calibration bins of every finished run's best epoch (``metrics.json``), one row per run, binning and bin
+    (:data:`RELIABILITY_COLUMNS`; the adaptive bins only where the run has them)."""
     from ... import paths
 
     rows = []
@@ -84,29 +97,58 @@ def reliability_table(experiment: str, output_root: str | os.PathLike | None = N
         config = record.config
         if not bins or not config:
             continue
+        run = {"setting": setting_name(config["dataset"], config["split"]), "objective": config["loss"],
+               "weight": float(config["weight"]), "seed": config["seed"]}
+        n_bins = len(bins["bin_count"])
         for k, (count, confidence, correct) in enumerate(zip(bins["bin_count"], bins["bin_confidence"],
                                                              bins["bin_correct"], strict=True)):
-            rows.append({"setting": setting_name(config["dataset"], config["split"]), "objective": config["loss"],
-                         "weight": float(config["weight"]), "seed": config["seed"], "bin": k, "count": count,
-                         "confidence": confidence, "correct": correct})
+            rows.append({**run, "bin": k, "count": count, "confidence": confidence, "correct": correct,
+                         "binning": EQUAL_WIDTH, "low": k / n_bins, "high": (k + 1) / n_bins})
+        if "adaptive_count" in bins:
+            edges = bins["adaptive_edges"]
+            for k, (count, confidence, correct) in enumerate(zip(bins["adaptive_count"], bins["adaptive_confidence"],
+                                                                 bins["adaptive_correct"], strict=True)):
+                rows.append({**run, "bin": k, "count": count, "confidence": confidence, "correct": correct,
+                             "binning": ADAPTIVE, "low": edges[k], "high": edges[k + 1]})
     return pd.DataFrame(rows, columns=list(RELIABILITY_COLUMNS))
+
+
+def panel_binning(rows: pd.DataFrame) -> str:
+    """The binning a panel shows: adaptive when every configuration in ``rows`` (one setting's picks) has adaptive
+    bins, else equal-width (runs saved before the adaptive bins; one panel never mixes the two)."""
+    if "binning" not in rows.columns or rows.empty:
+        return EQUAL_WIDTH
+    binning = rows["binning"].fillna(EQUAL_WIDTH)
+    configurations = rows.groupby(["objective", "weight"]).size().index
+    adaptive = set(rows.loc[binning == ADAPTIVE].groupby(["objective", "weight"]).size().index)
+    return ADAPTIVE if adaptive and all(c in adaptive for c in configurations) else EQUAL_WIDTH
+
+
+def _binned(rows: pd.DataFrame, binning: str) -> pd.DataFrame:
+    if "binning" not in rows.columns:
+        return rows if binning == EQUAL_WIDTH else rows.iloc[:0]
+    return rows[rows["binning"].fillna(EQUAL_WIDTH) == binning]
 
 
 def reliability_figure(bins: pd.DataFrame, picks: dict[str, list[tuple[str, float]]]):
     """Accuracy against confidence per bin (seeds pooled), a panel per setting, a line per ``(objective, value)``
-    of ``picks[setting]``; the marker size follows the bin's share of the examples."""
+    of ``picks[setting]``; the marker size follows the bin's share of the examples. Each panel shows the adaptive
+    bins where its runs have them (:func:`panel_binning`) and names its binning in its title."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 4.0), squeeze=False)
+    shown = set()
     for ax, (setting, chosen) in zip(axes[0], picks.items(), strict=True):
         ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1)
         reach = 0.1
-        for n, (objective, weight) in enumerate(chosen):
-            rows = bins[(bins["setting"] == setting) & (bins["objective"] == objective)
-                        & np.isclose(bins["weight"], weight, rtol=1e-9, atol=0.0)]
-            pooled = rows.groupby("bin")[["count", "confidence", "correct"]].sum()
+        picked = [bins[(bins["setting"] == setting) & (bins["objective"] == objective)
+                       & np.isclose(bins["weight"], weight, rtol=1e-9, atol=0.0)] for objective, weight in chosen]
+        binning = panel_binning(pd.concat(picked)) if picked else EQUAL_WIDTH
+        shown.add(binning)
+        for n, ((objective, weight), rows) in enumerate(zip(chosen, picked, strict=True)):
+            pooled = _binned(rows, binning).groupby("bin")[["count", "confidence", "correct"]].sum()
             pooled = pooled[pooled["count"] > 0]
             if pooled.empty:
                 continue
@@ -117,12 +159,13 @@ def reliability_figure(bins: pd.DataFrame, picks: dict[str, list[tuple[str, floa
             ax.scatter(pooled["confidence"] / pooled["count"], pooled["correct"] / pooled["count"],
                        s=400 * share, color=f"C{n}", alpha=0.3)
         limit = min(1.0, 1.1 * reach)  # zoomed to where the bins are (the axes stay equal)
-        ax.set(xlim=(0, limit), ylim=(0, limit), xlabel="mean top-1 probability in the bin",
-               ylabel="accuracy in the bin", title=setting)
+        ax.set(xlim=(0, limit), ylim=(0, limit), xlabel="mean confidence in the bin",
+               ylabel="accuracy in the bin", title=f"{setting}: {BINNING_LABELS[binning]}")
         ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle("Reliability at the best epoch (15 bins, seeds pooled; diagonal: perfectly calibrated): "
-                 "cross-entropy\nand the two tuned objectives of lowest mean validation cross-entropy (picked for "
-                 "this figure only)")
+    named = " or ".join(BINNING_LABELS[b] for b in (ADAPTIVE, EQUAL_WIDTH) if b in shown)
+    fig.suptitle(f"Reliability at the best epoch ({named} of the confidence, seeds pooled; diagonal: perfectly "
+                 "calibrated):\ncross-entropy and the two tuned objectives of lowest mean validation cross-entropy "
+                 "(picked for this figure only)")
     fig.tight_layout()
     return fig
 
