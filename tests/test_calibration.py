@@ -261,16 +261,18 @@ def test_the_fused_groups_evaluator_gives_the_one_run_evaluators_calibration():
 # -- the objectives study: verdicts and reliability figures on the adaptive bins, older results still read ----------
 
 def test_the_calibration_verdict_is_on_the_adaptive_ece_where_the_results_have_it():
-    from entropylab.studies.objectives.tables import verdict_columns, verdict_metrics
+    from entropylab.studies.objectives.tables import setting_table
 
-    old = pd.DataFrame({"val_cross_entropy": [1.0, 2.0], "val_ece": [0.1, 0.2]})
-    assert verdict_metrics(old) == {"val_cross_entropy": True, "val_ece": True}
-    new = old.assign(val_ece_adaptive=[0.3, 0.4])
-    assert verdict_metrics(new) == {"val_cross_entropy": True, "val_ece_adaptive": True}
-    mixed = old.assign(val_ece_adaptive=[0.3, np.nan])  # one run saved before the column: the old verdict
-    assert verdict_metrics(mixed) == {"val_cross_entropy": True, "val_ece": True}
-    table = pd.DataFrame(columns=["delta_val_cross_entropy", "delta_val_ece"])
-    assert verdict_columns(table) == ["val_cross_entropy", "val_ece"]
+    rows = [{"setting": "s", "objective": objective, "weight": weight, "seed": seed, "best_epoch": 1,
+             "val_cross_entropy": 2.0 + 0.01 * seed + shift, "val_ece": 0.1 + 0.001 * seed}
+            for objective, weight, shift in (("cross_entropy", 0.0, 0.0), ("label_smoothing", 0.1, -0.1))
+            for seed in range(5)]
+    choices = pd.DataFrame([{"setting": "s", "objective": "label_smoothing", "chosen": 0.1, "at_edge": False}])
+    old = setting_table(pd.DataFrame(rows), choices, "s")  # results saved before the adaptive ECE: the old verdict
+    assert "verdict_ece" in old.columns and "verdict_ece_adaptive" not in old.columns
+    new = setting_table(pd.DataFrame(rows).assign(val_ece_adaptive=0.3), choices, "s")
+    assert "verdict_ece_adaptive" in new.columns and "verdict_ece" not in new.columns
+    assert new.loc[1, "verdict_ece_adaptive"] == "no difference" and new.loc[1, "verdict_cross_entropy"] == "better"
 
 
 def _bins_frame(adaptive: bool) -> pd.DataFrame:

@@ -87,13 +87,14 @@ def value_figure(results: pd.DataFrame, metric: str = "val_perplexity", settings
 
 
 def reliability_table(experiment: str, output_root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The calibration bins of every finished run's best epoch (``metrics.json``), one row per run, binning and bin
-    (:data:`RELIABILITY_COLUMNS`; the adaptive bins only where the run has them)."""
+    """The calibration bins of every finished run's kept model on its reported side (``metrics.json``: the test
+    side's bins when the run has one, else the validation side's at the best epoch), one row per run, binning and
+    bin (:data:`RELIABILITY_COLUMNS`; the adaptive bins only where the run has them)."""
     from ... import paths
 
     rows = []
     for record in store.completed_runs(paths.runs_dir(experiment, output_root)):
-        bins = record.metrics.get("reliability") or {}
+        bins = record.metrics.get("test_reliability") or record.metrics.get("reliability") or {}
         config = record.config
         if not bins or not config:
             continue

@@ -182,7 +182,7 @@ def setting_table(results: pd.DataFrame, choices: pd.DataFrame, setting: str,
                                "parameter": objectives.parameter_name(objective),
                                "value": float(frame["weight"].iloc[0]), "at_edge": at_edge.get(objective, False),
                                "seeds": len(frame), "best_epoch": float(frame["best_epoch"].mean())}
-        if side == "test":  # what a later choice may use (the decoding study's best objective): dev, never test
+        if side == "test" and "val_cross_entropy" in frame:  # what a later choice may use: dev, never test
             row["dev_cross_entropy"] = float(frame["val_cross_entropy"].mean())
         for metric in metrics:
             row.update(_band_row(frame[side_column(metric, side)].to_numpy(dtype=float), metric))
