@@ -1,4 +1,5 @@
-"""The decoding study's quality columns (``possible_loglik`` beside ``impossible``) on a hand-made case."""
+"""The decoding study's quality columns (``possible_loglik`` beside ``impossible``) on a hand-made case, and the
+study file refusing one sampling seed."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import math
 import numpy as np
 import pytest
 
+from entropylab.experiments.params import ParamsError, load_params
 from entropylab.metrics.generation import possible_log_likelihood, true_log_likelihood
 from entropylab.studies.decoding.grid import cell_metrics
+from entropylab.studies.decoding.spec import read_spec
 
 # -- the two quality columns ----------------------------------------------------------------------------------
 
@@ -33,3 +36,21 @@ def test_possible_loglik_is_the_mean_ln_q_of_the_words_the_source_can_emit():
     assert math.isnan(possible_log_likelihood(np.zeros((2, 3))))  # nothing the source can emit: no quality
     loglik, impossible = true_log_likelihood(np.array([0.5, 0.5]))
     assert possible_log_likelihood(np.array([0.5, 0.5])) == pytest.approx(loglik) and impossible == 0.0
+
+
+# -- one sampling seed ---------------------------------------------------------------------------------------
+
+def test_one_sampling_seed_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / "one.yaml"
+    path.write_text("experiment: one\nruns:\n  - notebook: notebooks/07_objectives_train.ipynb\n"
+                    "    grid: {loss: cross_entropy}\n"
+                    "decoding: {decoders: {top_p: [0.9]}, models: [{name: a, loss: cross_entropy}], "
+                    "sampling_seeds: [3]}\n")
+    with pytest.raises(ParamsError) as caught:
+        read_spec(load_params(path))
+    message = str(caught.value)
+    assert message == (f"{path}: decoding.sampling_seeds: got [3]; expected at least 2 distinct seeds, e.g. [0, 1]: "
+                       "the matched-diversity table calls a gap a tie by the standard error over sampling seeds, "
+                       "which one seed cannot give")
+    path.write_text(path.read_text().replace("[3]", "[3, 4]"))
+    assert read_spec(load_params(path)).sampling_seeds == (3, 4)

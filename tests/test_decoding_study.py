@@ -187,6 +187,9 @@ def test_the_study_file_reads_and_plans_every_decoder_over_its_range():
     # a reference twice: two jobs of one name, refused only after the training (two steps share a name)
     ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], references: [bigram, bigram]}",
      "references: got ['bigram', 'bigram']; expected a list of unigram, bigram, source, each once"),
+    # one sampling seed: no spread over seeds, so the tables would call every gap between decoders worse
+    ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], sampling_seeds: [0]}",
+     "decoding.sampling_seeds: got [0]; expected at least 2 distinct seeds, e.g. [0, 1]"),
 ])
 def test_a_bad_decoding_section_is_one_clear_error(tmp_path, section, message):
     path = tmp_path / "bad.yaml"
