@@ -95,10 +95,11 @@ def test_the_source_model_never_emits_a_word_the_source_cannot():
 # -- the frontier --------------------------------------------------------------------------------------------
 
 def test_a_setting_is_on_the_frontier_unless_another_is_at_least_as_good_on_both_axes():
-    table = pd.DataFrame({"decoder": ["a", "a", "b", "b", "c"], "true_loglik": [-1.0, -3.0, -2.0, -2.0, -1.0],
-                          "word_entropy": [1.0, 3.0, 2.0, 1.5, 1.0]})
+    table = pd.DataFrame({"decoder": ["a", "a", "b", "b", "c"], "possible_loglik": [-1.0, -3.0, -2.0, -2.0, -1.0],
+                          "word_entropy": [1.0, 3.0, 2.0, 1.5, 1.0], "impossible": 0.0})
     marked = tables.frontier(table)
     assert marked["on_frontier"].tolist() == [True, True, True, False, True]  # ties (rows 0 and 4) both stay
+    assert marked["eligible"].all()
 
 
 def test_decoders_are_ranked_by_their_interpolated_quality_at_the_model_s_median_diversity():
@@ -106,8 +107,9 @@ def test_decoders_are_ranked_by_their_interpolated_quality_at_the_model_s_median
         "model": "m", "kind": "run",
         "decoder": ["a", "a", "b", "b", "c", "greedy"],
         "word_entropy": [1.0, 3.0, 2.0, 4.0, 0.5, 9.0],  # sampled diversities: median 2.0 (greedy left out)
-        "true_loglik": [-1.0, -3.0, -1.5, -2.5, -0.1, 0.0],
-        "true_loglik_std": [0.01, 0.01, 0.01, 0.01, 0.01, float("nan")]})
+        "possible_loglik": [-1.0, -3.0, -1.5, -2.5, -0.1, 0.0],
+        "possible_loglik_std": [0.01, 0.01, 0.01, 0.01, 0.01, float("nan")],
+        "impossible": 0.0, "seeds": [3, 3, 3, 3, 3, 1]})
     table = tables.matched_quality(cells).set_index("decoder")
     assert table.loc["a", "quality_at_level"] == pytest.approx(-2.0)  # halfway between (1, -1) and (3, -3)
     assert table.loc["b", "quality_at_level"] == pytest.approx(-1.5)  # its own setting at 2.0
@@ -187,6 +189,9 @@ def test_the_study_file_reads_and_plans_every_decoder_over_its_range():
     # a reference twice: two jobs of one name, refused only after the training (two steps share a name)
     ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], references: [bigram, bigram]}",
      "references: got ['bigram', 'bigram']; expected a list of unigram, bigram, source, each once"),
+    # one sampling seed: no spread over seeds, so the tables would call every gap between decoders worse
+    ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], sampling_seeds: [0]}",
+     "decoding.sampling_seeds: got [0]; expected at least 2 distinct seeds, e.g. [0, 1]"),
 ])
 def test_a_bad_decoding_section_is_one_clear_error(tmp_path, section, message):
     path = tmp_path / "bad.yaml"
@@ -241,6 +246,8 @@ def test_the_study_decodes_every_cell_of_every_model_and_reference(study):
     assert (source["impossible"] == 0).all()  # the known truth never emits what it cannot
     best_model = cells[cells["kind"] != "source"]["true_loglik"].max()
     assert source["true_loglik"].min() > best_model - 1.0  # the source's own text is (near) the best quality
+    np.testing.assert_allclose(source["possible_loglik"], source["true_loglik"])  # nothing impossible: they agree
+    assert (cells["possible_loglik"] >= cells["true_loglik"]).all() and (cells["possible_loglik"] <= 0).all()
     for column in ("distinct_1", "distinct_2", "repeat", "repetition", "js_heldout", "impossible"):
         assert cells[column].between(0, 1).all(), column
     sampled = cells[(cells["model"] == "cross-entropy") & (cells["decoder"] == "top_p")]
@@ -268,7 +275,12 @@ def test_the_report_notebook_tables_and_figures_exist(study):
         assert (figures / f"{name}.png").stat().st_size > 10_000, name
     tables_dir = study / "tables" / "decoding-smoke"
     frontier = pd.read_csv(tables_dir / "synthetic_headline_frontier.csv")
-    assert set(frontier["model"]) == {"cross-entropy", "control-mse", "hyperfitted"}
+    assert set(frontier["model"]) == {"cross-entropy", "control-mse", "hyperfitted", "bigram", "source"}
+    assert list(frontier.columns) == tables.FRONTIER_COLUMNS
+    matched = pd.read_csv(tables_dir / "synthetic_headline_matched.csv")
+    assert list(matched.columns) == tables.MATCHED_COLUMNS and "seed_sd" not in matched
+    assert "possible ll" in (tables_dir / "synthetic_headline.md").read_text()
+    assert "two standard errors" in (tables_dir / "summary.md").read_text()
     examples = pd.read_csv(tables_dir / "examples_synthetic_headline.csv")
     assert len(examples) == 6 and examples.iloc[:, 1:].notna().all().all()
 
@@ -286,7 +298,7 @@ def test_a_killed_grid_resumes_without_redoing_finished_cells(study):
     after = pd.read_csv(job.cells_csv)
     assert len(after) == len(before)
     pd.testing.assert_frame_equal(after.iloc[:-3], before.iloc[:-3])  # kept as they were (their seconds too)
-    numbers = ["distinct_2", "true_loglik", "surprisal_mean"]
+    numbers = ["distinct_2", "possible_loglik", "true_loglik", "surprisal_mean"]
     np.testing.assert_allclose(after.iloc[-3:][numbers].to_numpy(), before.iloc[-3:][numbers].to_numpy())
 
 
@@ -340,14 +352,15 @@ def test_a_finished_job_is_not_started_again_and_a_missing_cell_restarts_it(stud
 
 
 def test_matched_quality_survives_a_level_no_decoder_reaches_and_a_single_seed():
-    gap = pd.DataFrame({"model": "m", "kind": "run", "decoder": ["a", "a", "b", "b"],
-                        "word_entropy": [1.0, 2.0, 3.0, 4.0], "true_loglik": [-1.0, -2.0, -3.0, -4.0]})
+    gap = pd.DataFrame({"model": "m", "kind": "run", "decoder": ["a", "a", "b", "b"], "seeds": 1,
+                        "word_entropy": [1.0, 2.0, 3.0, 4.0], "possible_loglik": [-1.0, -2.0, -3.0, -4.0]})
     table = tables.matched_quality(gap)  # the median, 2.5, falls between the two decoders' ranges
     assert (table["verdict"] == "does not reach the level").all()
     one_seed = gap.assign(decoder=["a", "a", "b", "b"], word_entropy=[1.0, 3.0, 2.0, 4.0],
-                          true_loglik_std=float("nan"))
+                          possible_loglik_std=float("nan"))
     ranked = tables.matched_quality(one_seed).set_index("decoder")
-    assert ranked.loc["a", "verdict"] == "best or tie" and ranked.loc["b", "verdict"] == "worse"  # -1.75, -3.25
+    # -1.75 against -3.25: with one seed there is no standard error, so the gap is not called worse (nor a tie)
+    assert ranked.loc["a", "verdict"] == "best or tie" and ranked.loc["b", "verdict"] == tables.ONE_SEED
     only_greedy = gap.assign(decoder="greedy")
     assert tables.matched_quality(only_greedy).empty
 

@@ -17,6 +17,11 @@ Metrics of the ``B`` continuations ``c_1 .. c_B`` of ``n`` words each:
 * with the exact law ``q`` of a synthetic source: ``true_loglik = (1/(B n)) sum_{b,i} ln max(q(w_{b,i} | context),
   1e-10)``, the mean log-probability under the source of each generated word in its own context (0 is the best;
   a word the source can never emit there counts as ``ln 1e-10``) and ``impossible``, the fraction of such words;
+  apart, the two are ``impossible = |I| / (B n)``, ``I = {(b, i): q(w_{b,i} | context) = 0}`` (the words the source
+  cannot emit), and ``possible_loglik = (1 / (B n - |I|)) sum_{(b,i) not in I} ln q(w_{b,i} | context)``, the mean
+  log-probability of the words it can emit (NaN when there is none): no floor enters it, where in ``true_loglik``
+  the floor's term ``impossible * ln 1e-10`` is most of the number as soon as a few per cent of the words are
+  impossible;
 * ``repetition = (1/B) sum_b (1 - |set(c_b)| / n)``, the share of a continuation's words that repeat an earlier
   word of it (0: no repeats; ``1 - 1/n``: one word ``n`` times);
 * over the word frequencies ``f_w`` of all generated words: their entropy ``H_gen = -sum_w f_w ln f_w`` (nats;
@@ -155,6 +160,14 @@ def true_log_likelihood(true_probability: np.ndarray) -> tuple[float, float]:
     """``(true_loglik, impossible)`` of the source probabilities of generated words (see the module docstring)."""
     q = np.asarray(true_probability, dtype=np.float64)
     return float(np.log(np.maximum(q, TRUE_PROBABILITY_FLOOR)).mean()), float((q <= 0).mean())
+
+
+def possible_log_likelihood(true_probability: np.ndarray) -> float:
+    """``possible_loglik``: the mean ``ln q`` over the generated words the source can emit (``q > 0``), NaN when it
+    can emit none of them (see the module docstring)."""
+    q = np.asarray(true_probability, dtype=np.float64)
+    possible = q[q > 0]
+    return float(np.log(possible).mean()) if possible.size else float("nan")
 
 
 def generation_metrics(model: Any, contexts: np.ndarray, *, head: str, n_words: int = 10, seed: int = 0,

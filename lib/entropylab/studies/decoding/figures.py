@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ...decoding import DECODERS
-from .tables import DIVERSITY, QUALITY, REFERENCE_KINDS
+from .tables import DIVERSITY, IMPOSSIBLE_TOLERANCE, QUALITY, REFERENCE_KINDS, eligible
 
 #: Parameters spread over decades, drawn on a log axis.
 LOG_PARAMETERS = ("top_k", "epsilon_cutoff", "eta_cutoff")
@@ -29,7 +29,10 @@ def _decoder_label(decoder: str) -> str:
 
 def frontier_figure(cells: pd.DataFrame, models: Sequence[str], title: str):
     """One panel per model: each decoder's settings as a line through (diversity, quality) means with seed
-    spreads as error bars; the references (the source, the count models, sampled at T = 1) as markers."""
+    spreads as error bars; the references (the source, the count models, sampled at T = 1) as markers. Quality is
+    ``possible_loglik`` (mean ``ln q`` over the words the source can emit); a setting (or reference) above
+    :data:`~.tables.IMPOSSIBLE_TOLERANCE` impossible words, not ranked by the tables, is drawn with an open
+    marker."""
     import matplotlib.pyplot as plt
 
     decoders = list(dict.fromkeys(cells.loc[~cells["kind"].isin(REFERENCE_KINDS), "decoder"]))
@@ -47,16 +50,20 @@ def frontier_figure(cells: pd.DataFrame, models: Sequence[str], title: str):
             ax.errorbar(line[DIVERSITY], line[QUALITY], xerr=line.get(f"{DIVERSITY}_std"),
                         yerr=line.get(f"{QUALITY}_std"), color=colors[decoder], marker="o", markersize=3.5,
                         linewidth=1.2, capsize=1.5, label=_decoder_label(decoder))
-        for _, ref in references.iterrows():
+            out = line[~eligible(line)]
+            ax.plot(out[DIVERSITY], out[QUALITY], "o", markersize=4.5, markerfacecolor="white",
+                    markeredgecolor=colors[decoder], linestyle="none", zorder=3)
+        for (_, ref), ranked in zip(references.iterrows(), eligible(references), strict=True):
             ax.plot(ref[DIVERSITY], ref[QUALITY], REFERENCE_MARKERS.get(ref["kind"], "x"), color="black",
-                    markersize=9 if ref["kind"] == "source" else 6, label=f"{ref['kind']} (T = 1)")
+                    markersize=9 if ref["kind"] == "source" else 6, label=f"{ref['kind']} (T = 1)",
+                    fillstyle="full" if ranked else "none")
         ax.set_title(model)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(models):]:
         ax.axis("off")
     for ax in axes.flat[:len(models)]:
         ax.set_xlabel("diversity: entropy of generated words (nats)")
-        ax.set_ylabel("quality: mean ln q(word)")
+        ax.set_ylabel(f"quality: mean ln q over possible words\n(open: > {IMPOSSIBLE_TOLERANCE:.0%} impossible)")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     right = 0.84 if columns > 1 else 0.7

@@ -13,8 +13,10 @@ batch (:func:`entropylab.decoding.continue_prefixes`) and measures (:func:`cell_
   generated words' frequencies and the validation split's next words: :mod:`entropylab.metrics.generation`);
 * ``surprisal_mean`` and ``surprisal_std``: mean and standard deviation over all generated words of the model's
   own surprisal ``-ln p(w_i | context)`` (nats, unfiltered ``p``);
-* on the synthetic corpus, ``true_loglik`` (mean ``ln q`` of each word under the source: the quality axis) and
-  ``impossible`` (share of words the source cannot emit).
+* on the synthetic corpus, the source's law ``q`` of each word: ``impossible`` (share of the words the source cannot
+  emit, ``q = 0``), ``possible_loglik`` (mean ``ln q`` over the words it can emit: the quality axis of the tables)
+  and ``true_loglik`` (mean ``ln max(q, 1e-10)`` over all words, kept for continuity; no longer an axis: its floor
+  term was most of it) (:mod:`entropylab.metrics.generation`).
 
 Each job writes ``<study folder>/cells/<setting>/<model>.csv`` whole after every cell (atomically), so a killed
 study resumes without redoing finished cells, plus the greedy words (``<model>-greedy.npy``, for the paired
@@ -44,9 +46,10 @@ CELL_KEYS = ("decoder", "value", "sampling_seed")
 HYPERFITTED = "hyperfitted"
 N_EXAMPLES = 6
 #: The version of the decoders' and cell metrics' definitions, part of a job's identity: raised whenever one changes
-#: (2: Top-H and the ties at the top as published, the Zipf coefficient by maximum likelihood), so that a study never
-#: mixes cells of two definitions.
-DEFINITIONS = 2
+#: (2: Top-H and the ties at the top as published, the Zipf coefficient by maximum likelihood; 3: the quality column
+#: ``possible_loglik``, mean ``ln q`` over the words the source can emit, beside ``impossible`` and ``true_loglik``),
+#: so that a study never mixes cells of two definitions.
+DEFINITIONS = 3
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ def cell_metrics(words: np.ndarray, surprisal: np.ndarray, heldout: np.ndarray,
     from ...metrics.generation import (
         distinct_n,
         js_divergence,
+        possible_log_likelihood,
         repeat_fraction,
         repetition,
         true_log_likelihood,
@@ -109,6 +113,7 @@ def cell_metrics(words: np.ndarray, surprisal: np.ndarray, heldout: np.ndarray,
            "surprisal_std": float(np.std(surprisal))}
     if true_probability is not None:
         row["true_loglik"], row["impossible"] = true_log_likelihood(true_probability)
+        row["possible_loglik"] = possible_log_likelihood(true_probability)
     return row
 
 

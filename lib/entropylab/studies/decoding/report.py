@@ -1,6 +1,12 @@
 """The decoding study's report: its tables, figures and findings from the collected results, written to
 ``<outputs>/tables/<experiment>/`` and ``<outputs>/figures/<experiment>/`` (what ``08_decoding.ipynb`` shows). It
-reads only the results CSVs and the saved greedy words, so it can be made again without the models."""
+reads only the results CSVs and the saved greedy words, so it can be made again without the models.
+
+Its text states the study's rules (:func:`rules`, the first finding on the synthetic corpus): quality is
+``possible_loglik``, the mean ``ln q`` over the generated words the source can emit, with ``impossible``, the share
+it cannot, beside it; a setting above :data:`~.tables.IMPOSSIBLE_TOLERANCE` impossible words is listed as ``emits
+impossible words``, not ranked; at the matched diversity a gap within two standard errors is a tie
+(:mod:`.tables`)."""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from .spec import RERUN
 #: The columns of the readable tables: (metric, its short name).
 READABLE = (("distinct_2", "distinct-2"), ("repetition", "repetition"), ("zipf", "Zipf s"),
             ("word_entropy", "H_gen"), ("js_heldout", "JS held-out"), ("surprisal_mean", "surprisal"),
-            ("true_loglik", "true ll"))
+            ("possible_loglik", "possible ll"), ("impossible", "impossible"), ("true_loglik", "true ll"))
 
 
 @dataclass
@@ -57,21 +63,41 @@ def readable(cells: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def rules(tolerance: float = tables.IMPOSSIBLE_TOLERANCE) -> str:
+    """The rules of the quality tables in one sentence (the report's first finding where quality is known)."""
+    return (f"Rules: quality is the mean ln q over the generated words the source can emit (possible ll); the "
+            f"share of words it cannot emit (impossible) is shown beside it; a setting whose impossible share "
+            f"exceeds {tolerance:g} (one word in {1 / tolerance:.0f}) is listed as '{tables.EMITS_IMPOSSIBLE}', "
+            f"not ranked on the frontier or at the matched diversity (quality alone would reward it for the words "
+            f"it gets wrong); at the matched diversity a gap to the best within two standard errors over sampling "
+            f"seeds, 2 sqrt(se_a^2 + se_best^2), is a tie.")
+
+
 def findings(report: DecodingReport) -> list[str]:
-    """Plain sentences from the tables: which decoders hold each model's frontier, the greedy repetition of each
-    model, and the hyperfitting verdicts."""
-    lines = []
+    """Plain sentences from the tables: the quality rules, which decoders give each model's best quality at its
+    matched diversity (and which emit impossible words there), the greedy repetition of each model, and the
+    hyperfitting verdicts."""
+    lines = [rules()] if report.matched else []
     for setting, table in report.matched.items():
         for model, own in (table.groupby("model", sort=False) if len(table) else ()):
-            ranked = own.dropna(subset=["quality_at_level"])
-            if ranked.empty:
-                continue
-            best = ranked[ranked["verdict"] == "best or tie"]["decoder"].tolist()
+            ranked = own[own["verdict"].isin(["best or tie", "worse", tables.ONE_SEED])]
+            emitting = own[own["verdict"] == tables.EMITS_IMPOSSIBLE]
             short = own[own["verdict"] == "does not reach the level"]["decoder"].tolist()
-            lines.append(f"{setting}, {model}: at diversity {own['diversity_level'].iloc[0]:.2f} nats the best "
-                         f"quality (with ties) comes from {', '.join(best)} ({ranked['quality_at_level'].max():.2f}); "
-                         f"lowest: {ranked.iloc[-1]['decoder']} ({ranked['quality_at_level'].min():.2f})"
-                         + (f"; not reaching that diversity: {', '.join(short)}" if short else "") + ".")
+            head = f"{setting}, {model}: at diversity {own['diversity_level'].iloc[0]:.2f} nats "
+            if len(ranked):
+                best = ranked[ranked["verdict"] == "best or tie"]
+                lowest = ranked.iloc[-1]
+                head += (f"the best quality (with ties) comes from {', '.join(best['decoder'])} "
+                         f"({ranked['quality_at_level'].max():.2f}, impossible "
+                         f"{_shares(best['impossible_at_level'])}); lowest: {lowest['decoder']} "
+                         f"({lowest['quality_at_level']:.2f})")
+            else:
+                head += "no decoder is ranked"
+            if len(emitting):
+                head += (f"; emitting impossible words (more than {tables.IMPOSSIBLE_TOLERANCE:g}), not ranked: "
+                         + ", ".join(f"{d} {v:.0%}" for d, v in zip(emitting["decoder"],
+                                                                    emitting["impossible_at_level"], strict=True)))
+            lines.append(head + (f"; not reaching that diversity: {', '.join(short)}" if short else "") + ".")
     for setting, cells in report.cells.items():
         greedy = cells[cells["decoder"] == "greedy"].set_index("model")["repetition"]
         if len(greedy):
@@ -104,6 +130,12 @@ def hyperfit_recipes(history: pd.DataFrame | None) -> dict[str, tuple[str, int |
         return {}
     first = history.groupby("setting").first()
     return {setting: (row["source_model"], int(row["headlines"])) for setting, row in first.iterrows()}
+
+
+def _shares(values: pd.Series) -> str:
+    """``4.5 %`` for one share, ``4.5-6.8 %`` for several."""
+    low, high = float(values.min()), float(values.max())
+    return f"{low:.1%}" if round(low, 3) == round(high, 3) else f"{low:.1%}-{high:.1%}"
 
 
 def incomplete_line(experiment: str, output_root: str | os.PathLike | None = None) -> str | None:
@@ -143,7 +175,8 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
             report.matched[setting] = tables.matched_quality(cells)
             made[f"frontier_{name}"] = figures.frontier_figure(
                 cells, models, f"{experiment}, {setting}: quality against diversity, per decoder setting "
-                               f"(mean ± sd over sampling seeds)")
+                               f"(mean ± sd over sampling seeds; open markers: more than "
+                               f"{tables.IMPOSSIBLE_TOLERANCE:.0%} impossible words, not ranked)")
         if (~cells["kind"].isin(tables.REFERENCE_KINDS) & cells["value"].notna()).any():
             made[f"diversity_{name}"] = figures.diversity_figure(
                 cells, "distinct_2", f"{experiment}, {setting}: distinct-2 against each decoder's parameter")
@@ -159,9 +192,13 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
             write_table(cells, table_dir, f"{name}_numbers")
             if setting in report.frontiers:
                 write_table(report.frontiers[setting], table_dir, f"{name}_frontier",
-                            f"{experiment}: {setting}, each decoder's settings on the quality-diversity frontier")
+                            f"{experiment}: {setting}, each decoder's settings on the quality-diversity frontier "
+                            f"(quality: mean ln q over possible words; settings above "
+                            f"{tables.IMPOSSIBLE_TOLERANCE:g} impossible words not eligible)")
                 write_table(report.matched[setting], table_dir, f"{name}_matched",
-                            f"{experiment}: {setting}, each decoder's quality at the model's matched diversity")
+                            f"{experiment}: {setting}, each decoder's quality at the model's matched diversity "
+                            f"(tie: within 2 standard errors; above {tables.IMPOSSIBLE_TOLERANCE:g} impossible "
+                            f"words: not ranked)")
             for key in (setting, f"{setting} hyperfitted"):
                 if len(report.examples.get(key, [])):
                     write_table(report.examples[key].reset_index(), table_dir,
@@ -190,4 +227,4 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
 
 
 
-__all__ = ["DecodingReport", "build", "findings", "readable"]
+__all__ = ["DecodingReport", "build", "findings", "readable", "rules"]

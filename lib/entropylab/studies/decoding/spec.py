@@ -5,7 +5,7 @@
     decoding:
       prefixes: 500            # validation prefixes per cell (the same for every model of a setting), or all
       words: 10                # words generated per prefix (at most 1000)
-      sampling_seeds: [0, 1, 2]
+      sampling_seeds: [0, 1, 2]   # at least two: the tables' tie rule needs a standard error over seeds
       workers: 2               # models decoded at once, each in its own process
       models:                  # runs of this file (seed 0 unless `seed`), by objective; `dataset` limits one
         - {name: cross-entropy, loss: cross_entropy}
@@ -44,6 +44,8 @@ RERUN = "run the study again: python -m entropylab reproduce --study decoding (w
 MAX_WORDS = 1000
 #: The word a file gives for ``prefixes`` or ``hyperfit.headlines`` to use every validation row or training headline.
 ALL = "all"
+#: The fewest ``sampling_seeds``: the tables' tie rule needs a standard error over seeds (:mod:`.tables`).
+MIN_SAMPLING_SEEDS = 2
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,10 @@ def read_spec(param_set: ParamSet) -> DecodingSpec:
     if not isinstance(seeds, list) or not seeds or len(set(map(repr, seeds))) != len(seeds):
         raise ParamsError(f"{path}: decoding.sampling_seeds: got {seeds!r}; expected a list of distinct integers")
     seeds = tuple(_int(path, "sampling_seeds", s, 0) for s in seeds)
+    if len(seeds) < MIN_SAMPLING_SEEDS:  # one seed: no spread, so every gap between decoders would be "worse"
+        raise ParamsError(f"{path}: decoding.sampling_seeds: got {list(seeds)!r}; expected at least "
+                          f"{MIN_SAMPLING_SEEDS} distinct seeds, e.g. [0, 1]: the matched-diversity table calls a gap "
+                          f"a tie by the standard error over sampling seeds, which one seed cannot give")
     models = _models(path, section.get("models"))
     hyperfit = _hyperfit(path, section.get("hyperfit"), models)
     references = section.get("references", [])

@@ -1,19 +1,50 @@
 """The decoding study's tables: cells averaged over sampling seeds, the quality-diversity frontier, the hyperfitting
 comparison and the example continuations, from the results CSVs of :func:`.study.collect`.
 
-**The frontier** (synthetic corpus, per model): each decoder setting ``(decoder, value)`` is a point of mean
-diversity ``D`` (``word_entropy``, nats) and mean quality ``Q`` (``true_loglik``, the source's mean log-probability
-of the generated words) over the sampling seeds. A point is **on the frontier** when no other setting of the same
-model has ``Q' >= Q`` and ``D' >= D`` with one of them strictly larger (Pareto dominance of the means). Each
-decoder's **frontier share** is the share of its settings on the frontier; a decoder whose points are all
-dominated never gives the best quality at its diversity. Differences within one seed spread (``std`` columns) are
-within noise: the tables show the spreads beside the means.
+**Quality** (synthetic corpus, where the source's law ``q`` is known) is two numbers per decoder setting, each a
+mean over its sampling seeds (:mod:`entropylab.metrics.generation`): ``impossible``, the share of the generated
+words the source cannot emit (``q = 0``), and ``possible_loglik`` (:data:`QUALITY`), the mean ``ln q`` over the
+words it can emit. The tables rank on ``possible_loglik`` and show ``impossible`` beside it. (``true_loglik``, the
+mean ``ln max(q, 1e-10)`` over all words, is kept in the cell tables but ranks nothing: each impossible word cost it
+``ln 1e-10 = -23``, so its floor term was a median 52 % of its value and the ranking followed the floor.)
+
+**The impossible rule.** A setting is **eligible** to be ranked (on the frontier, at the matched level) only when
+its mean share of impossible words is at most ``IMPOSSIBLE_TOLERANCE = 0.10``: one word in ten, one per
+continuation of the study's ten words. An ineligible setting is listed, with its quality and impossible share, under
+the verdict ``emits impossible words``, never ranked: ``possible_loglik`` leaves its impossible words out, so a
+ranking on it alone would reward a setting for the words it gets wrong. Why 0.10 and not a stricter figure: every
+model trained on this corpus emits some impossible words under every decoder (the hyperfitted model 2 % or more even
+greedily, the cross-entropy model 4.5-7 % at its matched diversity), so with 0.01 no decoder of any model would be
+ranked at the matched level; at 0.10 the truncation samplers of the well-trained models are ranked, while the models
+whose text is mostly impossible (the MSE control 38-45 % and the KL penalty 93 % at their matched levels, the bigram
+count model 30 % and the unigram 73 % at T = 1) and the hot temperatures (T = 1.3: 22 % and more) are not. Pure
+sampling (T = 1) of the cross-entropy model sits at the line (10.4 % in the committed study): which side it falls is
+within its seed spread. Why a fixed tolerance and not the model's own pure sampling (T = 1) as the line: that needs
+a T = 1 cell in every grid and lets every decoder of a model that is wrong half the time be ranked. Below the
+tolerance the impossible share still differs between decoders (the column beside quality shows by how much) but
+does not decide the ranking.
+
+**The frontier** (synthetic corpus, per model): each eligible decoder setting ``(decoder, value)`` is a point of
+mean diversity ``D`` (``word_entropy``, nats) and mean quality ``Q`` (``possible_loglik``). A point is **on the
+frontier** when no other eligible setting of the same model has ``Q' >= Q`` and ``D' >= D`` with one of them strictly
+larger (Pareto dominance of the means); ineligible settings neither lie on it nor dominate. Each decoder's **frontier
+share** is the share of its settings (eligible or not) on the frontier; a decoder whose points are all dominated
+never gives the best quality at its diversity. The references sampled at T = 1 (the source, the count models) are
+listed under the models with their quality and impossible share, not ranked.
 
 **Matched diversity** (synthetic corpus, per model): decoders are compared at one diversity level fixed before any
-comparison, ``D* =`` the median of the mean diversities of all of that model's sampled settings. Each decoder's
-quality at ``D*`` is the linear interpolation between its two settings whose diversities bracket ``D*`` (none when
-its range does not reach ``D*``); the decoders are ranked by it. Two decoders within ``2 s`` of each other, ``s``
-the largest seed standard deviation of quality among the bracketing settings, are a **tie**.
+comparison, ``D* =`` the median of the mean diversities of all of that model's sampled settings (eligible or not).
+Each decoder's quality, impossible share and standard error at ``D*`` are the linear interpolation between its two
+settings whose diversities bracket ``D*``, ``x* = (1 - w) x_lo + w x_hi``, ``w = (D* - D_lo) / (D_hi - D_lo)`` (none
+when its range does not reach ``D*``). A decoder whose ``impossible*`` exceeds the tolerance is listed as ``emits
+impossible words``; the others are ranked by ``Q*``. The standard error of a setting's quality is ``se = sd /
+sqrt(n)``, ``sd`` its standard deviation over its ``n`` sampling seeds; at ``D*`` it is ``se* = (1 - w) se_lo + w
+se_hi``: the two settings share their seeds and prefixes, so their errors are correlated, and this linear
+propagation is the interpolated mean's exact standard error when they are perfectly correlated and an upper bound
+for any correlation (never above the larger of the two). **The tie rule**: with ``Q*_best`` the best eligible
+decoder of the model, a decoder ``a`` is **best or tie** when ``Q*_a - Q*_best >= -2 sqrt(se*_a^2 + se*_best^2)``,
+**worse** otherwise; a gap whose standard error is unknown (a setting of one sampling seed: the study's file refuses
+fewer than two) is ``no standard error (one seed)``, not a verdict.
 
 **Hyperfitting** (per setting): the greedy continuations of the hyperfitted model and of the model it started
 from are compared prefix by prefix on ``repetition`` (the share of a continuation's words that repeat an earlier
@@ -37,8 +68,15 @@ from .spec import RERUN
 
 #: The metrics summarised per decoder setting (mean and standard deviation over the sampling seeds).
 METRICS = ("distinct_1", "distinct_2", "repeat", "repetition", "zipf", "word_entropy", "js_heldout",
-           "surprisal_mean", "surprisal_std", "true_loglik", "impossible")
-QUALITY, DIVERSITY = "true_loglik", "word_entropy"
+           "surprisal_mean", "surprisal_std", "true_loglik", "possible_loglik", "impossible")
+#: The two axes of the frontier and the matched-diversity ranking, and the share of impossible words shown beside.
+QUALITY, DIVERSITY, IMPOSSIBLE = "possible_loglik", "word_entropy", "impossible"
+#: The most impossible words a setting may emit (mean share over its seeds) to be ranked (module docstring).
+IMPOSSIBLE_TOLERANCE = 0.10
+#: The verdict of a setting (or a decoder at the matched level) above :data:`IMPOSSIBLE_TOLERANCE`.
+EMITS_IMPOSSIBLE = "emits impossible words"
+#: The matched-diversity verdict of a gap that has no standard error (a setting of one sampling seed).
+ONE_SEED = "no standard error (one seed)"
 REFERENCE_KINDS = ("unigram", "bigram", "source")
 
 
@@ -71,7 +109,8 @@ def settings_of(generation: pd.DataFrame) -> list[str]:
 
 
 def cell_table(generation: pd.DataFrame, setting: str) -> pd.DataFrame:
-    """One row per ``(model, decoder, value)`` of ``setting``: each metric's mean and ``_std`` over seeds."""
+    """One row per ``(model, decoder, value)`` of ``setting``: each metric's mean and ``_std`` over seeds, and
+    ``seeds``, their number."""
     frame = generation[generation["setting"] == setting].copy()
     frame["value"] = frame["value"].fillna(-1.0)  # greedy has no value; kept as a group
     metrics = [m for m in METRICS if m in frame.columns and frame[m].notna().any()]
@@ -83,35 +122,96 @@ def cell_table(generation: pd.DataFrame, setting: str) -> pd.DataFrame:
     return table
 
 
-def frontier(table: pd.DataFrame, quality: str = QUALITY, diversity: str = DIVERSITY) -> pd.DataFrame:
-    """``table`` (one model's decoder settings) with ``on_frontier``: not Pareto-dominated by another row on
-    (``quality``, ``diversity``), both higher is better (module docstring)."""
+def standard_error(table: pd.DataFrame, metric: str = QUALITY) -> pd.Series:
+    """``se = sd / sqrt(n)`` of each row's mean ``metric``: ``sd`` its standard deviation over the row's ``n =
+    seeds`` sampling seeds (NaN for one seed)."""
+    spread = table[f"{metric}_std"] if f"{metric}_std" in table else pd.Series(np.nan, index=table.index)
+    return spread / np.sqrt(table["seeds"].astype(float))
+
+
+def eligible(table: pd.DataFrame, tolerance: float = IMPOSSIBLE_TOLERANCE, quality: str = QUALITY) -> pd.Series:
+    """Whether each setting may be ranked: its mean share of impossible words is at most ``tolerance`` (and it has
+    a ``quality``: some word the source can emit). Without an ``impossible`` column every setting with a quality
+    is."""
+    has_quality = table[quality].notna()
+    if IMPOSSIBLE not in table:
+        return has_quality
+    return has_quality & (table[IMPOSSIBLE] <= tolerance)
+
+
+def frontier(table: pd.DataFrame, quality: str = QUALITY, diversity: str = DIVERSITY,
+             tolerance: float = IMPOSSIBLE_TOLERANCE) -> pd.DataFrame:
+    """``table`` (one model's decoder settings) with ``eligible`` (:func:`eligible`) and ``on_frontier``: an eligible
+    setting not Pareto-dominated by another eligible one on (``quality``, ``diversity``), both higher is better
+    (module docstring); an ineligible setting is never on the frontier and dominates none."""
+    ok = eligible(table, tolerance, quality).to_numpy()
     q, d = table[quality].to_numpy(), table[diversity].to_numpy()
-    dominated = np.zeros(len(table), dtype=bool)
-    for i in range(len(table)):
-        better_or_equal = (q >= q[i]) & (d >= d[i])
+    on = np.zeros(len(table), dtype=bool)
+    for i in np.flatnonzero(ok):
+        better_or_equal = ok & (q >= q[i]) & (d >= d[i])
         strictly = (q > q[i]) | (d > d[i])
-        dominated[i] = bool(np.any(better_or_equal & strictly))
-    return table.assign(on_frontier=~dominated)
+        on[i] = not bool(np.any(better_or_equal & strictly))
+    return table.assign(eligible=ok, on_frontier=on)
 
 
-def frontier_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per model and decoder: its settings, how many are on the model's frontier and the share (synthetic)."""
+#: The columns of :func:`frontier_table`.
+FRONTIER_COLUMNS = ["model", "decoder", "settings", "eligible", "on_frontier", "frontier_share", "best_quality",
+                    "impossible", "max_diversity", "verdict"]
+
+
+def frontier_table(cells: pd.DataFrame, tolerance: float = IMPOSSIBLE_TOLERANCE) -> pd.DataFrame:
+    """Per model and decoder (synthetic corpus): its settings, how many are eligible (at most ``tolerance``
+    impossible words), how many are on the model's frontier and their share of its settings, its best quality
+    with that setting's impossible share beside it, and a verdict: ``on the frontier``, ``dominated`` or
+    :data:`EMITS_IMPOSSIBLE` (no eligible setting: its quality and impossible share are then those of its setting
+    with the fewest impossible words, listed, not ranked). The references sampled at T = 1 follow, one row each,
+    never ranked against the models (verdict ``reference``, or :data:`EMITS_IMPOSSIBLE`)."""
     rows = []
     decoded = cells[~cells["kind"].isin(REFERENCE_KINDS)]
     for model, table in decoded.groupby("model", sort=False):
-        marked = frontier(table.reset_index(drop=True))
+        marked = frontier(table.reset_index(drop=True), tolerance=tolerance)
         for decoder, group in marked.groupby("decoder", sort=False):
             rows.append({"model": model, "decoder": decoder, "settings": len(group),
-                         "on_frontier": int(group["on_frontier"].sum()),
+                         **_best_setting(group), "on_frontier": int(group["on_frontier"].sum()),
                          "frontier_share": float(group["on_frontier"].mean()),
-                         "best_quality": float(group[QUALITY].max()), "max_diversity": float(group[DIVERSITY].max())})
-    return pd.DataFrame(rows)
+                         "max_diversity": float(group[DIVERSITY].max())})
+            rows[-1]["verdict"] = EMITS_IMPOSSIBLE if not rows[-1]["eligible"] else \
+                "on the frontier" if rows[-1]["on_frontier"] else "dominated"
+    references = cells[cells["kind"].isin(REFERENCE_KINDS)]
+    for model, group in references.groupby("model", sort=False):
+        group = group.assign(eligible=eligible(group, tolerance))
+        best = _best_setting(group)
+        rows.append({"model": model, "decoder": ", ".join(dict.fromkeys(group["decoder"])) + " (reference)",
+                     "settings": len(group), **best, "on_frontier": np.nan, "frontier_share": np.nan,
+                     "max_diversity": float(group[DIVERSITY].max()),
+                     "verdict": "reference" if best["eligible"] else EMITS_IMPOSSIBLE})
+    return pd.DataFrame(rows, columns=FRONTIER_COLUMNS)
 
 
-def matched_quality(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per model and sampling decoder: its quality at the model's matched diversity ``D*`` (module docstring),
-    the gap to the model's best decoder there, and whether that gap is a tie."""
+def _best_setting(group: pd.DataFrame) -> dict[str, float | int]:
+    """``eligible`` (how many of ``group``'s settings are), ``best_quality`` and ``impossible``: the best quality
+    among its eligible settings and that setting's impossible share, or, with none eligible, those of its setting
+    with the fewest impossible words."""
+    ok = group[group["eligible"]]
+    if len(ok):
+        best = ok.loc[ok[QUALITY].idxmax()]
+    elif IMPOSSIBLE in group and group[IMPOSSIBLE].notna().any():
+        best = group.loc[group[IMPOSSIBLE].idxmin()]
+    else:
+        best = group.iloc[0]
+    return {"eligible": int(group["eligible"].sum()), "best_quality": float(best[QUALITY]),
+            "impossible": float(best[IMPOSSIBLE]) if IMPOSSIBLE in best else np.nan}
+
+
+#: The columns of :func:`matched_quality`.
+MATCHED_COLUMNS = ["model", "diversity_level", "decoder", "quality_at_level", "impossible_at_level", "seed_se",
+                   "gap_to_best", "verdict"]
+
+
+def matched_quality(cells: pd.DataFrame, tolerance: float = IMPOSSIBLE_TOLERANCE) -> pd.DataFrame:
+    """Per model and sampling decoder: its quality at the model's matched diversity ``D*``, its impossible share
+    and the quality's standard error there, the gap to the model's best eligible decoder and the verdict (module
+    docstring: interpolation, the impossible rule, the tie rule)."""
     rows = []
     sampled = cells[~cells["kind"].isin(REFERENCE_KINDS) & ~cells["decoder"].isin(deterministic_decoders())]
     for model, own in sampled.groupby("model", sort=False):
@@ -119,27 +219,38 @@ def matched_quality(cells: pd.DataFrame) -> pd.DataFrame:
         for decoder, group in own.groupby("decoder", sort=False):
             group = group.sort_values(DIVERSITY)
             d, q = group[DIVERSITY].to_numpy(), group[QUALITY].to_numpy()
-            spread = group[f"{QUALITY}_std"].to_numpy() if f"{QUALITY}_std" in group else np.zeros(len(group))
-            quality, noise = float("nan"), float("nan")
+            se = standard_error(group).to_numpy()
+            impossible = group[IMPOSSIBLE].to_numpy() if IMPOSSIBLE in group else np.zeros(len(group))
+            row = {"model": model, "diversity_level": level, "decoder": decoder, "reached": False,
+                   "quality_at_level": np.nan, "impossible_at_level": np.nan, "seed_se": np.nan}
             if len(d) and d[0] <= level <= d[-1]:
                 upper = int(np.searchsorted(d, level, side="left"))
                 lower = max(upper - 1, 0) if d[upper] > level else upper
                 weight = 0.0 if d[upper] == d[lower] else (level - d[lower]) / (d[upper] - d[lower])
-                quality = float(q[lower] + weight * (q[upper] - q[lower]))
-                noise = float(np.nanmax(spread[[lower, upper]]))
-            rows.append({"model": model, "diversity_level": level, "decoder": decoder,
-                         "quality_at_level": quality, "seed_sd": noise})
-    columns = ["model", "diversity_level", "decoder", "quality_at_level", "seed_sd", "gap_to_best", "verdict"]
-    table = pd.DataFrame(rows, columns=columns[:5])
-    reached = table.dropna(subset=["quality_at_level"])
-    if reached.empty:
-        return table.assign(gap_to_best=np.nan, verdict="does not reach the level")[columns]
-    best_rows = reached.loc[reached.groupby("model")["quality_at_level"].idxmax()].set_index("model")
-    table["gap_to_best"] = table["quality_at_level"] - table["model"].map(best_rows["quality_at_level"])
-    noise = np.fmax(table["seed_sd"].fillna(0.0), table["model"].map(best_rows["seed_sd"]).fillna(0.0))
-    table["verdict"] = np.where(table["quality_at_level"].isna(), "does not reach the level",
-                                np.where(table["gap_to_best"] >= -2 * noise, "best or tie", "worse"))
-    return table.sort_values(["model", "quality_at_level"], ascending=[True, False], na_position="last")[columns]
+
+                def at_level(values: np.ndarray, lower: int = lower, upper: int = upper, weight: float = weight) \
+                        -> float:
+                    return float((1 - weight) * values[lower] + weight * values[upper])
+
+                row.update(reached=True, quality_at_level=at_level(q), impossible_at_level=at_level(impossible),
+                           seed_se=at_level(se))
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=[*MATCHED_COLUMNS[:6], "reached"])
+    if table.empty:
+        return table.assign(gap_to_best=np.nan, verdict="")[MATCHED_COLUMNS]
+    ranked = table["reached"] & table["quality_at_level"].notna() & \
+        ~(table["impossible_at_level"] > tolerance)
+    best = table[ranked].loc[table[ranked].groupby("model")["quality_at_level"].idxmax()].set_index("model") \
+        if ranked.any() else pd.DataFrame(columns=table.columns).set_index("model")
+    table["gap_to_best"] = (table["quality_at_level"] - table["model"].map(best["quality_at_level"])).where(ranked)
+    noise = np.sqrt(table["seed_se"] ** 2 + table["model"].map(best["seed_se"]).astype(float) ** 2)
+    is_best = ranked & (table["gap_to_best"] == 0)
+    table["verdict"] = np.select(
+        [~table["reached"], ~ranked, is_best, noise.isna(), table["gap_to_best"] >= -2 * noise],
+        ["does not reach the level", EMITS_IMPOSSIBLE, "best or tie", ONE_SEED, "best or tie"], "worse")
+    table["order"] = np.select([ranked, table["reached"]], [0, 1], 2)
+    return table.sort_values(["model", "order", "quality_at_level"], ascending=[True, True, False],
+                             na_position="last")[MATCHED_COLUMNS]
 
 
 def hyperfit_comparison(experiment: str, setting: str, output_root: str | os.PathLike | None = None,
