@@ -89,7 +89,7 @@ FIELD_VALUES = {
     "max_sequences": (["300"], 300), "jit_compile": ([], False), "backend": (["tensorflow"], "tensorflow"),
     "threads": (["1"], 1), "synthetic": (['{"n_headlines": 500}'], {"n_headlines": 500}),
     "patience": (["2"], 2), "tuning": ([], True), "generation_prefixes": (["50"], 50),
-    "input_pipeline": (["numpy"], "numpy"), "init_nudge_ulps": (["100"], 100),
+    "input_pipeline": (["numpy"], "numpy"), "init_nudge_ulps": (["100"], 100), "test_fraction": (["0.1"], 0.1),
 }
 
 

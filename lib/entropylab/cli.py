@@ -60,6 +60,8 @@ FIELD_HELP: dict[str, str] = {
     "input_pipeline": "where the training batches come from (default: tf.data on TensorFlow, numpy on JAX)",
     "init_nudge_ulps": "move each initial weight this many float32 steps up or down (a stand-in for another "
                        "CPU's rounding; default: $ENTROPYLAB_INIT_NUDGE_ULPS or 0)",
+    "test_fraction": "the test side's share, read once after training (0: none; then validation is reported, "
+                     "else validation is the dev side every choice is made on)",
 }
 #: Shorter spellings of some fields' options (``--jit`` and ``--no-jit`` for ``jit_compile``).
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {"jit_compile": ("--jit",)}
