@@ -42,7 +42,8 @@ REFERENCES = ("unigram", "bigram", "source")
 RERUN = "run the study again: python -m entropylab reproduce --study decoding (with --params FILE for another file)"
 #: The most ``words`` per prefix (the paper continues headlines by 10; 10**9 failed every job after the training).
 MAX_WORDS = 1000
-#: The word a file gives for ``prefixes`` or ``hyperfit.headlines`` to use every held-out row or training headline.
+#: The word a file gives for ``prefixes`` or ``hyperfit.headlines`` to use every held-out row (with dev and test
+#: sides, as many per side as the smaller holds) or training headline.
 ALL = "all"
 #: The fewest ``sampling_seeds``: the tables' tie rule needs a standard error over seeds (:mod:`.tables`).
 MIN_SAMPLING_SEEDS = 2
@@ -79,7 +80,8 @@ class HyperfitSpec:
 
 @dataclass(frozen=True)
 class DecodingSpec:
-    """The checked ``decoding`` section (``prefixes`` None: every row of each held-out side, the file's ``all``)."""
+    """The checked ``decoding`` section (``prefixes`` None: every held-out row, per side as many as the smaller side
+    holds, the file's ``all``)."""
 
     prefixes: int | None
     words: int

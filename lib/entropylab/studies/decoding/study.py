@@ -164,12 +164,12 @@ def check_sizes(plan: Any, spec: DecodingSpec, matched: dict[str, tuple[list[Mod
 
 def resolve(spec: DecodingSpec, sizes: SplitSizes) -> DecodingSpec:
     """``spec`` with ``all`` (None) replaced by the numbers of a run's split, so that a job's identity and what it
-    records say the number used (with a test side, the larger side's rows: every row of each side is decoded, and
-    each cell records its side's own number)."""
+    records say the number used (with a test side, :attr:`SplitSizes.prefix_rows`, the smaller side's rows: the
+    most a number may ask for, so that ``all`` and that number are the same job)."""
     hyperfit = spec.hyperfit
     if hyperfit is not None and hyperfit.headlines is None:
         hyperfit = dataclasses.replace(hyperfit, headlines=sizes.training_headlines)
-    prefixes = max(sizes.validation_rows, sizes.test_rows) if spec.prefixes is None else spec.prefixes
+    prefixes = sizes.prefix_rows if spec.prefixes is None else spec.prefixes
     return dataclasses.replace(spec, prefixes=prefixes, hyperfit=hyperfit)
 
 
