@@ -125,6 +125,50 @@ def test_the_standard_error_at_the_level_is_interpolated_linearly():
     assert a["seed_se"] == pytest.approx((0.05 + 0.15) / 2)  # between 0.1/2 and 0.3/2, not the larger
 
 
+# -- the matched level: chosen on dev, read on test -----------------------------------------------------------
+
+def test_the_matched_level_is_chosen_on_dev_and_the_qualities_are_read_on_test():
+    """Planted: the test cells' own median diversity is 2.0, where b is best; the dev cells' is 3.0, where a is.
+    The table takes the dev level and reads each decoder's quality at it on the test cells (the dev cells'
+    qualities, absurd here, are never read)."""
+    from entropylab.studies.decoding.report import rules
+
+    test = _cells(decoder=["a", "a", "a", "b", "b", "b"], value=[1.0, 2.0, 3.0, 1.0, 2.0, 3.0],
+                  word_entropy=[1.0, 2.0, 4.0, 1.0, 2.0, 4.0], possible_loglik=[-0.5, -1.0, -2.0, -0.6, -0.8, -3.0],
+                  possible_loglik_std=0.01, impossible=0.0)
+    dev = test.assign(word_entropy=[2.0, 3.0, 5.0, 2.0, 3.0, 5.0], possible_loglik=100.0, impossible=0.9)
+    assert test["word_entropy"].median() == 2.0 and dev["word_entropy"].median() == 3.0
+    same = tables.matched_quality(test).set_index("decoder")  # no dev cells: the level from the same cells
+    assert (same["diversity_level"] == 2.0).all() and same.loc["b", "verdict"] == "best or tie"
+    assert same.loc["a", "verdict"] == "worse"
+    chosen = tables.matched_quality(test, dev).set_index("decoder")
+    assert (chosen["diversity_level"] == 3.0).all()
+    assert chosen.loc["a", "quality_at_level"] == pytest.approx(-1.5)  # test's a halfway between 2.0 and 4.0
+    assert chosen.loc["b", "quality_at_level"] == pytest.approx(-1.9)
+    assert chosen.loc["a", "impossible_at_level"] == 0.0  # the test side's share, not dev's 0.9
+    assert chosen.loc["a", "verdict"] == "best or tie" and chosen.loc["b", "verdict"] == "worse"
+    assert list(tables.matched_quality(test, dev).columns) == tables.MATCHED_COLUMNS
+    # a model with no sampled dev settings has no level: no decoder reaches it (never the test side's own median)
+    nowhere = tables.matched_quality(test, dev.assign(model="other")).set_index("decoder")
+    assert nowhere["diversity_level"].isna().all() and (nowhere["verdict"] == "does not reach the level").all()
+    assert "made on the dev prefixes" in rules(sides=True) and "dev" not in rules()
+
+
+def test_the_tables_read_the_test_side_and_old_cells_whole():
+    generation = pd.DataFrame({"setting": "synthetic/headline", "model": "m", "kind": "run", "decoder": "top_p",
+                               "value": 0.5, "sampling_seed": [0, 0], "side": ["dev", "test"],
+                               "word_entropy": [1.0, 2.0], "possible_loglik": [-1.0, -2.0]})
+    assert tables.reported_side(generation) == "test" and tables.has_dev(generation)
+    assert tables.cell_table(generation, "synthetic/headline")["word_entropy"].tolist() == [2.0]
+    assert tables.cell_table(generation, "synthetic/headline", "dev")["word_entropy"].tolist() == [1.0]
+    one_side = generation.assign(side="validation")
+    assert tables.reported_side(one_side) == "validation" and not tables.has_dev(one_side)
+    assert tables.cell_table(one_side, "synthetic/headline")["seeds"].tolist() == [2]
+    old = generation.drop(columns="side")  # before sides: every row, as they were read
+    assert tables.reported_side(old) is None and not tables.has_dev(old)
+    assert tables.cell_table(old, "synthetic/headline")["word_entropy"].tolist() == [1.5]
+
+
 # -- one sampling seed ---------------------------------------------------------------------------------------
 
 def test_one_sampling_seed_is_refused_with_the_fix(tmp_path):

@@ -159,8 +159,10 @@ def test_greedy_words_of_other_prefixes_are_a_not_comparable_row_not_an_error(tm
 # -- the parameter section -----------------------------------------------------------------------------------
 
 def test_the_study_file_reads_and_plans_every_decoder_over_its_range():
-    spec = read_spec(load_params(ROOT / "params" / "decoding.yaml"))
-    assert spec.prefixes >= 500 and spec.words == 10 and len(spec.sampling_seeds) == 3
+    params = load_params(ROOT / "params" / "decoding.yaml")
+    spec = read_spec(params)
+    assert spec.prefixes == 250 and spec.words == 10 and len(spec.sampling_seeds) == 3  # per side: dev and test
+    assert all(point.parameters["test_fraction"] == 0.2 for point in params.points)
     cells = spec.cells()
     assert {d for d, _, _ in cells} >= {"greedy", "beam", "temperature", "top_k", "top_p", "typical_p", "min_p",
                                         "epsilon_cutoff", "eta_cutoff", "top_h", "mirostat"}
@@ -237,11 +239,16 @@ def study(tmp_path_factory):
 def test_the_study_decodes_every_cell_of_every_model_and_reference(study):
     spec = read_spec(load_params(SMOKE))
     cells = pd.read_csv(study / "results" / "decoding-smoke-generation.csv")
-    per_model = cells.groupby("model").size().to_dict()
-    assert per_model == {"cross-entropy": len(spec.cells()), "control-mse": len(spec.cells()),
-                         "hyperfitted": len(spec.cells()), "bigram": len(spec.sampling_seeds),
-                         "source": len(spec.sampling_seeds)}
+    per_model = cells.groupby(["side", "model"]).size().to_dict()
+    for side in ("dev", "test"):  # every cell on both sides, once each
+        assert {m: n for (s, m), n in per_model.items() if s == side} == {
+            "cross-entropy": len(spec.cells()), "control-mse": len(spec.cells()), "hyperfitted": len(spec.cells()),
+            "bigram": len(spec.sampling_seeds), "source": len(spec.sampling_seeds)}
+    assert set(cells["side"]) == {"dev", "test"}
+    assert not cells.duplicated(["model", "side", "decoder", "value", "sampling_seed"]).any()
     assert (cells["prefixes"] == spec.prefixes).all() and (cells["words"] == spec.words).all()
+    greedy = cells[(cells["model"] == "cross-entropy") & (cells["decoder"] == "greedy")].set_index("side")
+    assert greedy.loc["dev", "js_heldout"] != greedy.loc["test", "js_heldout"]  # other prefixes, other next words
     source = cells[cells["model"] == "source"]
     assert (source["impossible"] == 0).all()  # the known truth never emits what it cannot
     best_model = cells[cells["kind"] != "source"]["true_loglik"].max()
@@ -281,25 +288,57 @@ def test_the_report_notebook_tables_and_figures_exist(study):
     assert list(matched.columns) == tables.MATCHED_COLUMNS and "seed_sd" not in matched
     assert "possible ll" in (tables_dir / "synthetic_headline.md").read_text()
     assert "two standard errors" in (tables_dir / "summary.md").read_text()
+    assert "matched diversity level" in (tables_dir / "summary.md").read_text() and \
+        "made on the dev prefixes" in (tables_dir / "summary.md").read_text()
+    # the reported tables hold the test side only; the matched level is the dev side's median
+    generation = pd.read_csv(study / "results" / "decoding-smoke-generation.csv")
+    numbers = pd.read_csv(tables_dir / "synthetic_headline_numbers.csv")
+    for side in ("test", "dev"):
+        own = tables.cell_table(generation, "synthetic/headline", side)
+        same = np.isclose(numbers["distinct_2"], own["distinct_2"]) & np.isclose(numbers["word_entropy"],
+                                                                                 own["word_entropy"])
+        assert same.all() if side == "test" else not same.all(), side
+    dev = tables.cell_table(generation, "synthetic/headline", "dev")
+    sampled = dev[~dev["kind"].isin(tables.REFERENCE_KINDS) & ~dev["decoder"].isin(["greedy", "beam"])]
+    levels = matched.groupby("model")["diversity_level"].first()
+    for model, level in levels.items():
+        assert level == pytest.approx(sampled[sampled["model"] == model]["word_entropy"].median()), model
+    test = tables.cell_table(generation, "synthetic/headline", "test")
+    test_sampled = test[~test["kind"].isin(tables.REFERENCE_KINDS) & ~test["decoder"].isin(["greedy", "beam"])]
+    assert any(level != pytest.approx(test_sampled[test_sampled["model"] == m]["word_entropy"].median())
+               for m, level in levels.items())  # not the test side's own median
     examples = pd.read_csv(tables_dir / "examples_synthetic_headline.csv")
     assert len(examples) == 6 and examples.iloc[:, 1:].notna().all().all()
 
 
-def test_a_killed_grid_resumes_without_redoing_finished_cells(study):
+def test_a_killed_grid_resumes_without_redoing_finished_cells(study, capsys):
+    """Cut after a cell's dev row and before its test row: the finished dev and test cells are kept, only the cut
+    ones are decoded again, each on its own side (a dev cell is never taken for its test twin)."""
     from entropylab.experiments.sweep import make_plan
-    from entropylab.studies.decoding.grid import decode_job
+    from entropylab.studies.decoding.grid import decode_job, done_cells, job_is_finished
     from entropylab.studies.decoding.study import plan_jobs
 
     plan = make_plan(SMOKE, output_root=study)
     job = next(j for j in plan_jobs(plan, read_spec(plan.params)) if j.model == "cross-entropy")
     before = pd.read_csv(job.cells_csv)
-    store.write_csv(job.cells_csv, before.iloc[:-3], checked=True)  # as if killed three cells before the end
+    assert before["side"].tolist()[:4] == ["dev", "test", "dev", "test"]  # each cell on both sides in turn
+    cut = len(before) - 3  # as if killed three cells before the end: the last kept cell has its dev row only
+    assert before.iloc[cut - 1]["side"] == "dev"
+    store.write_csv(job.cells_csv, before.iloc[:cut], checked=True)
+    assert not job_is_finished(job) and len(done_cells(job)) == cut
+    capsys.readouterr()
     decode_job(job)
+    decoded = [line for line in capsys.readouterr().out.splitlines() if ": cell " in line]
+    assert len(decoded) == 3  # only the cut cells
+    assert [line.split(" seed ")[0].split("/")[-1].split(" ")[1] for line in decoded] == \
+        before.iloc[cut:]["side"].tolist()
     after = pd.read_csv(job.cells_csv)
-    assert len(after) == len(before)
-    pd.testing.assert_frame_equal(after.iloc[:-3], before.iloc[:-3])  # kept as they were (their seconds too)
-    numbers = ["distinct_2", "possible_loglik", "true_loglik", "surprisal_mean"]
-    np.testing.assert_allclose(after.iloc[-3:][numbers].to_numpy(), before.iloc[-3:][numbers].to_numpy())
+    assert len(after) == len(before) and job_is_finished(job)
+    pd.testing.assert_frame_equal(after.iloc[:cut], before.iloc[:cut])  # kept as they were (their seconds too)
+    keys = ["side", "decoder", "value", "sampling_seed"]
+    pd.testing.assert_frame_equal(after.iloc[cut:][keys], before.iloc[cut:][keys])
+    numbers = ["distinct_2", "possible_loglik", "true_loglik", "surprisal_mean", "js_heldout"]
+    np.testing.assert_allclose(after.iloc[cut:][numbers].to_numpy(), before.iloc[cut:][numbers].to_numpy())
 
 
 def test_damaged_study_files_are_named_and_cut_cells_are_decoded_again(study, tmp_path, capsys):
@@ -381,7 +420,7 @@ def test_cells_of_another_model_or_prefix_count_are_not_reused(study):
 
     plan = make_plan(SMOKE, output_root=study)
     job = next(j for j in plan_jobs(plan, read_spec(plan.params)) if j.model == "control-mse")
-    assert len(_reusable_cells(job)) == len(job.spec.cells())  # the same identity: every cell kept
+    assert len(_reusable_cells(job)) == 2 * len(job.spec.cells())  # the same identity: every cell (dev, test) kept
     import dataclasses
 
     other = dataclasses.replace(job, spec=dataclasses.replace(job.spec, prefixes=job.spec.prefixes - 1))
@@ -688,18 +727,21 @@ def test_a_cut_greedy_words_file_is_decoded_again_and_named(tmp_path, monkeypatc
     from entropylab.studies.decoding.spec import RERUN
 
     spec, task, config, corpus, data, model = _bigram_job_parts(tmp_path)
-    rows = choose_prefixes(len(data.y_val), spec.prefixes, config.split_seed)
+    rows = grid.side_rows(data, spec.prefixes, config.split_seed)
+    assert sorted(rows) == ["dev", "test"]
+    np.testing.assert_array_equal(rows["dev"], choose_prefixes(len(data.y_val), spec.prefixes, config.split_seed))
     monkeypatch.setattr(grid, "_load", lambda job: (model, "softmax", corpus, config, data, rows))
     monkeypatch.setattr(grid, "_examples", lambda *args: None)
     job = grid.Job("synthetic/headline", "cross-entropy", "run", task.run_dir, str(tmp_path / "cells"), spec)
     grid.decode_job(job)
     path = tmp_path / "cells" / "cross-entropy-greedy.npy"
     whole = np.load(path)
+    assert len(whole) == len(rows["test"])  # the greedy words are the reported (test) side's
     path.write_bytes(path.read_bytes()[:200])
     grid.decode_job(job)
     assert np.array_equal(np.load(path), whole)
     cells = store.read_csv(job.cells_csv)
-    assert len(cells) == len(spec.cells()) and (cells["decoder"] == "greedy").sum() == 1
+    assert len(cells) == 2 * len(spec.cells()) and (cells["decoder"] == "greedy").sum() == 2  # one per side
     path.write_bytes(path.read_bytes()[:200])  # what the copying table reads: one line naming it
     with pytest.raises(store.DamagedFileError, match=r"cross-entropy-greedy\.npy is damaged .*reproduce --study"):
         grid.read_words(path, fix=RERUN)
@@ -721,3 +763,27 @@ def test_a_cut_identity_file_has_its_job_decoded_again(tmp_path, capsys):
     assert _reusable_cells(job).empty  # decoded again
     assert "identity.json is damaged" in capsys.readouterr().out
     assert store.read_json(job.identity_json) == job.identity and not job.cells_csv.exists()
+
+
+def test_cells_without_a_side_are_validation_cells_and_never_finish_a_job_with_dev_and_test(tmp_path):
+    """A cells file from before sides (no ``side`` column) holds validation cells: a job whose run has a test side
+    (its config's ``test_fraction > 0``) wants every cell on dev and on test, so it is not finished by them; a job
+    whose run has none is."""
+    from entropylab.studies.decoding.grid import Job, done_cells, job_keys, job_sides
+
+    spec = read_spec(load_params(SMOKE))
+    run = tmp_path / "run"
+    job = Job("synthetic/headline", "bigram", "bigram", str(run), str(tmp_path / "cells"), spec)
+    old = pd.DataFrame({"decoder": "temperature", "value": 1.0, "sampling_seed": list(spec.sampling_seeds),
+                        "prefixes": spec.prefixes, "words": spec.words})
+    store.write_csv(job.cells_csv, old, checked=True)
+    assert {key[0] for key in done_cells(job)} == {"validation"}
+    store.write_json(run / store.CONFIG, {"test_fraction": 0.2})
+    assert job_sides(job) == ("dev", "test") and not job_keys(job) <= done_cells(job)
+    store.write_csv(job.cells_csv, pd.concat([old.assign(side="dev"), old.assign(side="test").iloc[:-1]]),
+                    checked=True)
+    assert job_keys(job) - done_cells(job) == {("test", "temperature", 1.0, spec.sampling_seeds[-1])}
+    store.write_json(run / store.CONFIG, {"test_fraction": 0.0})
+    assert job_sides(job) == ("validation",)
+    store.write_csv(job.cells_csv, old, checked=True)
+    assert job_keys(job) == done_cells(job)

@@ -38,14 +38,17 @@ def smoke_copy(tmp_path: Path, name: str = "smoke.yaml", **replace: str) -> Path
 
 
 def smoke_sizes() -> tuple[int, int]:
-    """The smoke runs' validation rows and training headlines, computed here from the corpus and the split."""
+    """The smoke runs' most prefixes per side (the smaller of their dev and test rows) and training headlines,
+    computed here from the corpus and the split."""
     from entropylab.data import load_corpus
 
     p = load_params(SMOKE).points[0].parameters
     corpus = load_corpus("synthetic")
-    data = corpus.subset(p["max_sequences"]).split(p["split"], p["val_fraction"], p.get("split_seed", 0))
+    data = corpus.subset(p["max_sequences"]).split(p["split"], p["val_fraction"], p.get("split_seed", 0),
+                                                   p["test_fraction"])
+    assert data.has_test
     owners = corpus.subset(p["max_sequences"]).headline_index[data.train_index]
-    return len(data.y_val), len(np.unique(owners))
+    return min(len(data.y_val), len(data.y_test)), len(np.unique(owners))
 
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess:
@@ -112,12 +115,12 @@ def test_all_becomes_the_number_used_in_each_job_and_its_identity(tmp_path):
     assert fitted.spec.hyperfit.headlines == headlines and fitted.identity["hyperfit"]["headlines"] == headlines
     # what hyperfit records (its recipe, asdict of the job's spec) is what it fits: every training headline
     sizes = split_sizes(next(t for t in plan.tasks if t.run_dir == fitted.run_dir).parameters)
-    assert (sizes.validation_rows, sizes.training_headlines) == (rows, headlines)
+    assert (min(sizes.validation_rows, sizes.test_rows), sizes.training_headlines) == (rows, headlines)
     from entropylab.data import load_corpus
 
     p = plan.tasks[0].parameters
     corpus = load_corpus("synthetic")
-    data = corpus.subset(p["max_sequences"]).split(p["split"], p["val_fraction"], p["split_seed"])
+    data = corpus.subset(p["max_sequences"]).split(p["split"], p["val_fraction"], p["split_seed"], p["test_fraction"])
     owners = corpus.subset(p["max_sequences"]).headline_index[data.train_index]
     assert len(fit_headlines(owners, fitted.spec.hyperfit.headlines)) == len(owners)
     # asking for exactly as many is the same job as all: its finished cells are kept

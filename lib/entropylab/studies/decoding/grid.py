@@ -2,15 +2,21 @@
 
 A **job** is one model of one data setting (a finished run of the study's sweep, the hyperfitted model, or a
 reference: the unigram and bigram count models of the run's training split and, on the synthetic corpus, the
-source itself). It loads the model once, picks ``prefixes`` validation prefixes (the same rows for every model of
-a setting, :func:`entropylab.metrics.generation.choose_prefixes` with the split seed) and, for each cell
-``(decoder, value, sampling seed)`` of :meth:`DecodingSpec.cells`, generates ``words`` words for all of them in one
-batch (:func:`entropylab.decoding.continue_prefixes`) and measures (:func:`cell_metrics`):
+source itself). It loads the model once and picks its prefixes per **side** (:func:`job_sides`): a run with a test
+side (``test_fraction > 0``) has two, ``prefixes`` rows of the **dev** side (``x_val``: every choice of the report,
+such as a decoder's matched diversity level, is made on it) and ``prefixes`` rows of the **test** side (``x_test``:
+what the report's tables show); a run without one has one side, ``validation``, as before. Each side's rows are
+:func:`entropylab.metrics.generation.choose_prefixes` of that side's size with the split seed (the same rows for
+every model of a setting). For each cell ``(decoder, value, sampling seed)`` of :meth:`DecodingSpec.cells` and each
+side it generates ``words`` words for all of the side's prefixes in one batch
+(:func:`entropylab.decoding.continue_prefixes`) and measures (:func:`cell_metrics`); each row of the cells file has
+its ``side``:
 
 * ``distinct_1``, ``distinct_2``, ``repeat`` (share of continuations with a repeated word) and ``repetition``
   (mean share of repeated words), ``zipf`` (Zipf coefficient of the generated words), ``word_entropy`` (entropy
   of their frequencies, nats: the diversity axis), ``js_heldout`` (Jensen-Shannon divergence in bits between the
-  generated words' frequencies and the validation split's next words: :mod:`entropylab.metrics.generation`);
+  generated words' frequencies and the same side's next words, ``y_val`` or ``y_test``:
+  :mod:`entropylab.metrics.generation`);
 * ``surprisal_mean`` and ``surprisal_std``: mean and standard deviation over all generated words of the model's
   own surprisal ``-ln p(w_i | context)`` (nats, unfiltered ``p``);
 * on the synthetic corpus, the source's law ``q`` of each word: ``impossible`` (share of the words the source cannot
@@ -19,10 +25,13 @@ batch (:func:`entropylab.decoding.continue_prefixes`) and measures (:func:`cell_
   term was most of it) (:mod:`entropylab.metrics.generation`).
 
 Each job writes ``<study folder>/cells/<setting>/<model>.csv`` whole after every cell (atomically), so a killed
-study resumes without redoing finished cells, plus the greedy words (``<model>-greedy.npy``, for the paired
-repetition test of the report) and ``<model>-examples.csv`` (continuations of the paper's six seed texts, or six
-validation headlines' first two words on the synthetic corpus, by each decoder at its middle value, seed 0; none
-for the hyperfitted model on NYT, whose continuations recite the headlines it was fitted to).
+study resumes without redoing finished cells (a cell is ``(side, decoder, value, sampling seed)``: a dev cell is
+never taken for a test cell), plus the greedy words of the **reported** side (:func:`reported_side`: test, or
+validation without a test side; ``<model>-greedy.npy``, for the paired repetition test of the report) and
+``<model>-examples.csv`` (continuations of the paper's six seed texts, or the first two words of six held-out
+headlines of the reported side on the synthetic corpus, by each decoder at its middle value, seed 0; none for the
+hyperfitted model on NYT, whose continuations recite the headlines it was fitted to). The hyperfitted model's
+per-epoch validation measures use the dev side's prefix rows.
 Jobs run ``workers`` at a time, each in a process of its own under its own lock (:func:`run_jobs`).
 """
 
@@ -42,14 +51,17 @@ from ...decoding import DECODERS, GREEDY
 from ...training import store
 from .spec import DecodingSpec, HyperfitSpec
 
-CELL_KEYS = ("decoder", "value", "sampling_seed")
+CELL_KEYS = ("side", "decoder", "value", "sampling_seed")
+#: The sides a cell is decoded on: dev and test for a run with a test side, else validation alone.
+DEV, TEST, VALIDATION = "dev", "test", "validation"
 HYPERFITTED = "hyperfitted"
 N_EXAMPLES = 6
 #: The version of the decoders' and cell metrics' definitions, part of a job's identity: raised whenever one changes
 #: (2: Top-H and the ties at the top as published, the Zipf coefficient by maximum likelihood; 3: the quality column
-#: ``possible_loglik``, mean ``ln q`` over the words the source can emit, beside ``impossible`` and ``true_loglik``),
+#: ``possible_loglik``, mean ``ln q`` over the words the source can emit, beside ``impossible`` and ``true_loglik``;
+#: 4: cells carry a side, dev and test prefixes for a run with a test side, each side's own held-out words),
 #: so that a study never mixes cells of two definitions.
-DEFINITIONS = 3
+DEFINITIONS = 4
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,44 @@ class Job:
         return [self.cells_csv, out / f"{self.model}-greedy.npy", out / f"{self.model}-examples.csv"]
 
 
+def sides_of(has_test: bool) -> tuple[str, ...]:
+    """The sides a job decodes: ``(dev, test)`` with a test side, else ``(validation,)``."""
+    return (DEV, TEST) if has_test else (VALIDATION,)
+
+
+def reported_side(sides: Iterable[str]) -> str:
+    """The side the report reads: test where there is one, else validation."""
+    return TEST if TEST in tuple(sides) else VALIDATION
+
+
+def job_sides(job: Job) -> tuple[str, ...]:
+    """The sides of ``job`` from its run's config (read only, no data loaded): :func:`sides_of` its
+    ``test_fraction > 0``; validation alone when the config is absent or unreadable (the job itself then fails on
+    it, naming the file)."""
+    try:
+        fraction = store.read_json(Path(job.run_dir) / store.CONFIG).get("test_fraction", 0.0)
+    except (OSError, ValueError, AttributeError):
+        fraction = 0.0
+    return sides_of(float(fraction or 0.0) > 0)
+
+
+def side_rows(data: Any, prefixes: int, seed: int) -> dict[str, np.ndarray]:
+    """Per side of ``data`` (:func:`sides_of`), its prefix rows: ``choose_prefixes`` of that side's size."""
+    from ...metrics.generation import choose_prefixes
+
+    if not data.has_test:
+        return {VALIDATION: choose_prefixes(len(data.y_val), prefixes, seed)}
+    return {DEV: choose_prefixes(len(data.y_val), prefixes, seed),
+            TEST: choose_prefixes(len(data.y_test), prefixes, seed)}
+
+
+def side_data(data: Any, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, index into the capped corpus)`` of one side of ``data``: test, or dev/validation (``x_val``)."""
+    if side == TEST:
+        return data.x_test, data.y_test, data.test_index
+    return data.x_val, data.y_val, data.val_index
+
+
 def cell_metrics(words: np.ndarray, surprisal: np.ndarray, heldout: np.ndarray,
                  true_probability: np.ndarray | None = None) -> dict[str, float]:
     """The metrics of one cell (module docstring) from its words (``B x n``), their surprisal under the model and
@@ -118,7 +168,8 @@ def cell_metrics(words: np.ndarray, surprisal: np.ndarray, heldout: np.ndarray,
 
 
 def seed_texts(corpus: Any, dataset: str, val_headlines: Iterable[int]) -> list[str]:
-    """The paper's six seed texts on NYT; else the first two words of the first six validation headlines."""
+    """The paper's six seed texts on NYT; else the first two words of the first six of ``val_headlines`` (the
+    held-out headlines of the reported side)."""
     from ..paper.reported import PAPER_SEED_TEXTS
 
     if dataset == "nyt":
@@ -134,23 +185,24 @@ def seed_texts(corpus: Any, dataset: str, val_headlines: Iterable[int]) -> list[
     return texts
 
 
-def _load(job: Job) -> tuple[Any, str, Any, Any, Any, np.ndarray]:
-    """``(model, head, corpus, config, split, prefix rows)`` of a job."""
-    from ...metrics.generation import choose_prefixes
+def _load(job: Job) -> tuple[Any, str, Any, Any, Any, dict[str, np.ndarray]]:
+    """``(model, head, corpus, config, split, prefix rows per side)`` of a job (:func:`side_rows`); the hyperfitted
+    model is measured on the dev (or validation) side's rows."""
     from ...metrics.references import CountModel, SourceModel
     from ...training import load_trained
     from ...training.train import run_split
 
     model, corpus, config = load_trained(job.run_dir)
     data = run_split(corpus, config)
-    rows = choose_prefixes(len(data.y_val), job.spec.prefixes, config.split_seed)
+    rows = side_rows(data, job.spec.prefixes, config.split_seed)
     head = config.head
     if job.kind == "hyperfit":
         from .hyperfit import hyperfit
 
         recipe = job.spec.hyperfit
         assert isinstance(recipe, HyperfitSpec)
-        model, _ = hyperfit(job.run_dir, recipe, job.hyperfit_dir or "", rows, (model, corpus, config, data))
+        dev_rows = rows[DEV if data.has_test else VALIDATION]
+        model, _ = hyperfit(job.run_dir, recipe, job.hyperfit_dir or "", dev_rows, (model, corpus, config, data))
     elif job.kind in ("unigram", "bigram"):
         model, head = CountModel(data.y_train, data.x_train, corpus.vocab_size, 1 if job.kind == "unigram" else 2), \
             "softmax"
@@ -170,9 +222,16 @@ def _read_done(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-def _key(decoder: str, value: Any, seed: Any) -> tuple[str, float, int]:
+def _key(side: Any, decoder: str, value: Any, seed: Any) -> tuple[str, str, float, int]:
+    """A cell's key ``(side, decoder, value, seed)``; a side that is missing (a cells file from before sides: NaN)
+    is validation."""
     number = float(value) if value is not None and not (isinstance(value, float) and np.isnan(value)) else -1.0
-    return str(decoder), round(number, 12), int(seed)
+    side = VALIDATION if side is None or (isinstance(side, float) and np.isnan(side)) else str(side)
+    return side, str(decoder), round(number, 12), int(seed)
+
+
+def _record_key(record: dict[str, Any]) -> tuple[str, str, float, int]:
+    return _key(record.get("side"), record["decoder"], record["value"], record["sampling_seed"])
 
 
 def job_cells(job: Job) -> list[tuple[str, float | None, int]]:
@@ -180,6 +239,11 @@ def job_cells(job: Job) -> list[tuple[str, float | None, int]]:
     if job.kind in ("run", "hyperfit"):
         return job.spec.cells()
     return [("temperature", 1.0, seed) for seed in job.spec.sampling_seeds]
+
+
+def job_keys(job: Job, sides: Iterable[str] | None = None) -> set[tuple[str, str, float, int]]:
+    """The keys of every cell of ``job`` on every side (``sides``, by default :func:`job_sides`)."""
+    return {_key(side, *cell) for side in (job_sides(job) if sides is None else sides) for cell in job_cells(job)}
 
 
 def _reusable_cells(job: Job) -> pd.DataFrame:
@@ -210,37 +274,43 @@ def decode_job(job: Job) -> str:
     from ...metrics.generation import word_frequencies
 
     model, head, corpus, config, data, rows = _load(job)
-    contexts = data.x_val[rows]
-    heldout = word_frequencies(data.y_val, corpus.vocab_size)
+    sides = tuple(rows)
+    reported = reported_side(sides)
+    contexts, heldout = {}, {}
+    for side in sides:
+        x, y, _ = side_data(data, side)
+        contexts[side], heldout[side] = x[rows[side]], word_frequencies(y, corpus.vocab_size)
     out_dir = Path(job.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     done = _reusable_cells(job)
     cells = job_cells(job)
-    wanted = {_key(*cell) for cell in cells}
-    records = [r for r in done.to_dict("records") if _key(r["decoder"], r["value"], r["sampling_seed"]) in wanted]
+    wanted = job_keys(job, sides)
+    records = [r for r in done.to_dict("records") if _record_key(r) in wanted]
     if read_words(out_dir / f"{job.model}-greedy.npy", job.spec.words) is None:  # absent or damaged: greedy again
-        records = [r for r in records if r["decoder"] != GREEDY]
-    finished = {_key(r["decoder"], r["value"], r["sampling_seed"]) for r in records}
+        records = [r for r in records if not (r["decoder"] == GREEDY and _record_key(r)[0] == reported)]
+    finished = {_record_key(r) for r in records}
     for number, (decoder, value, seed) in enumerate(cells, start=1):
-        if _key(decoder, value, seed) in finished:
-            continue
-        strategy, params = DECODERS[decoder].arguments(value)
-        started = time.perf_counter()
-        result = continue_prefixes(model, contexts, job.spec.words, head=head, strategy=strategy, seed=seed,
-                                   true_next=corpus.true_next, **params)
-        row = {"setting": job.setting, "model": job.model, "kind": job.kind, "decoder": decoder,
-               "value": np.nan if value is None else float(value), "sampling_seed": seed,
-               "prefixes": len(rows), "words": job.spec.words,
-               **cell_metrics(result.words, result.surprisal, heldout, result.true_probability),
-               "seconds": time.perf_counter() - started}
-        if decoder == GREEDY:
-            _save_words(out_dir / f"{job.model}-greedy.npy", result.words)
-        records.append(row)
-        store.write_csv(job.cells_csv, pd.DataFrame(records), checked=True)
-        print(f"{job.setting} {job.model}: cell {number}/{len(cells)} {decoder} "
-              f"{'' if value is None else f'{value:g} '}seed {seed} in {row['seconds']:.1f} s", flush=True)
+        for side in sides:  # each cell on every side in turn: a resumed job may hold a cell on dev and not on test
+            if _key(side, decoder, value, seed) in finished:
+                continue
+            strategy, params = DECODERS[decoder].arguments(value)
+            started = time.perf_counter()
+            result = continue_prefixes(model, contexts[side], job.spec.words, head=head, strategy=strategy,
+                                       seed=seed, true_next=corpus.true_next, **params)
+            row = {"setting": job.setting, "model": job.model, "kind": job.kind, "side": side, "decoder": decoder,
+                   "value": np.nan if value is None else float(value), "sampling_seed": seed,
+                   "prefixes": len(rows[side]), "words": job.spec.words,
+                   **cell_metrics(result.words, result.surprisal, heldout[side], result.true_probability),
+                   "seconds": time.perf_counter() - started}
+            if decoder == GREEDY and side == reported:
+                _save_words(out_dir / f"{job.model}-greedy.npy", result.words)
+            records.append(row)
+            store.write_csv(job.cells_csv, pd.DataFrame(records), checked=True)
+            print(f"{job.setting} {job.model}: cell {number}/{len(cells)} {side} {decoder} "
+                  f"{'' if value is None else f'{value:g} '}seed {seed} in {row['seconds']:.1f} s", flush=True)
     if job.kind in ("run", "hyperfit"):
-        _examples(job, model, head, corpus, corpus.subset(config.max_sequences).headline_index[data.val_index])
+        held_out = side_data(data, reported)[2]
+        _examples(job, model, head, corpus, corpus.subset(config.max_sequences).headline_index[held_out])
     return str(job.cells_csv)
 
 
@@ -283,16 +353,16 @@ def _examples_written(path: Path, middle: list[tuple[str, float | None]]) -> boo
     if not path.is_file():
         return False
     written = _read_done(path)  # empty when damaged: written again
-    return not written.empty and {_key(d, v, 0) for d, v in zip(written["decoder"], written["value"], strict=True)} \
-        == {_key(d, v, 0) for d, v in middle}
+    return not written.empty and {_key(None, d, v, 0) for d, v in zip(written["decoder"], written["value"],
+                                                                       strict=True)} \
+        == {_key(None, d, v, 0) for d, v in middle}
 
 
-def done_cells(job: Job) -> set[tuple[str, float, int]]:
-    """The keys ``(decoder, value, seed)`` of the cells in the job's cells file (none when it is absent or
-    damaged)."""
+def done_cells(job: Job) -> set[tuple[str, str, float, int]]:
+    """The keys ``(side, decoder, value, seed)`` of the cells in the job's cells file (none when it is absent or
+    damaged; a file without a ``side`` column holds validation cells)."""
     done = _read_done(job.cells_csv)
-    return set() if done.empty else {_key(d, v, s) for d, v, s in
-                                     zip(done["decoder"], done["value"], done["sampling_seed"], strict=True)}
+    return set() if done.empty else {_record_key(r) for r in done.to_dict("records")}
 
 
 def job_is_finished(job: Job) -> bool:
@@ -305,7 +375,7 @@ def job_is_finished(job: Job) -> bool:
     except store.DamagedFileError:
         return False
     cells = job_cells(job)
-    if not {_key(*cell) for cell in cells} <= done_cells(job):
+    if not job_keys(job) <= done_cells(job):
         return False
     out = Path(job.out_dir)
     if any(decoder == GREEDY for decoder, _, _ in cells):
@@ -321,7 +391,8 @@ def job_is_finished(job: Job) -> bool:
 
 
 def _examples(job: Job, model: Any, head: str, corpus: Any, val_owners: np.ndarray) -> None:
-    """Continuations of the seed texts by each decoder at its middle value, sampling seed 0."""
+    """Continuations of the seed texts by each decoder at its middle value, sampling seed 0; ``val_owners`` are the
+    headlines of the reported side's rows (the synthetic corpus's seed texts are drawn from them)."""
     import warnings
 
     from ...decoding import continue_prefixes

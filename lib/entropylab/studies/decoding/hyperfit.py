@@ -6,9 +6,9 @@ cross-entropy loss, epoch after epoch, until the mean training cross-entropy (dr
 
     ``L_fit = -(1/N) sum_i ln p(y_i | x_i)``
 
-falls below ``target_loss`` nats, or ``max_epochs`` have run. Each epoch also records, on the study's validation
-prefixes, the cross-entropy and the mean entropy ``H(p)`` of the model's predictions (the paper finds hyperfitted
-models predict with very low entropy).
+falls below ``target_loss`` nats, or ``max_epochs`` have run. Each epoch also records, on the study's dev prefixes
+(the validation side's, :mod:`.grid`; never the test side's), the cross-entropy and the mean entropy ``H(p)`` of
+the model's predictions (the paper finds hyperfitted models predict with very low entropy).
 
 Dropout during the fit draws its masks from generators set from the recipe's ``seed`` alone
 (:func:`entropylab.training.train.reseed_random_layers`), not from whatever state the process had when the model was
@@ -63,7 +63,7 @@ def hyperfit(run_dir: str | os.PathLike, spec: HyperfitSpec, out_dir: str | os.P
              loaded: tuple[Any, Any, Any, Any]) -> tuple[Any, pd.DataFrame]:
     """The hyperfitted model of the finished run ``run_dir`` and its history (module docstring). ``loaded`` is that
     run's ``(model, corpus, config, split)`` as the caller loaded them (the model is fitted in place); ``val_rows``
-    are the validation rows of the split on which each epoch is measured."""
+    are the dev (validation) rows of the split on which each epoch is measured."""
     import keras
 
     from ...objectives import keras_loss

@@ -6,7 +6,13 @@ Its text states the study's rules (:func:`rules`, the first finding on the synth
 ``possible_loglik``, the mean ``ln q`` over the generated words the source can emit, with ``impossible``, the share
 it cannot, beside it; a setting above :data:`~.tables.IMPOSSIBLE_TOLERANCE` impossible words is listed as ``emits
 impossible words``, not ranked; at the matched diversity a gap within two standard errors is a tie
-(:mod:`.tables`)."""
+(:mod:`.tables`).
+
+**D* is chosen on dev, qualities read on test.** Where the cells have a test side, everything the report shows (the
+cell tables, the frontier, the matched table, the copying table, the findings, the figures; the greedy words of the
+hyperfitting test and the examples were decoded on it) is the test side's, read once; the one choice it makes, each
+model's matched diversity level ``D*``, is taken from the dev side's cells (:func:`.tables.matched_quality`).
+Results without a test side (or without a ``side`` column) are reported as before, from their one side."""
 
 from __future__ import annotations
 
@@ -31,12 +37,16 @@ READABLE = (("distinct_2", "distinct-2"), ("repetition", "repetition"), ("zipf",
 
 @dataclass
 class DecodingReport:
-    """What the report made, per setting: the cell table (numbers), its readable form, the frontier table
-    (synthetic), the hyperfitting comparison, the example continuations, and the figures' paths."""
+    """What the report made, per setting: the cell table (numbers, of the reported ``side``: test where there is
+    one), the dev side's cell table (where the matched level is chosen; empty without a test side), its readable
+    form, the frontier table (synthetic), the hyperfitting comparison, the example continuations, and the figures'
+    paths."""
 
     experiment: str
     settings: list[str]
+    side: str | None = None
     cells: dict[str, pd.DataFrame] = field(default_factory=dict)
+    dev_cells: dict[str, pd.DataFrame] = field(default_factory=dict)
     readable: dict[str, pd.DataFrame] = field(default_factory=dict)
     frontiers: dict[str, pd.DataFrame] = field(default_factory=dict)
     matched: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -63,9 +73,12 @@ def readable(cells: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def rules(tolerance: float = tables.IMPOSSIBLE_TOLERANCE) -> str:
-    """The rules of the quality tables in one sentence (the report's first finding where quality is known)."""
-    return (f"Rules: quality is the mean ln q over the generated words the source can emit (possible ll); the "
+def rules(tolerance: float = tables.IMPOSSIBLE_TOLERANCE, sides: bool = False) -> str:
+    """The rules of the quality tables in one sentence (the report's first finding where quality is known); with
+    ``sides`` (cells on dev and test) it says where the matched level is chosen and what is reported."""
+    split = ("Every number reported is on the test prefixes; the one choice, each model's matched diversity level "
+             "(the median diversity of its sampled settings), is made on the dev prefixes. " if sides else "")
+    return (f"Rules: {split}quality is the mean ln q over the generated words the source can emit (possible ll); the "
             f"share of words it cannot emit (impossible) is shown beside it; a setting whose impossible share "
             f"exceeds {tolerance:g} (one word in {1 / tolerance:.0f}) is listed as '{tables.EMITS_IMPOSSIBLE}', "
             f"not ranked on the frontier or at the matched diversity (quality alone would reward it for the words "
@@ -77,7 +90,7 @@ def findings(report: DecodingReport) -> list[str]:
     """Plain sentences from the tables: the quality rules, which decoders give each model's best quality at its
     matched diversity (and which emit impossible words there), the greedy repetition of each model, and the
     hyperfitting verdicts."""
-    lines = [rules()] if report.matched else []
+    lines = [rules(sides=bool(report.dev_cells))] if report.matched else []
     for setting, table in report.matched.items():
         for model, own in (table.groupby("model", sort=False) if len(table) else ()):
             ranked = own[own["verdict"].isin(["best or tie", "worse", tables.ONE_SEED])]
@@ -160,26 +173,32 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
     results = tables.load(experiment, output_root)
     incomplete = incomplete_line(experiment, output_root)
     settings = tables.settings_of(results.generation)
-    report = DecodingReport(experiment, settings, incomplete=incomplete)
+    side = tables.reported_side(results.generation)
+    report = DecodingReport(experiment, settings, side=side, incomplete=incomplete)
+    on = f" ({side} prefixes)" if side == tables.TEST else ""
     recipes = hyperfit_recipes(results.hyperfit if len(results.hyperfit) else None)
     table_dir, figure_dir = tables_dir(experiment, output_root), figures_dir(experiment, output_root)
     made = {}
     for setting in settings:
         name = setting.replace("/", "_")
-        cells = tables.cell_table(results.generation, setting)
+        cells = tables.cell_table(results.generation, setting)  # the reported side: test where there is one
         report.cells[setting] = cells
+        dev = tables.cell_table(results.generation, setting, tables.DEV) if tables.has_dev(results.generation) \
+            else None
+        if dev is not None:
+            report.dev_cells[setting] = dev
         report.readable[setting] = readable(cells)
         models = list(dict.fromkeys(cells.loc[~cells["kind"].isin(tables.REFERENCE_KINDS), "model"]))
         if tables.QUALITY in cells.columns and cells[tables.QUALITY].notna().any():
             report.frontiers[setting] = tables.frontier_table(cells)
-            report.matched[setting] = tables.matched_quality(cells)
+            report.matched[setting] = tables.matched_quality(cells, dev)
             made[f"frontier_{name}"] = figures.frontier_figure(
-                cells, models, f"{experiment}, {setting}: quality against diversity, per decoder setting "
+                cells, models, f"{experiment}, {setting}{on}: quality against diversity, per decoder setting "
                                f"(mean ± sd over sampling seeds; open markers: more than "
                                f"{tables.IMPOSSIBLE_TOLERANCE:.0%} impossible words, not ranked)")
         if (~cells["kind"].isin(tables.REFERENCE_KINDS) & cells["value"].notna()).any():
             made[f"diversity_{name}"] = figures.diversity_figure(
-                cells, "distinct_2", f"{experiment}, {setting}: distinct-2 against each decoder's parameter")
+                cells, "distinct_2", f"{experiment}, {setting}{on}: distinct-2 against each decoder's parameter")
         source, _ = recipes.get(setting, ("cross-entropy", None))
         report.hyperfit.append(tables.hyperfit_comparison(experiment, setting, output_root, original=source))
         if len(results.examples):
@@ -188,16 +207,17 @@ def build(experiment: str = "decoding", output_root: str | os.PathLike | None = 
                                                                               "hyperfitted")
         if write:
             write_table(report.readable[setting], table_dir, name,
-                        f"{experiment}: {setting}, mean ± sd over sampling seeds")
+                        f"{experiment}: {setting}{on}, mean ± sd over sampling seeds")
             write_table(cells, table_dir, f"{name}_numbers")
             if setting in report.frontiers:
                 write_table(report.frontiers[setting], table_dir, f"{name}_frontier",
-                            f"{experiment}: {setting}, each decoder's settings on the quality-diversity frontier "
+                            f"{experiment}: {setting}{on}, each decoder's settings on the quality-diversity frontier "
                             f"(quality: mean ln q over possible words; settings above "
                             f"{tables.IMPOSSIBLE_TOLERANCE:g} impossible words not eligible)")
                 write_table(report.matched[setting], table_dir, f"{name}_matched",
-                            f"{experiment}: {setting}, each decoder's quality at the model's matched diversity "
-                            f"(tie: within 2 standard errors; above {tables.IMPOSSIBLE_TOLERANCE:g} impossible "
+                            f"{experiment}: {setting}{on}, each decoder's quality at the model's matched diversity"
+                            + (" (the level chosen on the dev prefixes)" if dev is not None else "")
+                            + f" (tie: within 2 standard errors; above {tables.IMPOSSIBLE_TOLERANCE:g} impossible "
                             f"words: not ranked)")
             for key in (setting, f"{setting} hyperfitted"):
                 if len(report.examples.get(key, [])):

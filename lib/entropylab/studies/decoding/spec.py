@@ -3,7 +3,7 @@
 .. code-block:: yaml
 
     decoding:
-      prefixes: 500            # validation prefixes per cell (the same for every model of a setting), or all
+      prefixes: 500            # prefixes per cell and side (dev and test, or validation), or all
       words: 10                # words generated per prefix (at most 1000)
       sampling_seeds: [0, 1, 2]   # at least two: the tables' tie rule needs a standard error over seeds
       workers: 2               # models decoded at once, each in its own process
@@ -17,8 +17,8 @@
 
 A mistake is one :class:`~entropylab.experiments.params.ParamsError` naming the file, the key and the fix.
 ``prefixes`` and ``hyperfit.headlines`` are read here as a number or ``None`` (the file's ``all``); that a number
-is not more than there are (the validation rows and the training headlines of each setting) is checked against
-the runs' data splits when the study is planned (:func:`entropylab.studies.decoding.study.check_stage`), where
+is not more than there are (the rows of each held-out side and the training headlines of each setting) is checked
+against the runs' data splits when the study is planned (:func:`entropylab.studies.decoding.study.check_stage`), where
 ``all`` becomes the number of each setting, so that what is recorded is what was used.
 """
 
@@ -42,7 +42,8 @@ REFERENCES = ("unigram", "bigram", "source")
 RERUN = "run the study again: python -m entropylab reproduce --study decoding (with --params FILE for another file)"
 #: The most ``words`` per prefix (the paper continues headlines by 10; 10**9 failed every job after the training).
 MAX_WORDS = 1000
-#: The word a file gives for ``prefixes`` or ``hyperfit.headlines`` to use every validation row or training headline.
+#: The word a file gives for ``prefixes`` or ``hyperfit.headlines`` to use every held-out row (with dev and test
+#: sides, as many per side as the smaller holds) or training headline.
 ALL = "all"
 #: The fewest ``sampling_seeds``: the tables' tie rule needs a standard error over seeds (:mod:`.tables`).
 MIN_SAMPLING_SEEDS = 2
@@ -79,7 +80,8 @@ class HyperfitSpec:
 
 @dataclass(frozen=True)
 class DecodingSpec:
-    """The checked ``decoding`` section (``prefixes`` None: every validation row, the file's ``all``)."""
+    """The checked ``decoding`` section (``prefixes`` None: every held-out row, per side as many as the smaller side
+    holds, the file's ``all``)."""
 
     prefixes: int | None
     words: int

@@ -6,6 +6,9 @@ decode the grid (:mod:`.grid`) and collect the cells into ``<outputs>/results/<e
 ``notebooks/08_decoding.ipynb``. What can be checked without a trained model (:func:`check_stage`: the section,
 each model one run of the file, ``prefixes`` and ``hyperfit.headlines`` within the runs' splits) is checked
 before the sweep, and by ``sweep FILE --dry-run``.
+
+A run with a test side (``test_fraction > 0``) is decoded on ``prefixes`` rows of each of its dev and test sides
+(:mod:`.grid`); the report chooses on dev (a decoder's matched diversity level) and reports test (:mod:`.tables`).
 """
 
 from __future__ import annotations
@@ -63,11 +66,18 @@ def find_run(plan: Any, setting: str, model: ModelSpec) -> Path:
 
 @dataclass(frozen=True)
 class SplitSizes:
-    """What a run's data split holds: its validation rows (the most ``prefixes`` there are) and the distinct
-    headlines of its training side (the most ``hyperfit.headlines``)."""
+    """What a run's data split holds: its validation (dev) rows, its test rows (0 without a test side; ``prefixes``
+    is at most the smaller side's rows) and the distinct headlines of its training side (the most
+    ``hyperfit.headlines``)."""
 
     validation_rows: int
     training_headlines: int
+    test_rows: int = 0
+
+    @property
+    def prefix_rows(self) -> int:
+        """The most ``prefixes`` a job of this run may ask for per side: its smallest decoded side's rows."""
+        return min(self.validation_rows, self.test_rows) if self.test_rows else self.validation_rows
 
 
 def split_sizes(parameters: dict[str, Any], corpora: dict[str, Any] | None = None) -> SplitSizes:
@@ -85,7 +95,7 @@ def split_sizes(parameters: dict[str, Any], corpora: dict[str, Any] | None = Non
     corpus = corpora[key]
     data = run_split(corpus, config)
     owners = corpus.subset(config.max_sequences).headline_index[data.train_index]
-    return SplitSizes(len(data.y_val), len(np.unique(owners)))
+    return SplitSizes(len(data.y_val), len(np.unique(owners)), len(data.y_test) if data.has_test else 0)
 
 
 def _tuned_later(plan: Any, setting: str, model: ModelSpec) -> bool:
@@ -128,18 +138,20 @@ def check_sizes(plan: Any, spec: DecodingSpec, matched: dict[str, tuple[list[Mod
                 ) -> dict[Path, SplitSizes]:
     """The :class:`SplitSizes` of every matched run; a :class:`ParamsError` naming the most there are per setting
     when ``prefixes`` is more than a setting's validation rows or ``hyperfit.headlines`` more than the training
-    headlines of the run it fits (never capped silently: ``all`` asks for every one)."""
+    headlines of the run it fits (never capped silently: ``all`` asks for every one). With a test side,
+    ``prefixes`` is per side, so at most the smaller of its dev and test rows."""
     by_dir = {Path(task.run_dir): task for task in plan.tasks}
     corpora: dict[str, Any] = {}
     sizes = {run: split_sizes(by_dir[run].parameters, corpora) for _, runs in matched.values() for run in runs.values()}
     limits: dict[str, dict[str, int]] = {"prefixes": {}, "hyperfit.headlines": {}}
     for setting, (_, runs) in matched.items():
         if runs:
-            limits["prefixes"][setting] = min(sizes[run].validation_rows for run in runs.values())
+            limits["prefixes"][setting] = min(sizes[run].prefix_rows for run in runs.values())
         if spec.hyperfit is not None and spec.hyperfit.model in runs:
             limits["hyperfit.headlines"][setting] = sizes[runs[spec.hyperfit.model]].training_headlines
     asked = {"prefixes": spec.prefixes, "hyperfit.headlines": spec.hyperfit.headlines if spec.hyperfit else None}
-    what = {"prefixes": "validation rows", "hyperfit.headlines": "training headlines"}
+    what = {"prefixes": "held-out rows of a side (validation, or the smaller of dev and test)",
+            "hyperfit.headlines": "training headlines"}
     for key, wanted in asked.items():
         over = {setting: most for setting, most in limits[key].items() if wanted is not None and wanted > most}
         if over:
@@ -152,11 +164,12 @@ def check_sizes(plan: Any, spec: DecodingSpec, matched: dict[str, tuple[list[Mod
 
 def resolve(spec: DecodingSpec, sizes: SplitSizes) -> DecodingSpec:
     """``spec`` with ``all`` (None) replaced by the numbers of a run's split, so that a job's identity and what it
-    records say the number used."""
+    records say the number used (with a test side, :attr:`SplitSizes.prefix_rows`, the smaller side's rows: the
+    most a number may ask for, so that ``all`` and that number are the same job)."""
     hyperfit = spec.hyperfit
     if hyperfit is not None and hyperfit.headlines is None:
         hyperfit = dataclasses.replace(hyperfit, headlines=sizes.training_headlines)
-    prefixes = sizes.validation_rows if spec.prefixes is None else spec.prefixes
+    prefixes = sizes.prefix_rows if spec.prefixes is None else spec.prefixes
     return dataclasses.replace(spec, prefixes=prefixes, hyperfit=hyperfit)
 
 
@@ -326,13 +339,14 @@ def wait_for_runs(plan: Any) -> None:
 
 
 def missing_cells(jobs: list[Job]) -> list[str]:
-    """Per job whose cells file lacks some of its cells: ``"<setting> <model>: k of n cells"``."""
-    from .grid import _key, done_cells, job_cells
+    """Per job whose cells file lacks some of its cells (a cell on each of its sides):
+    ``"<setting> <model>: k of n cells"``."""
+    from .grid import done_cells, job_keys
 
     missing = []
     for job in jobs:
         have = done_cells(job)
-        wanted = {_key(*cell) for cell in job_cells(job)}
+        wanted = job_keys(job)
         if not wanted <= have:
             missing.append(f"{job.setting} {job.model}: {len(wanted & have)} of {len(wanted)} cells")
     return missing

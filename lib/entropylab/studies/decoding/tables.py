@@ -1,6 +1,15 @@
 """The decoding study's tables: cells averaged over sampling seeds, the quality-diversity frontier, the hyperfitting
 comparison and the example continuations, from the results CSVs of :func:`.study.collect`.
 
+**Sides: D* is chosen on dev, qualities read on test.** A study whose runs have a test side decodes every cell on
+dev prefixes and on test prefixes (the cells' ``side`` column, :mod:`.grid`). Every choice is made on **dev**: the
+matched diversity level ``D*`` of a model (below) is the median of its sampled settings' mean diversities on the dev
+cells. Everything reported (the cell tables, the frontier, the quality, impossible share and standard error at
+``D*``, the verdicts, the hyperfitting comparison, the figures) is read on the **test** cells, once
+(:func:`reported_side`, :func:`cell_table`). Results of runs without a test side (one side, ``validation``), and
+results from before sides (no ``side`` column), are read as they were: the level and the qualities from the same
+cells.
+
 **Quality** (synthetic corpus, where the source's law ``q`` is known) is two numbers per decoder setting, each a
 mean over its sampling seeds (:mod:`entropylab.metrics.generation`): ``impossible``, the share of the generated
 words the source cannot emit (``q = 0``), and ``possible_loglik`` (:data:`QUALITY`), the mean ``ln q`` over the
@@ -33,7 +42,8 @@ never gives the best quality at its diversity. The references sampled at T = 1 (
 listed under the models with their quality and impossible share, not ranked.
 
 **Matched diversity** (synthetic corpus, per model): decoders are compared at one diversity level fixed before any
-comparison, ``D* =`` the median of the mean diversities of all of that model's sampled settings (eligible or not).
+comparison, ``D* =`` the median of the mean diversities of all of that model's sampled settings (eligible or not)
+on the dev cells (with a test side; else on the same cells).
 Each decoder's quality, impossible share and standard error at ``D*`` are the linear interpolation between its two
 settings whose diversities bracket ``D*``, ``x* = (1 - w) x_lo + w x_hi``, ``w = (D* - D_lo) / (D_hi - D_lo)`` (none
 when its range does not reach ``D*``). A decoder whose ``impossible*`` exceeds the tolerance is listed as ``emits
@@ -78,6 +88,8 @@ EMITS_IMPOSSIBLE = "emits impossible words"
 #: The matched-diversity verdict of a gap that has no standard error (a setting of one sampling seed).
 ONE_SEED = "no standard error (one seed)"
 REFERENCE_KINDS = ("unigram", "bigram", "source")
+#: The sides of the cells (:mod:`.grid`): choices on dev, test reported; validation for runs without a test side.
+DEV, TEST, VALIDATION = "dev", "test", "validation"
 
 
 @dataclass
@@ -108,10 +120,27 @@ def settings_of(generation: pd.DataFrame) -> list[str]:
     return sorted(generation["setting"].unique(), key=lambda s: (not s.startswith("nyt"), s))
 
 
-def cell_table(generation: pd.DataFrame, setting: str) -> pd.DataFrame:
-    """One row per ``(model, decoder, value)`` of ``setting``: each metric's mean and ``_std`` over seeds, and
-    ``seeds``, their number."""
-    frame = generation[generation["setting"] == setting].copy()
+def reported_side(generation: pd.DataFrame) -> str | None:
+    """The side the tables report: test where the cells have one, else validation; ``None`` for cells from before
+    sides (no ``side`` column: every row is reported)."""
+    if "side" not in generation.columns:
+        return None
+    return TEST if (generation["side"] == TEST).any() else VALIDATION
+
+
+def has_dev(generation: pd.DataFrame) -> bool:
+    """Whether the cells hold a dev side (where the matched level is chosen)."""
+    return "side" in generation.columns and bool((generation["side"] == DEV).any())
+
+
+def cell_table(generation: pd.DataFrame, setting: str, side: str | None = None) -> pd.DataFrame:
+    """One row per ``(model, decoder, value)`` of ``setting`` on one side: each metric's mean and ``_std`` over
+    seeds, and ``seeds``, their number. ``side`` ``None`` is the reported side (:func:`reported_side`: test where
+    there is one); cells without a ``side`` column are read whole, as before sides."""
+    frame = generation[generation["setting"] == setting]
+    if "side" in frame.columns:
+        frame = frame[frame["side"] == (reported_side(generation) if side is None else side)]
+    frame = frame.copy()
     frame["value"] = frame["value"].fillna(-1.0)  # greedy has no value; kept as a group
     metrics = [m for m in METRICS if m in frame.columns and frame[m].notna().any()]
     grouped = frame.groupby(["model", "kind", "decoder", "value"], sort=False)[metrics]
@@ -208,14 +237,26 @@ MATCHED_COLUMNS = ["model", "diversity_level", "decoder", "quality_at_level", "i
                    "gap_to_best", "verdict"]
 
 
-def matched_quality(cells: pd.DataFrame, tolerance: float = IMPOSSIBLE_TOLERANCE) -> pd.DataFrame:
+def _sampled(cells: pd.DataFrame) -> pd.DataFrame:
+    """The settings of ``cells`` that sample: no reference, no deterministic decoder."""
+    return cells[~cells["kind"].isin(REFERENCE_KINDS) & ~cells["decoder"].isin(deterministic_decoders())]
+
+
+def matched_quality(cells: pd.DataFrame, dev_cells: pd.DataFrame | None = None,
+                    tolerance: float = IMPOSSIBLE_TOLERANCE) -> pd.DataFrame:
     """Per model and sampling decoder: its quality at the model's matched diversity ``D*``, its impossible share
     and the quality's standard error there, the gap to the model's best eligible decoder and the verdict (module
-    docstring: interpolation, the impossible rule, the tie rule)."""
+    docstring: interpolation, the impossible rule, the tie rule).
+
+    ``D*`` is chosen on ``dev_cells`` (the dev side's :func:`cell_table`): the median of the mean diversities of
+    the model's sampled settings there; the qualities, impossible shares and standard errors are read on ``cells``
+    (the test side's). ``dev_cells`` ``None``: the level from ``cells`` themselves (a study without a test side). A
+    model without sampled dev settings has no level (NaN): none of its decoders reaches it."""
     rows = []
-    sampled = cells[~cells["kind"].isin(REFERENCE_KINDS) & ~cells["decoder"].isin(deterministic_decoders())]
+    sampled = _sampled(cells)
+    levels = None if dev_cells is None else _sampled(dev_cells).groupby("model", sort=False)[DIVERSITY].median()
     for model, own in sampled.groupby("model", sort=False):
-        level = float(own[DIVERSITY].median())
+        level = float(own[DIVERSITY].median()) if levels is None else float(levels.get(model, np.nan))
         for decoder, group in own.groupby("decoder", sort=False):
             group = group.sort_values(DIVERSITY)
             d, q = group[DIVERSITY].to_numpy(), group[QUALITY].to_numpy()
