@@ -190,7 +190,7 @@ def test_the_study_file_reads_and_plans_every_decoder_over_its_range():
      "decoding.words: got 1000000000; expected at most 1000"),
     # a reference twice: two jobs of one name, refused only after the training (two steps share a name)
     ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], references: [bigram, bigram]}",
-     "references: got ['bigram', 'bigram']; expected a list of unigram, bigram, source, each once"),
+     "references: got ['bigram', 'bigram']; expected a list of unigram, bigram, kneser_ney, source, each once"),
     # one sampling seed: no spread over seeds, so the tables would call every gap between decoders worse
     ("{decoders: {greedy: []}, models: [{name: a, loss: cross_entropy}], sampling_seeds: [0]}",
      "decoding.sampling_seeds: got [0]; expected at least 2 distinct seeds, e.g. [0, 1]"),
@@ -243,7 +243,8 @@ def test_the_study_decodes_every_cell_of_every_model_and_reference(study):
     for side in ("dev", "test"):  # every cell on both sides, once each
         assert {m: n for (s, m), n in per_model.items() if s == side} == {
             "cross-entropy": len(spec.cells()), "control-mse": len(spec.cells()), "hyperfitted": len(spec.cells()),
-            "bigram": len(spec.sampling_seeds), "source": len(spec.sampling_seeds)}
+            "bigram": len(spec.sampling_seeds), "kneser_ney": len(spec.sampling_seeds),
+            "source": len(spec.sampling_seeds)}
     assert set(cells["side"]) == {"dev", "test"}
     assert not cells.duplicated(["model", "side", "decoder", "value", "sampling_seed"]).any()
     assert (cells["prefixes"] == spec.prefixes).all() and (cells["words"] == spec.words).all()
@@ -282,7 +283,7 @@ def test_the_report_notebook_tables_and_figures_exist(study):
         assert (figures / f"{name}.png").stat().st_size > 10_000, name
     tables_dir = study / "tables" / "decoding-smoke"
     frontier = pd.read_csv(tables_dir / "synthetic_headline_frontier.csv")
-    assert set(frontier["model"]) == {"cross-entropy", "control-mse", "hyperfitted", "bigram", "source"}
+    assert set(frontier["model"]) == {"cross-entropy", "control-mse", "hyperfitted", "bigram", "kneser_ney", "source"}
     assert list(frontier.columns) == tables.FRONTIER_COLUMNS
     matched = pd.read_csv(tables_dir / "synthetic_headline_matched.csv")
     assert list(matched.columns) == tables.MATCHED_COLUMNS and "seed_sd" not in matched
@@ -503,7 +504,7 @@ def test_a_study_killed_at_any_point_ends_as_an_uninterrupted_one(study, tmp_pat
     assert first.wait(timeout=600) != 0
     log = (tmp_path / "first.log").read_text()
     assert "decoding FAILED: synthetic/headline hyperfitted: its process was killed by SIGKILL" in log, log[-3000:]
-    for model in ("cross-entropy", "control-mse", "bigram", "source"):
+    for model in ("cross-entropy", "control-mse", "bigram", "kneser_ney", "source"):
         assert f"decoded synthetic/headline {model}" in log  # the other jobs went on
     assert "Traceback" not in log
     status = (root / "studies" / EXPERIMENT / "status.json").read_text()

@@ -13,7 +13,7 @@ from .tables import DIVERSITY, IMPOSSIBLE_TOLERANCE, QUALITY, REFERENCE_KINDS, e
 
 #: Parameters spread over decades, drawn on a log axis.
 LOG_PARAMETERS = ("top_k", "epsilon_cutoff", "eta_cutoff")
-REFERENCE_MARKERS = {"source": "*", "bigram": "s", "unigram": "D"}
+REFERENCE_MARKERS = {"source": "*", "bigram": "s", "unigram": "D", "kneser_ney": "^"}
 
 
 def _palette(decoders: Sequence[str]) -> dict[str, tuple]:

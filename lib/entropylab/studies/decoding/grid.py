@@ -188,6 +188,7 @@ def seed_texts(corpus: Any, dataset: str, val_headlines: Iterable[int]) -> list[
 def _load(job: Job) -> tuple[Any, str, Any, Any, Any, dict[str, np.ndarray]]:
     """``(model, head, corpus, config, split, prefix rows per side)`` of a job (:func:`side_rows`); the hyperfitted
     model is measured on the dev (or validation) side's rows."""
+    from ...metrics.kneser_ney import best_order_model
     from ...metrics.references import CountModel, SourceModel
     from ...training import load_trained
     from ...training.train import run_split
@@ -206,6 +207,10 @@ def _load(job: Job) -> tuple[Any, str, Any, Any, Any, dict[str, np.ndarray]]:
     elif job.kind in ("unigram", "bigram"):
         model, head = CountModel(data.y_train, data.x_train, corpus.vocab_size, 1 if job.kind == "unigram" else 2), \
             "softmax"
+    elif job.kind == "kneser_ney":  # the order chosen on dev (on a carve of training for a two-sided run)
+        model, _ = best_order_model(data.y_train, data.x_train, corpus.vocab_size, carve=config.split,
+                                    heldout=(data.y_val, data.x_val) if data.has_test else None)
+        head = "softmax"
     elif job.kind == "source":
         model, head = SourceModel(corpus.true_next), "softmax"
     return model, head, corpus, config, data, rows

@@ -12,7 +12,8 @@
         - {name: best objective, loss: label_smoothing, weight: 0.03, dataset: synthetic}
       hyperfit: {model: cross-entropy, headlines: 100, max_epochs: 150, target_loss: 0.05, learning_rate: 0.003,
                  batch_size: 16}   # headlines: a number or all (every headline of the training split)
-      references: [unigram, bigram, source]   # count models and the synthetic source, sampled at T = 1
+      references: [unigram, bigram, kneser_ney, source]   # count models (Kneser-Ney: the order chosen on dev) and
+                                                          # the synthetic source, sampled at T = 1
       decoders: {greedy: [], top_p: [0.5, 0.9], beam: [2, 4]}   # names of entropylab.decoding.DECODERS
 
 A mistake is one :class:`~entropylab.experiments.params.ParamsError` naming the file, the key and the fix.
@@ -37,7 +38,7 @@ from ...objectives import OBJECTIVES
 SECTION_KEYS = ("prefixes", "words", "sampling_seeds", "workers", "models", "hyperfit", "references", "decoders")
 MODEL_KEYS = ("name", "loss", "weight", "seed", "dataset")
 HYPERFIT_KEYS = ("model", "headlines", "max_epochs", "target_loss", "learning_rate", "batch_size", "seed")
-REFERENCES = ("unigram", "bigram", "source")
+REFERENCES = ("unigram", "bigram", "kneser_ney", "source")
 #: The fix for a damaged file of the study: its command again (a damaged cells file is decoded again).
 RERUN = "run the study again: python -m entropylab reproduce --study decoding (with --params FILE for another file)"
 #: The most ``words`` per prefix (the paper continues headlines by 10; 10**9 failed every job after the training).

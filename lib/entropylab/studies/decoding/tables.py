@@ -87,7 +87,7 @@ IMPOSSIBLE_TOLERANCE = 0.10
 EMITS_IMPOSSIBLE = "emits impossible words"
 #: The matched-diversity verdict of a gap that has no standard error (a setting of one sampling seed).
 ONE_SEED = "no standard error (one seed)"
-REFERENCE_KINDS = ("unigram", "bigram", "source")
+REFERENCE_KINDS = ("unigram", "bigram", "kneser_ney", "source")
 #: The sides of the cells (:mod:`.grid`): choices on dev, test reported; validation for runs without a test side.
 DEV, TEST, VALIDATION = "dev", "test", "validation"
 
