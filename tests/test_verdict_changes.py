@@ -48,3 +48,17 @@ def test_a_calibration_verdict_that_moved_is_put_down_to_the_adaptive_ece():
     changes = verdict_changes(OLD, new).set_index("judged on")
     assert changes.loc["calibration (ECE)", "cause"] == "adaptive ECE"
     assert "cross-entropy" not in changes.index
+
+
+def test_moved_decoder_verdicts_get_their_cause():
+    from entropylab.studies.decoding.changes import matched_changes
+
+    old = pd.DataFrame({"model": ["m"] * 4, "decoder": ["top_k", "top_h", "min_p", "typical_p"],
+                        "verdict": ["best or tie", "does not reach the level", "worse", "worse"]})
+    new = pd.DataFrame({"model": ["m"] * 4, "decoder": ["top_k", "top_h", "min_p", "typical_p"],
+                        "verdict": ["emits impossible words", "best or tie", "best or tie", "worse"]})
+    changes = matched_changes(old, new).set_index("decoder")
+    assert changes.loc["top_k", "cause"] == "impossible rule"
+    assert changes.loc["top_h", "cause"] == "published definition"
+    assert changes.loc["min_p", "cause"] == "quality axis and standard errors"
+    assert "typical_p" not in changes.index

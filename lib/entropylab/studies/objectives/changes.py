@@ -64,3 +64,4 @@ def verdict_changes(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
                          "value": f"{before['value']:g} -> {row['value']:g}" if moved_value else
                          ("" if pd.isna(row.get("value")) else f"{row['value']:g}")})
     return pd.DataFrame(rows, columns=["setting", "objective", "judged on", "old", "new", "cause", "value"])
+
