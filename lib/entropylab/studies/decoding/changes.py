@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-
 #: The decoders whose definitions changed with issue 21 (Top-H as published; at most one word kept for a tie at the
 #: top in top_p, Top-H and Mirostat).
 REDEFINED_DECODERS = ("top_h", "top_p", "mirostat")
