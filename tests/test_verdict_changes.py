@@ -20,6 +20,7 @@ OLD = pd.DataFrame([
 def _new(objective, verdict, p, p_holm, delta, value=0.1, ece="no difference"):
     return {"setting": "s", "objective": objective, "value": value, "verdict_cross_entropy": verdict,
             "p_cross_entropy": p, "p_holm_cross_entropy": p_holm, "delta_cross_entropy": delta,
+            "delta_cross_entropy_low": delta - 0.001, "delta_cross_entropy_high": delta + 0.001,
             "effect_cross_entropy": 0.01, "verdict_ece_adaptive": ece}
 
 
@@ -41,6 +42,14 @@ def test_each_moved_verdict_gets_its_cause():
     assert tuple(changes.loc[("c", "cross-entropy"), ["old", "new"]]) == ("better", "inconclusive")
     assert changes.loc[("d", "cross-entropy"), "value"] == "0.3 -> 0.1"
     assert len(changes) == 4 and "cross_entropy" not in {o for o, _ in changes.index}
+
+
+def test_an_old_no_difference_that_is_now_inconclusive_is_the_delta_rule():
+    old = OLD.assign(verdict_val_cross_entropy=["baseline", "no difference", "no difference", "better", "better"])
+    row = _new("a", "inconclusive", 0.5, 1.0, 0.01)
+    row.update({"delta_cross_entropy_low": -0.04, "delta_cross_entropy_high": 0.06})
+    changes = verdict_changes(old, pd.DataFrame([row])).set_index(["objective", "judged on"])
+    assert changes.loc[("a", "cross-entropy"), "cause"] == "±δ rule"
 
 
 def test_a_calibration_verdict_that_moved_is_put_down_to_the_adaptive_ece():

@@ -10,7 +10,10 @@ applied in order (the first that holds):
 1. the calibration verdict's metric changed (equal-width ECE -> adaptive ECE): **adaptive ECE**;
 2. the new mean difference is significant after Holm's correction but smaller than ``δ``: **smallest effect**;
 3. the new difference is significant uncorrected (``p < 0.05``) but not after Holm's correction: **Holm**;
-4. otherwise the difference itself moved on the new sides (a different sign, a size that no longer or now
+4. old "no difference" (the old rule's word for an interval that holds 0) became "inconclusive" while the new
+   interval still holds 0: the new rule says "no difference" only when the interval lies within ``±δ``:
+   **±δ rule**;
+5. otherwise the difference itself moved on the new sides (a different sign, a size that no longer or now
    reaches ``δ``, or an interval that no longer or now excludes it): **test side, 5 split seeds** (the data a
    verdict is read on and the seeds that cover it).
 
@@ -28,7 +31,7 @@ PAIRS = (("verdict_val_cross_entropy", "verdict_cross_entropy", "cross_entropy",
          ("verdict_val_ece", "verdict_ece_adaptive", "ece_adaptive", "calibration (ECE)"))
 
 
-def cause(new_row: pd.Series, metric: str, old_column: str) -> str:
+def cause(new_row: pd.Series, metric: str, old_column: str, old_verdict: str = "") -> str:
     """Which new rule moved a verdict (module docstring, in that order)."""
     if old_column == "verdict_val_ece" and metric == "ece_adaptive":
         return "adaptive ECE"
@@ -38,6 +41,10 @@ def cause(new_row: pd.Series, metric: str, old_column: str) -> str:
         return "smallest effect"
     if pd.notna(p) and p < ALPHA and pd.notna(p_holm) and p_holm >= ALPHA:
         return "Holm"
+    low, high = new_row.get(f"delta_{metric}_low"), new_row.get(f"delta_{metric}_high")
+    if old_verdict == "no difference" and new_row.get(f"verdict_{metric}") == "inconclusive" \
+            and pd.notna(low) and pd.notna(high) and low <= 0 <= high:
+        return "±δ rule"
     return "test side, 5 split seeds"
 
 
@@ -60,7 +67,8 @@ def verdict_changes(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
             moved_value = pd.notna(before.get("value")) and pd.notna(row.get("value")) and \
                 abs(float(before["value"]) - float(row["value"])) > 1e-12
             rows.append({"setting": row["setting"], "objective": objective, "judged on": name,
-                         "old": before[old_column], "new": row[new_column], "cause": cause(row, metric, old_column),
+                         "old": before[old_column], "new": row[new_column],
+                         "cause": cause(row, metric, old_column, before[old_column]),
                          "value": f"{before['value']:g} -> {row['value']:g}" if moved_value else
                          ("" if pd.isna(row.get("value")) else f"{row['value']:g}")})
     return pd.DataFrame(rows, columns=["setting", "objective", "judged on", "old", "new", "cause", "value"])
