@@ -108,7 +108,7 @@ def test_all_becomes_the_number_used_in_each_job_and_its_identity(tmp_path):
         store.mark_complete(task.run_dir)
     rows, headlines = smoke_sizes()
     jobs = plan_jobs(plan, read_spec(plan.params))
-    assert {job.kind for job in jobs} == {"run", "hyperfit", "bigram", "source"}
+    assert {job.kind for job in jobs} == {"run", "hyperfit", "bigram", "kneser_ney", "source"}
     for job in jobs:
         assert job.spec.prefixes == rows and job.identity["prefixes"] == rows
     fitted = next(job for job in jobs if job.kind == "hyperfit")

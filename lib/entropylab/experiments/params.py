@@ -32,6 +32,7 @@ from .. import objectives, paths
 from ..training.config import BACKENDS, SPLIT_SEED_FROM_SEED
 from .addresses import scheduler_address_problem
 from .notebooks import notebook_parameters, resolve_notebook
+from .verdict_rule import VerdictRuleError, read_verdict_rule
 
 #: The names of the training notebooks' ``parameters`` cell, with what each must be.
 NOTEBOOK_PARAMETERS: dict[str, str] = {
@@ -72,7 +73,6 @@ ENGINES = ("auto", "fused", "pool")
 # decoding: the decoding study's section (entropylab.studies.decoding.spec)
 TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", "engine", "backend", "defaults",
                   "settings", "runs", "decoding", "verdicts")
-VERDICT_KEYS = ("smallest_effect", "min_seeds")
 RUN_KEYS = ("notebook", "grid", "tune")
 TUNE_KEYS = ("seeds", "neighbours")
 DATASETS = ("auto", "nyt", "synthetic")
@@ -259,7 +259,7 @@ class ParamSet:
     decoding: dict[str, Any] | None = None  # the decoding study's section, checked by its own reader
     engine: str | None = None  # "auto", "fused" or "pool" (entropylab.experiments.engines.ENGINES); None: auto
     backend: str | None = None  # the Keras backend its runs train on; None: training.config.sweep_backend's default
-    verdicts: dict[str, Any] | None = None  # the verdict rule fixed before the run (_verdict_rule); None: the default
+    verdicts: dict[str, Any] | None = None  # the rule fixed before the run (.verdict_rule); None: the default
 
 
 #: The protocols of a Dask scheduler address the sweep connects to (``tls`` needs the cluster's certificates).
@@ -350,7 +350,10 @@ def load_params(path: str | os.PathLike) -> ParamSet:
         raise _fail(path, "backend", f"got {backend!r}; expected one of {', '.join(BACKENDS)} (the Keras backend the "
                                      f"runs train on; $KERAS_BACKEND overrides it)")
 
-    verdicts = _verdict_rule(path, document.get("verdicts"))
+    try:
+        verdicts = read_verdict_rule(document.get("verdicts"))
+    except VerdictRuleError as exc:
+        raise _fail(path, exc.key, str(exc)) from None
     defaults = _mapping(path, "defaults", document.get("defaults"))
     _check_names(path, "defaults", defaults, lambda n: n in NOTEBOOK_PARAMETERS,
                  ", ".join(n for n in NOTEBOOK_PARAMETERS if n not in SWEEP_OWNED))
@@ -387,33 +390,6 @@ def check_points(path: Path, points: list[Point]) -> None:
             raise _fail(path, where, f"two grid points are the same run {config.run_name!r} "
                                      f"({_describe(seen[config.run_name])} and {_describe(point)}); remove one")
         seen[config.run_name] = point
-
-
-def _verdict_rule(path: Path, value: Any) -> dict[str, Any] | None:
-    """The file's ``verdicts`` section: ``smallest_effect`` (metric name -> the smallest difference worth reporting,
-    a finite number >= 0 in the metric's units) and ``min_seeds`` (an integer >= 2: fewer pairs get no verdict)."""
-    if value is None:
-        return None
-    value = _mapping(path, "verdicts", value)
-    for name in value:
-        if name not in VERDICT_KEYS:
-            raise _fail(path, f"verdicts.{name}", f"unknown key; expected one of {', '.join(VERDICT_KEYS)}")
-    effects = _mapping(path, "verdicts.smallest_effect", value.get("smallest_effect") or {})
-    checked: dict[str, float] = {}
-    for metric, effect in effects.items():
-        try:
-            number = _number(effect)
-        except (TypeError, ValueError):
-            number = math.nan
-        if not (math.isfinite(number) and number >= 0):
-            raise _fail(path, f"verdicts.smallest_effect.{metric}", f"got {effect!r}; expected a finite number >= 0 "
-                                                                    f"(the smallest difference worth reporting)")
-        checked[str(metric)] = number
-    min_seeds = value.get("min_seeds", 5)
-    if not _is_int(min_seeds) or min_seeds < 2:
-        raise _fail(path, "verdicts.min_seeds", f"got {min_seeds!r}; expected an integer >= 2 (fewer seeds get no "
-                                                f"verdict)")
-    return {"smallest_effect": checked, "min_seeds": min_seeds}
 
 
 def _settings(path: Path, value: Any) -> list[dict[str, Any]]:
