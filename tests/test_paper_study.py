@@ -266,6 +266,8 @@ def test_collect_results_from_run_folders(tiny_runs):
     assert summary["objective"].tolist() == ["mse", "kl_regularized", "kl_regularized"]  # the paper's order
     refs = tables.reference_table(results)
     assert np.allclose(refs["vs_unigram"], refs["val_perplexity"] / refs["ref_unigram_perplexity"])
+    assert np.allclose(refs["vs_kneser_ney"], refs["val_perplexity"] / refs["ref_kneser_ney_perplexity"])
+    assert (results["ref_kneser_ney_order"] >= 2).all()
 
 
 def test_runs_that_differ_only_in_learning_rate_are_two_configurations(tiny_runs):

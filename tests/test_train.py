@@ -82,6 +82,11 @@ def test_true_kl_and_entropy_floor_add_up_to_the_cross_entropy_against_the_sourc
     assert 0 <= last["val_accuracy"] <= 1
     refs = result.metrics["references"]
     assert refs["bigram_cross_entropy"] < refs["unigram_cross_entropy"]  # a Markov source: context helps
+    # a two-sided run scores the best Kneser-Ney model too, its order chosen on a carve of training, not validation
+    from entropylab.metrics.kneser_ney import best_order_model
+    model, scores = best_order_model(split.y_train, split.x_train, result.corpus.vocab_size, carve="tail")
+    assert refs["kneser_ney_order"] == model.order == min(scores, key=scores.get)
+    assert refs["kneser_ney_cross_entropy"] == pytest.approx(model.cross_entropy(split.x_val, split.y_val))
 
 
 def test_model_reloads_from_its_folder(tmp_path):

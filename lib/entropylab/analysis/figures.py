@@ -164,8 +164,9 @@ def _with_run_labels(results: pd.DataFrame) -> pd.DataFrame:
 
 def perplexity_figure(results: pd.DataFrame, metric: str = "val_perplexity"):
     """Ours: validation perplexity per epoch for each run (objective and weight; seeds pooled into a band)
-    against the unigram and bigram references of the runs' splits (columns ``ref_unigram_perplexity`` and
-    ``ref_bigram_perplexity`` of the results, from each run's ``metrics.json``).
+    against the count-model references of the runs' splits (columns ``ref_unigram_perplexity``,
+    ``ref_bigram_perplexity`` and, where the runs have it, ``ref_kneser_ney_perplexity`` of the results, from each
+    run's ``metrics.json``).
 
     Runs on different splits have different references; each distinct value gets its own line (in the legend).
     The perplexity axis is always logarithmic.
@@ -177,9 +178,10 @@ def perplexity_figure(results: pd.DataFrame, metric: str = "val_perplexity"):
         raise NoRunsError("no runs to draw; train some first (notebooks 01-03 or the sweep)")
     frame = _with_run_labels(results)
     order = run_order(frame)
-    styles = {"ref_unigram_perplexity": ("unigram (add-one)", ":"), "ref_bigram_perplexity": ("bigram", "--")}
+    styles = {"ref_unigram_perplexity": ("unigram (add-one)", ":"), "ref_bigram_perplexity": ("bigram", "--"),
+              "ref_kneser_ney_perplexity": ("Kneser-Ney (best order)", "-.")}
     references = {column: sorted(frame[column].dropna().unique()) for column in styles
-                  if metric == "val_perplexity" and column in frame.columns}
+                  if metric == "val_perplexity" and column in frame.columns and frame[column].notna().any()}
     # a perplexity is exp(cross-entropy): on a log axis equal distances are equal differences in nats
     log = metric == "val_perplexity" or use_log_scale(frame[metric])
     fig, ax = plt.subplots(figsize=(10, 5), constrained_layout=True)

@@ -102,12 +102,16 @@ def summary_table(results: pd.DataFrame, metrics: Sequence[str] = ("paper_entrop
 
 
 def reference_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Final validation perplexity of each configuration (mean over seeds) against the unigram and bigram
-    references of its split, with the ratios ``model / reference`` (below 1: the model is better)."""
+    """Final validation perplexity of each configuration (mean over seeds) against the count-model references of
+    its split: the add-one unigram, the bigram and, where the runs have it, the best Kneser-Ney model (its order
+    chosen without the reported side), with the ratios ``model / reference`` (below 1: the model is better)."""
     needed = ["val_perplexity", "ref_unigram_perplexity", "ref_bigram_perplexity"]
-    table = _grouped_means(results, needed) if all(c in results.columns for c in needed) else None
+    optional = [c for c in ("ref_kneser_ney_perplexity",) if c in results.columns and results[c].notna().any()]
+    table = _grouped_means(results, needed + optional) if all(c in results.columns for c in needed) else None
     if table is None:
         return pd.DataFrame(columns=["objective", "parameter", "weight", "n_seeds", *needed])
     table["vs_unigram"] = table["val_perplexity"] / table["ref_unigram_perplexity"]
     table["vs_bigram"] = table["val_perplexity"] / table["ref_bigram_perplexity"]
+    if optional:
+        table["vs_kneser_ney"] = table["val_perplexity"] / table["ref_kneser_ney_perplexity"]
     return table

@@ -27,7 +27,8 @@ from ..training import store
 from ..training.config import IDENTITY_COLUMNS, identity_columns
 
 REFERENCE_KEYS = ("unigram_cross_entropy", "unigram_perplexity", "bigram_cross_entropy", "bigram_perplexity")
-#: References a run has only when it holds a test side (the order is chosen on dev): columns only then.
+#: The Kneser-Ney reference (order chosen on dev, or on a carve of training without a test side): runs made before
+#: it was scored lack it, so its columns appear only where a run has it.
 KNESER_NEY_KEYS = ("kneser_ney_order", "kneser_ney_cross_entropy", "kneser_ney_perplexity")
 #: Identity columns that tell runs apart within a study's tables besides the objective and its parameter.
 RUN_COLUMNS = ("objective", "weight", "seed")

@@ -284,7 +284,9 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
     holds the weights the run keeps. With a test side (``config.test_fraction > 0``) the kept model is evaluated
     on it once, here (``metrics["test"]``: the validation metrics' names with ``test_`` for ``val_``, and
     ``test_`` before the others; ``metrics["test_reliability"]``: its calibration bins), the count-model references
-    are scored on it with the Kneser-Ney order chosen on dev, and the generation metrics continue test prefixes.
+    are scored on it with the Kneser-Ney order chosen on dev, and the generation metrics continue test prefixes;
+    without one the references (Kneser-Ney included) are scored on validation, the order chosen on a carve of the
+    training split (:func:`entropylab.metrics.kneser_ney.tuning_carve`).
     ``extra`` joins the metrics (the fused engine names itself there). The one-run
     path (:func:`run`) and the fused engine (:mod:`entropylab.training.fused`) both end here. ``clock`` (enabled by
     ``$ENTROPYLAB_PHASE_TIMES``) laps the references, the generation metrics and the writing, and goes to
@@ -306,7 +308,8 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
         references = ngram_references(data.y_train, data.x_train, data.y_test, data.x_test, corpus.vocab_size,
                                       kneser_ney=True, heldout=(data.y_val, data.x_val))
     else:
-        references = ngram_references(data.y_train, data.x_train, data.y_val, data.x_val, corpus.vocab_size)
+        references = ngram_references(data.y_train, data.x_train, data.y_val, data.x_val, corpus.vocab_size,
+                                      kneser_ney=True, carve=config.split)  # order chosen on a carve of training
     clock.lap("references")
     test, test_bins = _test_metrics(model, data, corpus, config) if status == "complete" else ({}, {})
     generation = _generation(model, data, corpus, config) if status == "complete" else {}

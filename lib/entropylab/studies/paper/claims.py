@@ -170,6 +170,8 @@ def _check_kl_benefit(results: pd.DataFrame, predictions: Mapping[str, pd.DataFr
                else math.nan)
     if math.isfinite(unigram):
         measured += f"; unigram reference {unigram:.4g}"
+        if "ref_kneser_ney_perplexity" in kl10 and kl10["ref_kneser_ney_perplexity"].notna().any():
+            measured += f", Kneser-Ney reference {float(kl10['ref_kneser_ney_perplexity'].mean()):.4g}"
         if ratio < 0.95 and b >= unigram:
             return Check(measured, DISAGREE, "lower than the control's, but no better than a unigram count model")
     return Check(measured, AGREE if ratio < 0.95 else DISAGREE)
