@@ -16,7 +16,7 @@ export MPLBACKEND ?= Agg
 # pytest's processes in `make test` (pytest-xdist, one test file per process at a time); 1 runs the suite in one
 TEST_WORKERS ?= 2
 
-.PHONY: setup lock reproduce objectives decoding test nbval-refresh test-browser lint lab sweep bench bench-quick gpu-check gpu-wheels data info clean-runs
+.PHONY: setup lock reproduce objectives decoding scale test nbval-refresh test-browser lint lab sweep bench bench-quick gpu-check gpu-wheels data info clean-runs
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,6 +47,11 @@ objectives: setup
 # notebooks/08_decoding.ipynb
 decoding: setup
 	$(PY) -m entropylab reproduce --study decoding
+
+# the scale study: params/scale.yaml (each cell's dropout on dev), then every cell's objectives (resumable), then
+# notebooks/09_scale.ipynb
+scale: setup
+	$(PY) -m entropylab reproduce --study scale
 
 # nbval re-executes tests/nbval/{nyt,synthetic}/*.ipynb (the smoke profile; the NYT set where the data is, else
 # the synthetic one) in an empty outputs folder and compares the cells

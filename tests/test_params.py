@@ -111,7 +111,7 @@ BAD_FILES = {
                         "runs[0].grids: unknown key", "expected one of notebook, grid"),
     "unknown grid name": ("experiment: x\nruns:\n  - notebook: notebooks/01_control.ipynb\n    grid: {lr: [1]}\n",
                           "runs[0].grid.lr: unknown parameter", "expected one of"),
-    "unknown default": ("experiment: x\ndefaults: {lstm_units: 8}\n" + GOOD_RUN, "defaults.lstm_units: unknown",
+    "unknown default": ("experiment: x\ndefaults: {units: 8}\n" + GOOD_RUN, "defaults.units: unknown",
                         "expected one of"),
     "sweep-owned name": ("experiment: x\ndefaults: {output_root: /tmp}\n" + GOOD_RUN, "defaults.output_root",
                          "use the --output-root option"),

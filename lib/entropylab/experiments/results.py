@@ -75,6 +75,7 @@ def collect(experiment: str, output_root: str | os.PathLike | None = None, *, wr
         for key, value in (record.metrics.get("test") or {}).items():
             frame[key] = value
         frame["best_epoch"] = int(record.metrics.get("best_epoch") or frame["epoch"].max())
+        frame["train_sequences"] = (record.metrics.get("split_sizes") or {}).get("train", math.nan)
         for key, value in (record.metrics.get("generation") or {}).items():
             frame[f"gen_{key}"] = value
         frames.append(frame)

@@ -36,19 +36,23 @@ STUDIES: dict[str, tuple[Path, tuple[str, ...]]] = {
     "paper": (PARAMS_FILE, REPORT_NOTEBOOKS),
     "objectives": (Path("params") / "objectives.yaml", ("07_objectives.ipynb",)),
     "decoding": (Path("params") / "decoding.yaml", ("08_decoding.ipynb",)),
+    "scale": (Path("params") / "scale.yaml", ("09_scale.ipynb",)),
 }
 #: A study's stage between its sweep and its report notebooks: ``module:function``, called with the sweep's plan,
 #: returning its number of failures.
-STAGES: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:run_stage"}
+STAGES: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:run_stage",
+                          "scale": "entropylab.studies.scale.study:run_stage"}
 
 
 #: The tables a sweep collects beside ``<experiment>.csv`` (``<experiment>-<name>.csv``) that its reports read.
 SWEEP_TABLES = ("plan", "choices", "tuning")
 #: The files a study's stage writes for its report: ``module:function``, called with the sweep's plan.
-STAGE_OUTPUTS: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:stage_outputs"}
+STAGE_OUTPUTS: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:stage_outputs",
+                                 "scale": "entropylab.studies.scale.study:stage_outputs"}
 #: What a study's stage records when it does not run because its sweep failed (``module:function``, called with the
 #: plan and one line per failed run), so that a report made from an earlier pass's files says it is incomplete.
-STAGE_NOT_RUN: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:stage_not_run"}
+STAGE_NOT_RUN: dict[str, str] = {"decoding": "entropylab.studies.decoding.study:stage_not_run",
+                                 "scale": "entropylab.studies.scale.study:stage_not_run"}
 
 
 def report_inputs(plan: Any, study: str | None = None) -> list[Path]:

@@ -141,6 +141,9 @@ class RunConfig:
     test_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        self.synthetic = dict(self.synthetic or {})  # a file's or notebook's null: the source's defaults
+        if not all(isinstance(k, str) for k in self.synthetic):
+            raise ValueError(f"synthetic must map option names to values, got {self.synthetic!r}")
         if self.split_seed == SPLIT_SEED_FROM_SEED:
             self.split_seed = self.seed
         objective = objectives.get(self.loss)
