@@ -183,6 +183,7 @@ def test_a_fused_group_gives_each_run_its_history_trained_alone(jax_without_tens
     pairs = jax_without_tensorflow["paper"]
     for pair in pairs:
         _assert_same_history(pair["fused"], pair["alone"])
+        assert {"val_ce_frequent", "val_ce_rare", "val_share_unseen"} <= set(pair["fused"])  # the bands, compared
         assert pair["weights"] <= 1e-5
         assert pair["engine"] == "fused" and pair["group_size"] == 3
     # the tolerance is far below what the runs' own differences (weight and seed) change

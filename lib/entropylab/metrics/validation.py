@@ -30,6 +30,12 @@ the first of them, not the model's prediction):
   ``N mod K`` groups one larger, as ``numpy.array_split``), and ``ECE_adaptive = (1/N) sum_k |sum_{i in A_k}
   ([y_i = t_i] - c_i)|``. It needs every example's ``c_i`` and correct flag: the batches return them (``N``
   float32 values each, :data:`EXAMPLE_KEYS`), the other metrics return sums;
+* per word-frequency band ``b`` (:mod:`entropylab.metrics.bands`: ``frequent``, ``middle``, ``rare``, ``unseen``,
+  fixed once per run from its training labels), when the evaluator is given the bands: ``val_ce_<b>``, the mean
+  ``-log p_t`` in nats over the examples whose label ``t`` is in band ``b`` (NaN when none is), and
+  ``val_share_<b>``, their share of the ``N`` examples (the shares add up to 1: padding is never a label). The
+  batches return two sums of :data:`BAND_KEYS` per band (``band_count``, ``band_cross_entropy``), from one lookup of
+  each label's band in a ``V``-long vector;
 * synthetic corpus only, with the exact next-word law ``q``: ``true_kl`` = mean ``sum_j q_j log(q_j / p_j)``
   and ``entropy_floor`` = mean ``H(q)``, the cross-entropy floor (``val_cross_entropy >= entropy_floor``
   in expectation, with equality only for ``p = q``).
@@ -56,6 +62,7 @@ from keras import ops
 
 from ..objectives import EPSILON, paper_entropy, paper_kl
 from ..objectives.keras_losses import PerExampleLoss
+from .bands import BANDS
 
 EVAL_BATCH_SIZE = 512
 #: A fused group's evaluation batch is at most this many rows over all its runs (runs x batch x V float32 values
@@ -69,6 +76,9 @@ BIN_KEYS = ("bin_count", "bin_confidence", "bin_correct")
 ADAPTIVE_BIN_KEYS = ("adaptive_count", "adaptive_confidence", "adaptive_correct", "adaptive_edges")
 #: Per-example values of :func:`batch_sums` (one per row of the batch): concatenated over the batches, not added.
 EXAMPLE_KEYS = ("confidence", "correct")
+#: The per-band sums of :func:`batch_sums` (one value per band of :data:`entropylab.metrics.bands.BANDS`), when it
+#: is given the bands: how many labels fall in each band and the sum of their ``-log p_t``.
+BAND_KEYS = ("band_count", "band_cross_entropy")
 
 
 def log_distribution(outputs: Any, head: str) -> Any:
@@ -79,9 +89,11 @@ def log_distribution(outputs: Any, head: str) -> Any:
     return log_c - ops.logsumexp(log_c, axis=-1, keepdims=True)
 
 
-def batch_sums(outputs: Any, labels: Any, loss: PerExampleLoss, head: str, true_probs: Any = None) -> dict:
+def batch_sums(outputs: Any, labels: Any, loss: PerExampleLoss, head: str, true_probs: Any = None,
+               bands: Any = None) -> dict:
     """Sums over one batch of every per-example metric (see the module docstring), and each example's confidence
-    and correct flag (:data:`EXAMPLE_KEYS`, float32 arrays of the batch's length)."""
+    and correct flag (:data:`EXAMPLE_KEYS`, float32 arrays of the batch's length). ``bands``: each vocabulary id's
+    band index (:func:`entropylab.metrics.bands.word_bands`, ``V`` int32 values) adds the :data:`BAND_KEYS` sums."""
     labels = ops.cast(labels, "int32")
     log_p = log_distribution(outputs, head)
     log_p_t = ops.squeeze(ops.take_along_axis(log_p, ops.expand_dims(labels, -1), axis=-1), -1)
@@ -105,6 +117,12 @@ def batch_sums(outputs: Any, labels: Any, loss: PerExampleLoss, head: str, true_
         "confidence": ops.cast(confidence, "float32"),
         "correct": correct,
     }
+    if bands is not None:
+        label_band = ops.take(ops.convert_to_tensor(bands, "int32"), labels)  # padding's -1 is in no band
+        in_band = ops.cast(ops.equal(ops.expand_dims(label_band, -1), ops.arange(len(BANDS), dtype="int32")),
+                           "float32")
+        sums["band_count"] = ops.sum(in_band, axis=0)
+        sums["band_cross_entropy"] = ops.sum(in_band * ops.expand_dims(-log_p_t, -1), axis=0)
     if true_probs is not None:
         q = true_probs
         log_q = ops.log(ops.maximum(q, 1e-30))
@@ -114,14 +132,17 @@ def batch_sums(outputs: Any, labels: Any, loss: PerExampleLoss, head: str, true_
 
 
 class ValidationEvaluator:
-    """Computes every per-epoch metric of a model on fixed validation arrays, batch by batch."""
+    """Computes every per-epoch metric of a model on fixed validation arrays, batch by batch; with ``bands`` (each
+    vocabulary id's band, :func:`entropylab.metrics.bands.word_bands` of the run's training labels) the per-band
+    cross-entropies and shares too."""
 
     def __init__(self, x_val: np.ndarray, y_val: np.ndarray, loss: PerExampleLoss, head: str,
                  true_next: Callable[[np.ndarray], np.ndarray] | None = None,
-                 batch_size: int = EVAL_BATCH_SIZE) -> None:
+                 batch_size: int = EVAL_BATCH_SIZE, bands: np.ndarray | None = None) -> None:
         self.x_val, self.y_val = x_val, y_val
         self.loss, self.head, self.true_next = loss, head, true_next
         self.batch_size = batch_size
+        self.bands = None if bands is None else np.asarray(bands, dtype=np.int32)
         self._compiled: dict[int, Callable] = {}
         self.bins: dict[str, np.ndarray] = {}
 
@@ -129,14 +150,14 @@ class ValidationEvaluator:
         key = id(model)
         if key not in self._compiled:
             def evaluate_batch(x: Any, y: Any, q: Any = None) -> dict:
-                return batch_sums(model(x, training=False), y, self.loss, self.head, q)
+                return batch_sums(model(x, training=False), y, self.loss, self.head, q, self.bands)
 
             if keras.backend.backend() == "tensorflow":
                 import tensorflow as tf
 
                 evaluate_batch = tf.function(evaluate_batch, reduce_retracing=True)
             elif keras.backend.backend() == "jax":
-                evaluate_batch = _jax_evaluate_batch(model, self.loss, self.head)
+                evaluate_batch = _jax_evaluate_batch(model, self.loss, self.head, self.bands)
             self._compiled = {key: evaluate_batch}
         return self._compiled[key]
 
@@ -189,8 +210,9 @@ def adaptive_bins(confidence: np.ndarray, correct: np.ndarray,
 
 def means_from_totals(totals: dict[str, Any], n: int, examples: dict[str, np.ndarray] | None = None
                       ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """The epoch's metrics from the sums over ``n`` validation examples: the means (with perplexity, entropy gap
-    and both ECEs) and the calibration bins.
+    """The epoch's metrics from the sums over ``n`` validation examples: the means (with perplexity, entropy gap,
+    both ECEs and, where the sums hold :data:`BAND_KEYS`, each band's cross-entropy and share) and the calibration
+    bins.
 
     ``examples`` holds every example's :data:`EXAMPLE_KEYS` values (``n`` each, in validation order); they may be in
     ``totals`` instead. Without them there is no ``val_ece_adaptive`` and no adaptive bins."""
@@ -200,6 +222,7 @@ def means_from_totals(totals: dict[str, Any], n: int, examples: dict[str, np.nda
         if key in totals:
             examples[key] = totals.pop(key)
     bins = {key: totals.pop(key) for key in BIN_KEYS}
+    band_sums = {key: np.asarray(totals.pop(key), dtype=np.float64) for key in BAND_KEYS if key in totals}
     means = {key: float(value) / n for key, value in totals.items()}
     means["val_perplexity"] = math.exp(min(means["val_cross_entropy"], 700.0))
     means["val_entropy_gap"] = means["val_entropy"] - means["val_cross_entropy"]
@@ -210,18 +233,33 @@ def means_from_totals(totals: dict[str, Any], n: int, examples: dict[str, np.nda
         bins.update(adaptive_bins(examples["confidence"], examples["correct"]))
         means["val_ece_adaptive"] = float(np.abs(bins["adaptive_correct"]
                                                  - bins["adaptive_confidence"]).sum()) / n
+    if band_sums:
+        means.update(band_means(band_sums["band_count"], band_sums["band_cross_entropy"], n))
     return means, bins
 
 
-def _jax_evaluate_batch(model: keras.Model, loss: PerExampleLoss, head: str) -> Callable:
+def band_means(count: np.ndarray, cross_entropy: np.ndarray, n: int) -> dict[str, float]:
+    """``val_ce_<band>`` (``cross_entropy / count`` per band, NaN for an empty band) and ``val_share_<band>``
+    (``count / n``) from the per-band sums over ``n`` examples."""
+    if len(count) != len(BANDS) or len(cross_entropy) != len(BANDS):
+        raise ValueError(f"per-band sums need one value per band {BANDS}, got {len(count)} and {len(cross_entropy)}")
+    means = {f"val_ce_{band}": float(cross_entropy[i] / count[i]) if count[i] > 0 else math.nan
+             for i, band in enumerate(BANDS)}
+    means.update({f"val_share_{band}": float(count[i]) / n for i, band in enumerate(BANDS)})
+    return means
+
+
+def _jax_evaluate_batch(model: keras.Model, loss: PerExampleLoss, head: str,
+                        bands: np.ndarray | None = None) -> Callable:
     """:func:`batch_sums` compiled with ``jax.jit``; the weights are arguments (``stateless_call``), so the
-    compiled function always sees the current ones (closed-over weights would be frozen at tracing)."""
+    compiled function always sees the current ones (closed-over weights would be frozen at tracing). The bands are
+    fixed for the run: a constant of the compiled function."""
     import jax
 
     @jax.jit
     def compiled(trainable: list, non_trainable: list, x: Any, y: Any, q: Any) -> dict:
         outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-        return batch_sums(outputs, y, loss, head, q)
+        return batch_sums(outputs, y, loss, head, q, bands)
 
     def evaluate_batch(x: Any, y: Any, q: Any = None) -> dict:
         return compiled([v.value for v in model.trainable_variables],
@@ -253,23 +291,25 @@ class GroupEvaluator:
 
     The runs' stacked weights go through one ``jax.jit`` of a ``jax.vmap`` of :func:`batch_sums`, batch by batch;
     run ``r``'s objective (its ``val_loss``) is ``loss_at(rows[r])``, the group's loss at the run's own row of
-    coefficients (:func:`entropylab.training.fused.group_loss`).
+    coefficients (:func:`entropylab.training.fused.group_loss`). ``bands`` as :class:`ValidationEvaluator`'s (the
+    group's runs share one training split, so one vector).
     """
 
     def __init__(self, model: keras.Model, x_val: np.ndarray, y_val: np.ndarray,
                  loss_at: Callable[[Any], PerExampleLoss], head: str,
                  true_next: Callable[[np.ndarray], np.ndarray] | None = None,
-                 batch_size: int = EVAL_BATCH_SIZE, runs: int = 1) -> None:
+                 batch_size: int = EVAL_BATCH_SIZE, runs: int = 1, bands: np.ndarray | None = None) -> None:
         import jax
 
         self.n = len(y_val)
         # one evaluation batch holds runs x batch rows of V outputs: at most GROUP_EVAL_ROWS rows, whatever the group
         batch_size = max(16, min(batch_size, GROUP_EVAL_ROWS // max(1, runs)))
         self.batches = list(validation_batches(x_val, y_val, batch_size, true_next))  # q computed once, not per epoch
+        bands = None if bands is None else np.asarray(bands, dtype=np.int32)  # the group's runs share one split
 
         def run_sums(trainable: list, non_trainable: list, row: Any, x: Any, y: Any, q: Any) -> dict:
             outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-            return batch_sums(outputs, y, loss_at(row), head, q)
+            return batch_sums(outputs, y, loss_at(row), head, q, bands)
 
         self._sums = jax.jit(jax.vmap(run_sums, in_axes=(0, 0, 0, None, None, None)))
 

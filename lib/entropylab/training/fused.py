@@ -160,6 +160,7 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
     import jax.numpy as jnp
     import keras
 
+    from ..metrics.bands import word_bands
     from ..metrics.validation import GroupEvaluator
     from ..model import build_model
 
@@ -225,7 +226,7 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
     x_all, y_all = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     seeds = [c.seed for c in configs]
     evaluator = GroupEvaluator(template, data.x_val, data.y_val, loss_at, first.head, corpus.true_next,
-                               runs=len(configs))
+                               runs=len(configs), bands=word_bands(data.y_train, corpus.vocab_size))
     count = len(configs)
     rows: list[list[dict[str, float]]] = [[] for _ in configs]
     bins: list[list[dict[str, list[float]]]] = [[] for _ in configs]

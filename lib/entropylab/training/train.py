@@ -227,7 +227,7 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     configure_tensorflow(config.threads)
     import keras
 
-    from ..metrics import EpochMetrics, ValidationEvaluator
+    from ..metrics import EpochMetrics, ValidationEvaluator, word_bands
     from ..model import build_model
     from ..objectives import keras_loss
     from .callbacks import BestEpoch, EpochPhases, EpochTimer, StopOnNonFinite, progress_file
@@ -245,7 +245,8 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     loss = keras_loss(config.loss, config.weight)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
                   jit_compile=config.jit_compile)
-    evaluator = ValidationEvaluator(data.x_val, data.y_val, loss, config.head, corpus.true_next)
+    evaluator = ValidationEvaluator(data.x_val, data.y_val, loss, config.head, corpus.true_next,
+                                    bands=word_bands(data.y_train, corpus.vocab_size))  # fixed from training
     epoch_metrics = EpochMetrics(evaluator)
     timer = EpochTimer()
     non_finite = StopOnNonFinite()
@@ -287,11 +288,14 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
     are scored on it with the Kneser-Ney order chosen on dev, and the generation metrics continue test prefixes;
     without one the references (Kneser-Ney included) are scored on validation, the order chosen on a carve of the
     training split (:func:`entropylab.metrics.kneser_ney.tuning_carve`).
+    ``metrics["word_bands"]``: each word-frequency band's words and share of the training tokens
+    (:mod:`entropylab.metrics.bands`; the per-band validation and test metrics use these bands).
     ``extra`` joins the metrics (the fused engine names itself there). The one-run
     path (:func:`run`) and the fused engine (:mod:`entropylab.training.fused`) both end here. ``clock`` (enabled by
     ``$ENTROPYLAB_PHASE_TIMES``) laps the references, the generation metrics and the writing, and goes to
     ``phases.json`` after ``COMPLETE`` (:mod:`entropylab.training.phases`).
     """
+    from ..metrics import band_summary, word_bands
     from ..metrics.references import ngram_references
 
     history = pd.DataFrame(rows)
@@ -323,6 +327,7 @@ def finish_run(config: RunConfig, run_path: Path | None, model: Any, corpus: Cor
         "best": history.iloc[best_epoch - 1].to_dict() if best_epoch else {},
         "reliability": bins[best_epoch - 1] if best_epoch else {},
         "corpus": corpus.summary(),
+        "word_bands": band_summary(word_bands(data.y_train, corpus.vocab_size), data.y_train),
         "split_sizes": {"train": len(data.y_train), "val": len(data.y_val),
                         **({"test": len(data.y_test)} if data.has_test else {})},
         **({"test": test, "test_reliability": test_bins} if test else {}),
@@ -376,11 +381,11 @@ def _test_metrics(model: Any, data: Any, corpus: Corpus, config: RunConfig) -> t
     """The kept model's metrics on the test side, read once (none without one), and its calibration bins."""
     if not data.has_test:
         return {}, {}
-    from ..metrics import ValidationEvaluator
+    from ..metrics import ValidationEvaluator, word_bands
     from ..objectives import keras_loss
 
     evaluator = ValidationEvaluator(data.x_test, data.y_test, keras_loss(config.loss, config.weight), config.head,
-                                    corpus.true_next)
+                                    corpus.true_next, bands=word_bands(data.y_train, corpus.vocab_size))
     means = evaluator.evaluate(model)
     bins = {key: value.tolist() for key, value in evaluator.bins.items()}
     return {metric_on_test(key): value for key, value in means.items()}, bins

@@ -20,6 +20,12 @@ and :data:`entropylab.analysis.verdicts.MIN_PAIRS` seeds. The grid neighbours of
 (choosing among them by the reported numbers would tune on the data reported); they appear in the sensitivity
 figure.
 
+**The band table** (:func:`band_table`) splits the cross-entropy by word frequency (the bands of
+:mod:`entropylab.metrics.bands`, fixed per run from its training split: ``frequent``, ``middle``, ``rare``,
+``unseen``): per setting, objective and band, the paired difference to cross-entropy's ``ce_<band>`` on the reported
+side, with its 95 % t-interval, the paired t-test's p-value and that p-value Holm-corrected over the setting's
+comparisons (objectives x bands); no verdict (the rule fixes no smallest effect per band).
+
 **Reference rows** (per seed's split, mean and interval over the baseline's seeds): the add-one unigram, the bigram
 interpolated at a fixed 0.6, the interpolated modified Kneser-Ney model of the order chosen on dev (runs with a test
 side; its orders are named), and on the synthetic corpus the source itself, whose cross-entropy is the floor
@@ -39,8 +45,9 @@ import pandas as pd
 
 from ... import objectives
 from ...analysis.stats import seed_band
-from ...analysis.verdicts import MIN_PAIRS, paired_test, table_verdicts
+from ...analysis.verdicts import MIN_PAIRS, holm, paired_test, table_verdicts
 from ...experiments.results import best_epoch, load_results, results_fix, results_path, rule_path
+from ...metrics.bands import BANDS
 from ...training import store
 
 BASELINE = objectives.CROSS_ENTROPY
@@ -265,3 +272,68 @@ def readable(table: pd.DataFrame, metrics: tuple[str, ...] = ("cross_entropy", "
                 for m, lo, hi, v in zip(table[f"delta_{metric}"], table[f"delta_{metric}_low"],
                                         table[f"delta_{metric}_high"], table[column], strict=True)]
     return out.fillna("")
+
+
+#: The band table's columns after its grouping columns (:func:`band_table`).
+BAND_TABLE_COLUMNS = ("objective", "weight", "side", "band", "share", "baseline_ce", "ce", "delta", "delta_low",
+                      "delta_high", "p", "p_holm", "n_seeds")
+
+
+def band_table(results: pd.DataFrame, group_by: tuple[str, ...] = ("dataset", "split"), *,
+               baseline: str = BASELINE) -> pd.DataFrame:
+    """Each objective's difference to ``baseline`` in cross-entropy per word-frequency band, paired by seed.
+
+    ``results``: one row per run (a run's best epoch: :func:`chosen_runs` of :func:`load_study`'s rows, or
+    :func:`entropylab.experiments.results.best_epoch`), each with the per-band columns ``<side>_ce_<band>`` and
+    ``<side>_share_<band>``. Per group of ``group_by`` (e.g. ``("dataset", "split", "embedding_dim")`` for a study
+    over model sizes), its reported side (:func:`reported_side`: test where the group's runs have it, else
+    validation) and each configuration (objective and weight) but the baseline, one row per band of
+    :data:`entropylab.metrics.bands.BANDS`: ``share`` (the band's mean share of the side's labels), ``baseline_ce``
+    and ``ce`` (mean over the paired seeds), ``delta`` = mean over seeds of ``ce_s - baseline_ce_s`` with its 95 %
+    t-interval ``delta_low .. delta_high`` and the paired t-test's ``p``
+    (:func:`entropylab.analysis.verdicts.paired_test`), ``p_holm`` (Holm over the group's rows) and ``n_seeds``,
+    the seeds with a finite value on both sides (0 for a band with no labels: ``delta`` is NaN)."""
+    missing = [c for c in (*group_by, "objective", "weight", "seed") if c not in results.columns]
+    if missing:
+        raise ValueError(f"the band table groups by column(s) {', '.join(missing)} that the results lack; pass "
+                         f"group_by with columns of the results ({', '.join(map(str, results.columns))})")
+    rows: list[dict[str, Any]] = []
+    for key, group in results.groupby(list(group_by), sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        side = reported_side(group)
+        bands = [b for b in BANDS if side_column(f"ce_{b}", side) in group.columns]
+        if not bands:
+            raise ValueError(f"the results have no per-band cross-entropy ({side_column('ce_frequent', side)}, ...):"
+                             f" its runs were trained before the word-frequency bands; train them again")
+        twice = group[group.duplicated(["objective", "weight", "seed"], keep=False)]
+        if len(twice):
+            raise ValueError(f"two rows of one configuration and seed in group {key}: pass one row per run (its "
+                             f"best epoch: entropylab.experiments.results.best_epoch)")
+        base = group[group["objective"] == baseline].set_index("seed")
+        if base.empty:
+            continue
+        first = len(rows)
+        order = [o for o in objectives.names() if o != baseline]
+        configurations = sorted({(o, float(w)) for o, w in zip(group["objective"], group["weight"], strict=True)
+                                 if o != baseline},
+                                key=lambda c: (order.index(c[0]) if c[0] in order else len(order), c[0], c[1]))
+        for objective, weight in configurations:
+            frame = group[(group["objective"] == objective) & (group["weight"] == weight)].set_index("seed")
+            seeds = sorted(set(frame.index) & set(base.index))
+            for band in bands:
+                column = side_column(f"ce_{band}", side)
+                values = frame.loc[seeds, column].to_numpy(dtype=float)
+                reference = base.loc[seeds, column].to_numpy(dtype=float)
+                comparison = paired_test(values, reference)
+                paired = np.isfinite(values) & np.isfinite(reference)
+                share = side_column(f"share_{band}", side)
+                rows.append({**dict(zip(group_by, key, strict=True)), "objective": objective, "weight": weight,
+                             "side": side, "band": band,
+                             "share": float(base.loc[seeds, share].mean()) if share in base.columns else np.nan,
+                             "baseline_ce": float(reference[paired].mean()) if paired.any() else np.nan,
+                             "ce": float(values[paired].mean()) if paired.any() else np.nan,
+                             "delta": comparison.mean, "delta_low": comparison.low, "delta_high": comparison.high,
+                             "p": comparison.p, "n_seeds": comparison.n})
+        for row, corrected in zip(rows[first:], holm([r["p"] for r in rows[first:]]), strict=True):
+            row["p_holm"] = corrected
+    return pd.DataFrame(rows, columns=[*group_by, *BAND_TABLE_COLUMNS])
