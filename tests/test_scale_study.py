@@ -63,6 +63,9 @@ def test_the_report_gives_every_cell_its_verdicts_the_answers_and_the_fit(study)
     assert list(answers["objective"]) == ["label_smoothing"] and answers["cells"].iloc[0] == 4
     fits = pd.read_csv(folder / "scaling_fits.csv")
     assert set(fits["objective"]) == {"cross_entropy", "label_smoothing"}
+    bands = pd.read_csv(folder / "bands.csv")  # every cell's label-smoothing runs against cross-entropy, per band
+    assert set(bands["setting"]) == set(overview["cell"]) and set(bands["objective"]) == {"label_smoothing"}
+    assert set(bands["band"]) <= {"frequent", "middle", "rare", "unseen"} and (bands["side"] == "test").all()
     assert (root / "figures" / "scale-smoke" / "differences_vs_distance.png").stat().st_size > 10_000
     notebook = json.loads((root / "notebooks" / "scale-smoke" / "09_scale.ipynb").read_text())
     assert '"output_type": "error"' not in json.dumps(notebook)

@@ -12,7 +12,7 @@ import pandas as pd
 from ...analysis.tables import figures_dir, tables_dir, write_table
 from ...experiments.results import results_fix
 from ...training import store
-from ..objectives.tables import readable
+from ..objectives.tables import band_table, readable
 from . import figures, tables
 from .study import dropout_path, read_status
 
@@ -55,15 +55,13 @@ def overview(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def band_differences(results: pd.DataFrame, choices: pd.DataFrame) -> pd.DataFrame | None:
-    """Each objective's difference to cross-entropy per word-frequency band and cell, where the runs have the
-    band metrics (:func:`entropylab.studies.objectives.tables.band_table`); ``None`` otherwise."""
-    from ..objectives import tables as objective_tables
-
-    band_table = getattr(objective_tables, "band_table", None)
-    if band_table is None or not any(c.startswith("test_ce_") for c in results.columns):
+def band_differences(results: pd.DataFrame) -> pd.DataFrame | None:
+    """Each objective's difference to cross-entropy per word-frequency band and cell
+    (:func:`entropylab.studies.objectives.tables.band_table`), where the runs have the band metrics; ``None``
+    otherwise."""
+    if not any(c.startswith(("test_ce_", "val_ce_")) for c in results.columns):
         return None
-    return band_table(results, choices)
+    return band_table(results, group_by=("setting",))
 
 
 def build(experiment: str = "scale", output_root: str | os.PathLike | None = None, write: bool = True
@@ -77,7 +75,7 @@ def build(experiment: str = "scale", output_root: str | os.PathLike | None = Non
     path = dropout_path(experiment, output_root)
     dropouts = store.read_csv(path, fix=results_fix(experiment)) if path.is_file() else pd.DataFrame()
     report = ScaleReport(experiment, cells, diffs, tables.answers(diffs), tables.scaling_fits(results),
-                         overview(cells), dropouts, band_differences(results, choices),
+                         overview(cells), dropouts, band_differences(results),
                          read_status(experiment, output_root))
     if write:
         table_dir = tables_dir(experiment, output_root)
