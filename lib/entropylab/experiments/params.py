@@ -47,7 +47,7 @@ NOTEBOOK_PARAMETERS: dict[str, str] = {
     "split_seed": "an integer in [0, 2**32) (the headline split's seed), or 'seed' (the run's seed)",
     "learning_rate": "a positive number (Adam's learning rate)",
     "max_sequences": "null or an integer >= 2",
-    "dataset": "'auto', 'nyt' or 'synthetic'",
+    "dataset": "'auto', 'nyt', 'synthetic' or 'hidden_state'",
     "data_dir": "null or a folder path",
     "output_root": "null or a folder path",
     "jit_compile": "true or false",
@@ -75,7 +75,7 @@ TOP_LEVEL_KEYS = ("experiment", "description", "workers", "threads", "cluster", 
                   "settings", "runs", "decoding", "verdicts")
 RUN_KEYS = ("notebook", "grid", "tune")
 TUNE_KEYS = ("seeds", "neighbours")
-DATASETS = ("auto", "nyt", "synthetic")
+DATASETS = ("auto", "nyt", "synthetic", "hidden_state")
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
