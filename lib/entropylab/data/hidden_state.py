@@ -184,6 +184,11 @@ def make_hidden_state_corpus(n_headlines: int = 8000, n_words: int = 1000, n_sta
     ``true_next(contexts)`` maps each context row (vocabulary ids, left-padded with 0) to ``q`` over the
     vocabulary (``B x vocab_size`` float32; 0 on padding and on the words no state can emit), by one forward pass
     over all the rows at once.
+
+    The defaults were chosen so that context pays (measured on the headline split, dev 0.2, test 0.2, split seed
+    0): the best Kneser-Ney model (order chosen on a carve of training: 2 at every size) is 0.88, 0.70 and 0.59 nats
+    above the dev floor (about 3.75 nats) at 2,000, 8,000 and 32,000 headlines, and at 32,000 an LSTM (embedding
+    64, 256 units, batch 128, Adam 0.002, 6 epochs) reaches 3.95 nats on dev against Kneser-Ney's 4.34.
     """
     source = HiddenStateSource(n_words, n_states, support, stay_probability, zipf_exponent, end_probability, seed)
     sampled = source.sample(n_headlines, max_words, seed=seed + 1)
