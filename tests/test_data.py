@@ -219,7 +219,7 @@ def test_encode_warns_on_unknown_words(nyt_corpus):
 
 
 def test_unknown_corpus_name():
-    with pytest.raises(ValueError, match="'nyt' or 'synthetic'"):
+    with pytest.raises(ValueError, match="'nyt', 'synthetic' or 'hidden_state'"):
         load_corpus("wiki")
 
 

@@ -32,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
 #: What each :class:`~entropylab.training.config.RunConfig` field is, for ``train --help``. Every field gets an
 #: option whether or not it is here (``--<field-name>``); the field's default is added unless the text names one.
 FIELD_HELP: dict[str, str] = {
-    "dataset": "the corpus: the NYT headlines or the seeded synthetic source",
+    "dataset": "the corpus: the NYT headlines, the seeded bigram world (synthetic) or the seeded topic source "
+               "(hidden_state)",
     "data_dir": "folder with the Articles*.csv files (default: search)",
     "loss": "the objective (entropylab.objectives)",
     "weight": "the objective's parameter: a penalty weight, a smoothing amount or an exponent "
@@ -51,7 +52,7 @@ FIELD_HELP: dict[str, str] = {
     "backend": "the Keras backend; must be this process's (set KERAS_BACKEND before starting Python; "
                "default: $KERAS_BACKEND or tensorflow)",
     "threads": "TensorFlow threads per pool, 0: TensorFlow's default (default: $ENTROPYLAB_THREADS or 0)",
-    "synthetic": "options of the synthetic corpus as a JSON object, e.g. '{\"n_headlines\": 500}'",
+    "synthetic": "options of the synthetic or hidden_state corpus as a JSON object, e.g. '{\"n_headlines\": 500}'",
     "patience": "early stopping: stop after N epochs without a better validation cross-entropy "
                 "(default: train every epoch)",
     "tuning": "train and validate on a carve of the training split (parameter tuning; the validation split is "

@@ -1,4 +1,5 @@
-"""The data package: the corpus, its NYT and synthetic sources, loading by name, statistics and figures."""
+"""The data package: the corpus, its NYT and synthetic sources (the bigram world and the hidden-state source), loading
+by name, statistics and figures."""
 
 from __future__ import annotations
 

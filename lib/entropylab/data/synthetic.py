@@ -1,4 +1,10 @@
-"""A synthetic headline corpus drawn from a seeded Markov source whose next-word law is known exactly."""
+"""The "bigram world": a synthetic headline corpus drawn from a seeded first-order Markov source whose next-word law
+is known exactly (dataset name ``synthetic``).
+
+The next word depends on the last word alone, so a bigram count model is the true model class here; the
+hidden-state source of :mod:`entropylab.data.hidden_state` (dataset ``hidden_state``) is the one where the whole
+prefix matters.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ def _made_up_words(n: int, rng: np.random.Generator) -> list[str]:
 
 
 class MarkovSource:
-    """The seeded chain: ``transition[u]`` is a distribution over ``n_words`` words plus END (last column).
+    """The bigram world's seeded chain: ``transition[u]`` is a distribution over ``n_words`` words plus END (last
+    column).
 
     The source is a sparse first-order Markov chain over a Zipfian vocabulary of made-up words:
 
@@ -80,7 +87,8 @@ class MarkovSource:
 
 def make_synthetic_corpus(n_headlines: int = 3000, n_words: int = 400, branching: int = 12,
                           max_words: int = 16, end_probability: float = 0.12, seed: int = 0) -> Corpus:
-    """A :class:`~entropylab.data.corpus.Corpus` sampled from :class:`MarkovSource`, with ``true_next`` set.
+    """The bigram world: a :class:`~entropylab.data.corpus.Corpus` (name ``synthetic``) sampled from
+    :class:`MarkovSource`, with ``true_next`` set.
 
     The vocabulary is built like the NYT one (frequency order, first occurrence on ties); words of the
     source that were never sampled follow at the end, so every word the true law can emit has an index.

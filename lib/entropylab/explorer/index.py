@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import objectives, paths
 from ..training import store
+from ..training.config import DATASETS, SYNTHETIC_DATASETS
 
 SYNTHETIC_SEED_TEXTS = 6
 N_WORDS = 10  # words a continuation adds after the seed text
@@ -255,7 +256,7 @@ class Explorer:
         data_dir = config.get("data_dir")
         if data_dir is not None and not Path(data_dir).is_dir():
             data_dir = None
-        options = (config.get("synthetic") or {}) if dataset == "synthetic" else {}
+        options = (config.get("synthetic") or {}) if dataset in SYNTHETIC_DATASETS else {}
         cache_key = repr((dataset, data_dir, sorted(options.items())))
         with self._lock:
             if cache_key not in self._corpora:
@@ -319,7 +320,7 @@ class Explorer:
             config = RunConfig.from_dict(values)
             experiment = template.experiment
         else:
-            dataset = key.dataset if key.dataset in ("nyt", "synthetic") else resolve_dataset("auto")
+            dataset = key.dataset if key.dataset in DATASETS else resolve_dataset("auto")
             config = RunConfig(dataset=dataset, loss=key.loss, weight=key.weight, seed=key.seed)
             experiment = EXPLORER_EXPERIMENT
         run_dir = self.runs_root / experiment / config.run_name

@@ -21,7 +21,12 @@ from typing import Any
 from .. import objectives
 
 SPLIT_MODES = ("tail", "headline")
-DATASETS = ("nyt", "synthetic")
+#: The corpora a run trains on (:data:`entropylab.data.load.CORPORA`): the NYT headlines, the bigram world
+#: (``synthetic``, a first-order Markov source) and the hidden-state (topic) source (``hidden_state``).
+DATASETS = ("nyt", "synthetic", "hidden_state")
+#: The datasets whose corpus takes options; they come from :attr:`RunConfig.synthetic` (the field keeps the name
+#: it had when the bigram world was the only synthetic corpus, so stored runs keep their identity).
+SYNTHETIC_DATASETS = ("synthetic", "hidden_state")
 BACKENDS = ("tensorflow", "jax")
 #: Where a run's training batches come from: TensorFlow's ``tf.data`` (the TensorFlow backend's default, which
 #: every stored TensorFlow run used) or the seeded NumPy batcher (:mod:`entropylab.data.batches`; the only one on
@@ -106,6 +111,11 @@ class RunConfig:
     direction drawn from the run's seed (:func:`entropylab.training.train.nudge_initial_weights`): a stand-in
     for another CPU's rounding, with which ``make nbval-refresh`` checks that no checked notebook cell depends on
     the last digits. ``None`` takes ``$ENTROPYLAB_INIT_NUDGE_ULPS`` (default 0: no nudge).
+
+    ``synthetic`` holds the options of a synthetic corpus, for either of :data:`SYNTHETIC_DATASETS`: the keyword
+    arguments of :func:`entropylab.data.synthetic.make_synthetic_corpus` (``dataset="synthetic"``) or of
+    :func:`entropylab.data.hidden_state.make_hidden_state_corpus` (``dataset="hidden_state"``); the NYT corpus
+    takes none.
 
     ``test_fraction > 0`` holds out a third side (:meth:`entropylab.data.Corpus.split`): the validation side is then
     the dev side, on which early stopping, the best epoch and every study's choices are made, and the test side is

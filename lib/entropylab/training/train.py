@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..data import Corpus, load_corpus
 from . import store
-from .config import RunConfig, current_backend, current_threads
+from .config import SYNTHETIC_DATASETS, RunConfig, current_backend, current_threads
 from .phases import PhaseClock
 
 __all__ = ["RunConfig", "RunResult", "current_backend", "finish_run", "load_trained", "peak_memory_mb", "run"]
@@ -200,7 +200,8 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
 
 def load_run_corpus(config: RunConfig) -> Corpus:
     """The whole corpus a config trains on (its ``max_sequences`` cap is applied by :func:`run`)."""
-    return load_corpus(config.dataset, config.data_dir, **(config.synthetic if config.dataset == "synthetic" else {}))
+    options = config.synthetic if config.dataset in SYNTHETIC_DATASETS else {}
+    return load_corpus(config.dataset, config.data_dir, **options)
 
 
 def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = None, *,
