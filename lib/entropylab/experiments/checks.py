@@ -81,14 +81,19 @@ def check_splits(path: Path, points: list[Point]) -> None:
     if not capped:
         return
     from ..data import DataError, load_corpus
-    from ..training.config import SPLIT_SEED_FROM_SEED
+    from ..training.config import SPLIT_SEED_FROM_SEED, SYNTHETIC_DATASETS
 
     corpora: dict[tuple, Any] = {}
     for point in capped:
         p = point.parameters
-        key = (p["dataset"], p.get("data_dir"))
+        options = (p.get("synthetic") or {}) if p["dataset"] in SYNTHETIC_DATASETS else {}
+        key = (p["dataset"], p.get("data_dir"), tuple(sorted(options.items())))
         if key not in corpora:
-            corpora[key] = load_corpus(p["dataset"], p.get("data_dir"))
+            try:
+                corpora[key] = load_corpus(p["dataset"], p.get("data_dir"), **options)
+            except TypeError as exc:
+                raise DataError(f"{path}: runs[{point.entry}]: synthetic: {exc}; use the options of the "
+                                f"{p['dataset']!r} source (entropylab.data)") from None
         split_seed = p.get("split_seed", 0)
         split_seed = p.get("seed", 0) if split_seed == SPLIT_SEED_FROM_SEED else split_seed
         try:

@@ -201,7 +201,12 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
 def load_run_corpus(config: RunConfig) -> Corpus:
     """The whole corpus a config trains on (its ``max_sequences`` cap is applied by :func:`run`)."""
     options = config.synthetic if config.dataset in SYNTHETIC_DATASETS else {}
-    return load_corpus(config.dataset, config.data_dir, **options)
+    try:
+        return load_corpus(config.dataset, config.data_dir, **options)
+    except TypeError as exc:  # an option the source does not have
+        raise ValueError(f"synthetic: {exc}; use the options of the {config.dataset!r} source "
+                         f"(entropylab.data.{'hidden_state' if config.dataset == 'hidden_state' else 'synthetic'})"
+                         ) from None
 
 
 def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = None, *,
