@@ -22,7 +22,9 @@ float32 rounding whenever ``D > 2e-3``, while its gradient is ``(grad CE + (CE /
 
 Left out of the authors' code: padding masks (there are none here) and their ``1e-15`` added to the one-hot before
 renormalising it (it moves ``ê_t`` by at most ``V * 1e-15``). Their other variants are not registered: mode 2
-(``L = sg(D / (CE + 1e-10)) CE + D``) and a cost from a fixed copy of a pre-trained head (``emo2_fixed``).
+(``L = sg(D / (CE + 1e-10)) CE + D``), a ratio capped at 3, and a cost from a fixed copy of a *pre-trained* head
+(their GPT-2 language-modelling runs; this project's models have no pre-trained head, and a fixed copy of a random
+initial one would make the cost random).
 """
 
 from __future__ import annotations
