@@ -58,8 +58,11 @@ def test_loss_matches_its_numpy_reference(name, weight, batch):
         with pytest.raises(ValueError, match=spec.parameter):
             keras_loss(name, used_weight)
         return
-    loss = keras_loss(name, used_weight)
-    expected = spec.reference(t, o.astype(np.float64), used_weight)
+    # an objective that reads the head kernel gets a random one (d = 5), in both formulas
+    kernel = np.random.default_rng(1).normal(size=(5, o.shape[1])).astype(np.float32) if spec.needs_kernel else None
+    loss = objectives.keras_loss(name, used_weight, kernel=kernel)
+    expected = spec.reference(t, o.astype(np.float64), used_weight, *([kernel.astype(np.float64)] if spec.needs_kernel
+                                                                         else []))
     per_example = keras.ops.convert_to_numpy(loss.per_example(t, o))
     np.testing.assert_allclose(per_example, expected, rtol=2e-5, atol=2e-6)
     batch_mean = float(keras.ops.convert_to_numpy(loss(t, o)))

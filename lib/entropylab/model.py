@@ -29,3 +29,14 @@ def build_model(vocab_size: int, context_length: int, *, embedding_dim: int = 10
     outputs = keras.layers.Dense(vocab_size, activation="linear",
                                  name="outputs" if head == "linear" else "logits")(x)
     return keras.Model(inputs, outputs, name=f"lstm_{head}")
+
+
+def head_kernel(model: keras.Model) -> keras.Variable:
+    """The kernel ``K`` (``d x V``) of the model's last layer, its Dense head: ``outputs = h K + b``, so row ``j`` of
+    ``E = K^T`` is word ``j``'s output embedding (what an objective with ``needs_kernel`` reads, e.g. EMO)."""
+    layer = model.layers[-1]
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None or len(kernel.shape) != 2 or kernel.shape[1] != model.output_shape[-1]:
+        raise ValueError(f"the model's last layer {layer.name!r} is not a Dense head of width "
+                         f"{model.output_shape[-1]}; build the model with entropylab.model.build_model")
+    return kernel

@@ -4,6 +4,13 @@ One generic loss serves every objective: :class:`ObjectiveLoss` ``(objective, we
 registered ``per_example(keras.ops, labels, outputs, weight)`` (:mod:`.registry`) and returns its batch mean
 (Keras' default reduction) on integer labels. :class:`FamilyLoss` ``(family, coefficients)`` does the same with a
 family's formula, whose coefficients may be traced tensors (a fused group's per-run rows).
+
+An objective that needs the model's head kernel (``needs_kernel``, :mod:`.registry`) gets it through ``kernel``:
+the model's kernel *variable* (:func:`entropylab.model.head_kernel`), read at each call, or a tensor (a fused run's
+traced kernel). A variable read inside Keras' own train step is the step's current value (the JAX trainer computes
+the loss in a ``StatelessScope`` of the traced weights; TensorFlow reads the variable in its graph); a caller that
+compiles the loss itself must hand it the current kernel (:func:`entropylab.training.fused.group_loss`) or compile
+again when the weights change (:class:`entropylab.training.callbacks.RetracedEpochMetrics`).
 """
 
 from __future__ import annotations
@@ -37,16 +44,24 @@ class ObjectiveLoss(PerExampleLoss):
     objective's range (:meth:`entropylab.objectives.registry.Objective.check`), which is stated nowhere else.
     """
 
-    def __init__(self, objective: str, weight: float | None = None, name: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, objective: str, weight: float | None = None, name: str | None = None, *,
+                 kernel: Any = None, **kwargs: Any) -> None:
         spec = registry.get(objective)
         super().__init__(name=name or objective, **kwargs)
         self.objective = objective
         self.head = spec.head
         self.weight = spec.check(spec.default if weight is None else weight)
+        self.needs_kernel = spec.needs_kernel
+        self.kernel = kernel if spec.needs_kernel else None  # not kept (nor serialised) for other objectives
         self._per_example = spec.per_example
 
     def per_example(self, labels: Any, outputs: Any) -> Any:
-        return self._per_example(ops, labels, outputs, self.weight)
+        if not self.needs_kernel:
+            return self._per_example(ops, labels, outputs, self.weight)
+        if self.kernel is None:
+            raise ValueError(f"objective {self.objective!r} reads the model's head kernel; build its loss with "
+                             f"keras_loss({self.objective!r}, kernel=entropylab.model.head_kernel(model))")
+        return self._per_example(ops, labels, outputs, self.weight, ops.convert_to_tensor(self.kernel))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "objective": self.objective, "weight": self.weight}
@@ -67,16 +82,18 @@ class FamilyLoss(PerExampleLoss):
         return self._formula(ops, labels, outputs, self.coefficients)
 
 
-def keras_loss(name: str, weight: float | None = None, **params: Any) -> ObjectiveLoss:
+def keras_loss(name: str, weight: float | None = None, *, kernel: Any = None, **params: Any) -> ObjectiveLoss:
     """The objective ``name`` as a Keras loss, e.g. ``keras_loss("kl_regularized", 10)``.
 
     ``weight`` is its one parameter (omitted: its default; an objective without one takes only 0); a value outside
-    its range, an unknown name or another keyword is a ``ValueError`` that says what is allowed.
+    its range, an unknown name or another keyword is a ``ValueError`` that says what is allowed. ``kernel`` is the
+    model's head kernel (:func:`entropylab.model.head_kernel`) for an objective that needs it (``needs_kernel``),
+    ignored by the others; such a loss called without one is a ``ValueError``.
     """
     if params:
         raise ValueError(f"objective {name!r} takes no parameter(s) {', '.join(sorted(params))}; its one number is "
                          f"'weight' ({registry.parameter_name(name)})")
-    return ObjectiveLoss(name, weight)
+    return ObjectiveLoss(name, weight, kernel=kernel)
 
 
 def family_loss(family: str, coefficients: Any) -> FamilyLoss:

@@ -20,6 +20,12 @@ An objective may be *fused* (its runs of different values, and of other objectiv
 compiled program in the fused engine, :mod:`entropylab.training.fused`) only when it names a :class:`Family`,
 one formula ``f(t, o; c)`` with per-run coefficients ``c``, and its coefficients as a function of its value.
 By default it names none: its runs then share a program only with runs of the same value.
+
+An objective that is a function of more than the outputs may also need the model's **head kernel** ``K`` (the
+``d x V`` kernel of its last Dense layer, whose transpose ``E = K^T`` holds one output embedding per word): it says
+so with ``needs_kernel=True``, and its ``per_example`` and ``reference`` then take ``K`` as a fifth argument (EMO,
+:mod:`.emo`, whose transport cost comes from ``E``). The callers hand it the current kernel at every step
+(:func:`entropylab.objectives.keras_loss`'s ``kernel``); such an objective names no family.
 """
 
 from __future__ import annotations
@@ -37,10 +43,12 @@ PARAMETERS = ("weight", "smoothing", "exponent")
 HEADS = ("linear", "softmax")
 
 #: ``(ops, labels, outputs, value) -> per-example values``: ``ops`` is :mod:`keras.ops`, ``labels`` int32 of shape
-#: ``(B,)``, ``outputs`` ``(B, V)``, ``value`` the objective's parameter (0.0 without one).
-PerExample = Callable[[Any, Any, Any, Any], Any]
-#: ``(labels, outputs, value) -> per-example values`` in float64 NumPy, the naive textbook formula.
-Reference = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+#: ``(B,)``, ``outputs`` ``(B, V)``, ``value`` the objective's parameter (0.0 without one); with ``needs_kernel``
+#: a fifth argument, the head kernel ``K`` of shape ``(d, V)``.
+PerExample = Callable[..., Any]
+#: ``(labels, outputs, value) -> per-example values`` in float64 NumPy, the naive textbook formula (with
+#: ``needs_kernel``, ``(labels, outputs, value, kernel)``).
+Reference = Callable[..., np.ndarray]
 #: ``(ops, labels, outputs, coefficients) -> per-example values`` of a family's formula.
 Formula = Callable[[Any, Any, Any, Any], Any]
 
@@ -52,6 +60,7 @@ class Objective:
     ``per_example`` is its Keras formula in a numerically stable form (a function of ``keras.ops``; its docstring
     gives the formula), ``reference`` the same formula written plainly in NumPy (what the tests check
     ``per_example`` against). ``family`` and ``coefficients`` (both or neither) make it fusable (module docstring).
+    ``needs_kernel``: both formulas take the model's head kernel ``K`` (``d x V``) as a fifth argument.
     """
 
     name: str
@@ -67,6 +76,7 @@ class Objective:
     label: str = ""
     family: str | None = None
     coefficients: Callable[[float], tuple[float, ...]] | None = None
+    needs_kernel: bool = False
 
     @property
     def takes_parameter(self) -> bool:
@@ -161,7 +171,8 @@ def register(objective: Objective) -> Objective:
 
     Refused with a ``ValueError`` naming the fix: an unknown head or parameter name, a missing ``per_example`` or
     NumPy ``reference``, a default outside its range, a family not registered yet or of another head, a family
-    without coefficients (or the reverse), a name another module registered already.
+    without coefficients (or the reverse), a family for an objective that needs the head kernel, a name another
+    module registered already.
     """
     name = objective.name
     if not (isinstance(name, str) and name.isidentifier() and name.islower()):
@@ -181,6 +192,9 @@ def register(objective: Objective) -> Objective:
     if (objective.family is None) != (objective.coefficients is None):
         raise ValueError(f"objective {name!r}: a fusable objective gives both family and coefficients (its "
                          f"coefficients in the family's formula as a function of its value); give both or neither")
+    if objective.needs_kernel and objective.family is not None:
+        raise ValueError(f"objective {name!r} needs the head kernel, which a family's formula does not receive; "
+                         f"give it no family (its runs then share a program with runs of the same value)")
     if objective.family is not None:
         family = FAMILIES.get(objective.family)
         if family is None:

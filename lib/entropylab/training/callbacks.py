@@ -1,5 +1,5 @@
 """Keras callbacks of a run: stop on a non-finite loss, time each epoch (and, opt-in, its phases), report progress
-(to code or to a file)."""
+(to code or to a file), validation metrics compiled again each epoch for a loss that reads the head kernel."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import keras
+
+from ..metrics.validation import EpochMetrics
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -134,3 +136,22 @@ class BestEpoch(keras.callbacks.Callback):
     def on_train_end(self, logs: dict | None = None) -> None:
         if self._weights is not None:
             self.model.set_weights(self._weights)
+
+
+class RetracedEpochMetrics(EpochMetrics):
+    """:class:`~entropylab.metrics.validation.EpochMetrics` with a new evaluator (``make()``) from the second epoch
+    on, for a loss that reads the model's head kernel (``needs_kernel``) on JAX.
+
+    The JAX evaluator compiles its pass once, with the weights as arguments of ``stateless_call``, but the loss is
+    called outside that call: a kernel variable read there would be frozen into the program as the constant it held
+    when it was traced. A new evaluator traces again, so each epoch's ``val_loss`` uses that epoch's kernel (at
+    the cost of one compilation per epoch)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        super().__init__(make())
+        self.make = make
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch:
+            self.evaluator = self.make()
+        super().on_epoch_end(epoch, logs)

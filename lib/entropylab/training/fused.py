@@ -10,7 +10,8 @@ and its weight (:func:`group_key`) train together: one
 where ``θ_r`` are run ``r``'s weights (built by the project's own :func:`entropylab.model.build_model` after seeding
 with the run's seed, exactly as :func:`entropylab.training.train.run` builds them), ``s_r`` its non-trainable state
 (the dropout layer's seed), ``m_r`` its Adam state, ``c_r`` its objective's coefficients in the group's loss (its
-family's formula: :func:`group_loss`) and ``batch_r`` its own batch, drawn by
+family's formula: :func:`group_loss`; for an objective that reads the head kernel, such as EMO, followed by the
+run's current kernel, taken from ``θ_r``) and ``batch_r`` its own batch, drawn by
 the seeded NumPy batcher (:mod:`entropylab.data.batches`) in the run's own order. Keras' stateless API
 (``stateless_call``, ``optimizer.stateless_apply``) keeps the model and the optimizer those of a one-run ``fit``.
 After each epoch every run's validation metrics come from one vmapped pass
@@ -73,12 +74,15 @@ def group_key(config: RunConfig) -> str:
     return json.dumps(shared, sort_keys=True, default=str)
 
 
-def group_loss(configs: list[RunConfig]) -> tuple[Callable[[Any], Any], np.ndarray]:
+def group_loss(configs: list[RunConfig], kernel_shape: tuple[int, int] | None = None
+               ) -> tuple[Callable[[Any], Any], np.ndarray]:
     """The group's loss as a function of one run's row of coefficients, and the rows ``(R, K)`` of its runs.
 
     A family's runs have their objective's coefficients in the family's formula
     (:func:`entropylab.objectives.family_coefficients`); the runs of an objective that is not fusable share one
-    value, and the group's loss is that objective at it (their rows hold the value, unused)."""
+    value, and the group's loss is that objective at it (their rows hold the value, unused). An objective that needs
+    the head kernel (``needs_kernel``) reads it from the row the engine hands the loss: the value, then the run's
+    current kernel of shape ``kernel_shape`` flattened (:func:`with_kernel`), so each run's loss uses its own."""
     from ..objectives import family_loss, keras_loss
 
     first = configs[0]
@@ -86,9 +90,20 @@ def group_loss(configs: list[RunConfig]) -> tuple[Callable[[Any], Any], np.ndarr
     if family is not None:
         rows = np.array([objectives.family_coefficients(c.loss, c.weight) for c in configs], dtype=np.float32)
         return (lambda row: family_loss(family, row)), rows
-    loss = keras_loss(first.loss, first.weight)
     rows = np.array([[c.weight] for c in configs], dtype=np.float32)
+    if objectives.get(first.loss).needs_kernel:
+        if kernel_shape is None:
+            raise ValueError(f"objective {first.loss!r} reads the head kernel; give group_loss its kernel_shape")
+        return (lambda row: keras_loss(first.loss, first.weight, kernel=row[1:].reshape(kernel_shape))), rows
+    loss = keras_loss(first.loss, first.weight)
     return (lambda row: loss), rows
+
+
+def with_kernel(coefficients: Any, kernel: Any) -> Any:
+    """One run's row for a loss that reads the head kernel: its coefficients, then its kernel flattened."""
+    import jax.numpy as jnp
+
+    return jnp.concatenate([coefficients, jnp.ravel(kernel)])
 
 
 def plan_groups(configs: list[RunConfig], max_group: int | None = None) -> list[list[int]]:
@@ -162,7 +177,7 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
 
     from ..metrics.bands import word_bands
     from ..metrics.validation import GroupEvaluator
-    from ..model import build_model
+    from ..model import build_model, head_kernel
 
     started = time.perf_counter()
     first = configs[0]
@@ -177,7 +192,14 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
         nudge_initial_weights(model, config.init_nudge_ulps, config.seed)
         models.append(model)
     template = models[0]
-    loss_at, coefficient_rows = group_loss(configs)
+    kernel = head_kernel(template)
+    loss_at, coefficient_rows = group_loss(configs, tuple(kernel.shape))
+    # an objective that reads the head kernel gets each run's current one in its row (group_loss)
+    kernel_at = [id(v) for v in template.trainable_variables].index(id(kernel))
+    needs_kernel = objectives.get(first.loss).needs_kernel
+
+    def row_of(coefficients: Any, trainable: list) -> Any:
+        return with_kernel(coefficients, trainable[kernel_at]) if needs_kernel else coefficients
     optimizer = keras.optimizers.Adam(first.learning_rate)
     optimizer.build(template.trainable_variables)
 
@@ -195,7 +217,7 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
 
         def objective(trainable_: list) -> tuple:
             outputs, new_non_trainable = template.stateless_call(trainable_, non_trainable, x, training=True)
-            return loss_at(coefficients)(y, outputs), new_non_trainable
+            return loss_at(row_of(coefficients, trainable_))(y, outputs), new_non_trainable
 
         (value, new_non_trainable), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
         new_trainable, new_optimizer_state = optimizer.stateless_apply(optimizer_state, grads, trainable)
@@ -227,6 +249,7 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
     seeds = [c.seed for c in configs]
     evaluator = GroupEvaluator(template, data.x_val, data.y_val, loss_at, first.head, corpus.true_next,
                                runs=len(configs), bands=word_bands(data.y_train, corpus.vocab_size))
+    evaluation_rows = jax.jit(jax.vmap(row_of))  # each run's row for its val_loss, its kernel of this epoch included
     count = len(configs)
     rows: list[list[dict[str, float]]] = [[] for _ in configs]
     bins: list[list[dict[str, list[float]]]] = [[] for _ in configs]
@@ -249,7 +272,7 @@ def _train_unguarded(configs: list[RunConfig], paths: list[Path | None], corpus:
         step_losses = np.asarray(jnp.concatenate(values), dtype=np.float64)  # steps x runs; waits for the epoch
         seconds.append(time.perf_counter() - epoch_start)
         epoch_loss = (step_losses * sizes[:, None]).sum(axis=0) / sizes.sum()  # Keras' size-weighted running mean
-        metrics = evaluator.evaluate(state[0], state[1], coefficients)
+        metrics = evaluator.evaluate(state[0], state[1], evaluation_rows(coefficients, state[0]))
         for r, config in enumerate(configs):
             if not active[r]:
                 continue

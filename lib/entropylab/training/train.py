@@ -234,9 +234,9 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     import keras
 
     from ..metrics import EpochMetrics, ValidationEvaluator, word_bands
-    from ..model import build_model
+    from ..model import build_model, head_kernel
     from ..objectives import keras_loss
-    from .callbacks import BestEpoch, EpochPhases, EpochTimer, StopOnNonFinite, progress_file
+    from .callbacks import BestEpoch, EpochPhases, EpochTimer, RetracedEpochMetrics, StopOnNonFinite, progress_file
 
     clock.lap("run_imports")
     started = time.perf_counter()
@@ -248,12 +248,17 @@ def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = 
     model = build_model(corpus.vocab_size, corpus.max_len - 1, embedding_dim=config.embedding_dim,
                         lstm_units=config.lstm_units, dropout=config.dropout, head=config.head)
     nudge_initial_weights(model, config.init_nudge_ulps, config.seed)
-    loss = keras_loss(config.loss, config.weight)
+    loss = keras_loss(config.loss, config.weight, kernel=head_kernel(model))  # the kernel: for needs_kernel only
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
                   jit_compile=config.jit_compile)
-    evaluator = ValidationEvaluator(data.x_val, data.y_val, loss, config.head, corpus.true_next,
-                                    bands=word_bands(data.y_train, corpus.vocab_size))  # fixed from training
-    epoch_metrics = EpochMetrics(evaluator)
+
+    bands = word_bands(data.y_train, corpus.vocab_size)  # fixed from training
+
+    def evaluator() -> ValidationEvaluator:
+        return ValidationEvaluator(data.x_val, data.y_val, loss, config.head, corpus.true_next, bands=bands)
+
+    retrace = loss.needs_kernel and current_backend() == "jax"  # the JAX evaluator would freeze the kernel
+    epoch_metrics = RetracedEpochMetrics(evaluator) if retrace else EpochMetrics(evaluator())
     timer = EpochTimer()
     non_finite = StopOnNonFinite()
     best = BestEpoch(patience=config.patience)
@@ -388,10 +393,12 @@ def _test_metrics(model: Any, data: Any, corpus: Corpus, config: RunConfig) -> t
     if not data.has_test:
         return {}, {}
     from ..metrics import ValidationEvaluator, word_bands
+    from ..model import head_kernel
     from ..objectives import keras_loss
 
-    evaluator = ValidationEvaluator(data.x_test, data.y_test, keras_loss(config.loss, config.weight), config.head,
-                                    corpus.true_next, bands=word_bands(data.y_train, corpus.vocab_size))
+    loss = keras_loss(config.loss, config.weight, kernel=head_kernel(model))
+    evaluator = ValidationEvaluator(data.x_test, data.y_test, loss, config.head, corpus.true_next,
+                                    bands=word_bands(data.y_train, corpus.vocab_size))
     means = evaluator.evaluate(model)
     bins = {key: value.tolist() for key, value in evaluator.bins.items()}
     return {metric_on_test(key): value for key, value in means.items()}, bins
