@@ -302,6 +302,15 @@ def test_a_missing_run_at_a_size_shows_that_size_before_that_seed(fake_cells):
     assert "seed 1 (synthetic n=1200 8/16); showing the nearest" in selection.message
 
 
+def test_the_control_is_of_the_shown_runs_size_before_its_seed(fake_cells):
+    fake_run(fake_cells, "scale-grid", loss="mse", seed=0, embedding_dim=8, lstm_units=16, max_sequences=1200)
+    fake_run(fake_cells, "scale-grid", loss="mse", seed=1, embedding_dim=4, lstm_units=8, max_sequences=300)
+    explorer = Explorer(fake_cells)
+    selection = explorer.select("synthetic", "cross_entropy", 0, 0, "4/8", "300")
+    assert selection.control.key == RunKey.of("synthetic", "mse", 0, 1, "4/8", "300")
+    assert explorer.select("synthetic", "cross_entropy", 0, 0, "8/16", "1200").control.key.seed == 0
+
+
 def test_train_plan_at_a_size_takes_that_cells_settings(fake_cells):
     explorer = Explorer(fake_cells)
     # no label-smoothing run and no control: the cell's own run is the template (its dropout with it)

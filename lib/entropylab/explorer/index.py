@@ -192,7 +192,7 @@ class Selection:
     ``shown`` is the finished run of the requested key or, when there is none (``exact`` is False), the
     nearest one (same sizes if there is one, then the same seed and nearest parameter in log scale, else the
     nearest seed); ``control`` is the MSE run with the same dataset, seed and profile as ``shown`` (else the
-    closest there is, of the same sizes where possible). ``sizes`` are the sizes (of :data:`SIZES`) in which the
+    closest there is, of the same sizes first). ``sizes`` are the sizes (of :data:`SIZES`) in which the
     dataset's runs differ: runs are named with those only (:meth:`name`).
     """
 
@@ -315,8 +315,8 @@ class Explorer:
 
     def control_for(self, run: FinishedRun | None, dataset: str, seed: int,
                     request: RunKey | None = None) -> FinishedRun | None:
-        """The control (MSE) run to draw against: same dataset and seed, the same profile if possible, else the
-        same sizes as ``run`` (or as ``request`` without a run)."""
+        """The control (MSE) run to draw against: of the same dataset and sizes as ``run`` (as ``request`` without
+        a run) if there is one, then the same seed, then the same profile if possible."""
         controls = [r for r in self.runs if r.key.dataset == dataset and r.key.loss == objectives.CONTROL]
         if not controls:
             return None
@@ -326,7 +326,7 @@ class Explorer:
 
         def rank(r: FinishedRun) -> tuple:
             same_sizes = model in (None, r.key.model) and data in (None, r.key.data)
-            return (r.key.seed == seed, r.profile == profile, same_sizes, -abs(r.key.seed - seed), r.preference)
+            return (same_sizes, r.key.seed == seed, r.profile == profile, -abs(r.key.seed - seed), r.preference)
 
         return max(controls, key=rank)
 
