@@ -32,7 +32,8 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_explorer.ipyn
 
 
 def synthetic_config(epochs: int = 3, **values) -> RunConfig:
-    return RunConfig(dataset="synthetic", epochs=epochs, lstm_units=8, synthetic=dict(SYNTHETIC), **values)
+    return RunConfig(**{"dataset": "synthetic", "epochs": epochs, "lstm_units": 8, "synthetic": dict(SYNTHETIC),
+                        **values})
 
 
 def fake_run(root: Path, experiment: str, status: str = "complete", epochs: int = 3, **values) -> Path:
@@ -104,7 +105,8 @@ def test_exact_selection_shows_that_run_and_its_control(fake_outputs):
     selection = explorer.select("synthetic", "kl_regularized", 100.0, 1)
     assert selection.exact
     assert selection.shown.label == "seeds/" + synthetic_config(loss="kl_regularized", weight=100.0, seed=1).run_name
-    assert selection.control.key == RunKey.of("synthetic", "mse", 0, 1)
+    assert selection.control.key.matches(RunKey.of("synthetic", "mse", 0, 1))
+    assert (selection.control.key.model, selection.control.key.data) == ("10/8", "all")  # a run's key has its sizes
     assert selection.message.startswith("Showing") and selection.shown.label in selection.message
 
 
@@ -119,7 +121,7 @@ def test_missing_weight_shows_the_nearest_in_log_scale(fake_outputs, weight, exp
 def test_missing_seed_shows_a_run_of_another_seed_and_says_so(fake_outputs):
     selection = Explorer(fake_outputs).select("synthetic", "entropy_regularized", 1e-7, 4)
     assert not selection.exact
-    assert selection.shown.key == RunKey.of("synthetic", "entropy_regularized", 1e-7, 0)
+    assert selection.shown.key.matches(RunKey.of("synthetic", "entropy_regularized", 1e-7, 0))
     assert "seed 4" in selection.message
 
 
@@ -250,6 +252,79 @@ def test_run_key_describes_the_parameter_by_name():
     assert RunKey.of("nyt", "kl_regularized", 10, 0).describe() == "kl_regularized weight=10 seed 0 (nyt)"
     assert RunKey.of("nyt", "label_smoothing", 0.1, 1).describe() == "label_smoothing smoothing=0.1 seed 1 (nyt)"
     assert RunKey.of("nyt", "mse", 5, 0) == RunKey("nyt", "mse", 0.0, 0)
+
+
+def test_run_key_names_its_sizes_and_refuses_a_malformed_one():
+    key = RunKey.of("hidden_state", "cross_entropy", 0, 1, model="8/16", data="1200")
+    assert key.describe() == "cross_entropy seed 1 (hidden_state n=1200 8/16)"
+    assert key.describe(("model",)) == "cross_entropy seed 1 (hidden_state 8/16)"
+    assert key.describe(()) == "cross_entropy seed 1 (hidden_state)"
+    assert key.matches(RunKey.of("hidden_state", "cross_entropy", 0, 1)) and key.matches(key)
+    assert not key.matches(RunKey.of("hidden_state", "cross_entropy", 0, 1, data="all"))
+    with pytest.raises(ValueError, match="unknown model size '8x16'; use 'E/U'"):
+        RunKey.of("nyt", "mse", 0, 0, model="8x16")
+    with pytest.raises(ValueError, match="unknown data size 'many'"):
+        RunKey.of("nyt", "mse", 0, 0, data="many")
+
+
+@pytest.fixture
+def fake_cells(tmp_path) -> Path:
+    """Two cells of a scale study (no control runs): small model on little data, larger model on more data."""
+    for seed in (0, 1):
+        fake_run(tmp_path, "scale-grid", loss="cross_entropy", seed=seed, embedding_dim=4, lstm_units=8,
+                 max_sequences=300, dropout=0.2)
+    fake_run(tmp_path, "scale-grid", loss="cross_entropy", seed=0, embedding_dim=8, lstm_units=16,
+             max_sequences=1200, dropout=0.0)
+    return tmp_path
+
+
+def test_a_size_left_open_shows_the_most_data_and_the_largest_model(fake_cells):
+    explorer = Explorer(fake_cells)
+    assert explorer.varying_sizes("synthetic") == ("model", "data")
+    assert explorer.sizes("synthetic", "data") == ["300", "1200"]
+    open_sizes = explorer.select("synthetic", "cross_entropy", 0, 0)
+    assert open_sizes.exact and open_sizes.shown.config["max_sequences"] == 1200
+    assert open_sizes.message.endswith("seed 0 (synthetic): " + open_sizes.shown.label)
+    small = explorer.select("synthetic", "cross_entropy", 0, 0, "4/8", "300")
+    assert small.exact and (small.shown.config["lstm_units"], small.shown.config["max_sequences"]) == (8, 300)
+    assert small.name(small.shown) == "cross_entropy seed 0 (synthetic n=300 4/8)"
+    assert explorer.seeds("synthetic", "cross_entropy", "8/16", "1200") == [0]
+    assert explorer.seeds("synthetic", "cross_entropy", "4/8") == [0, 1]
+    with pytest.raises(ValueError, match="unknown size 'width'"):
+        explorer.sizes("synthetic", "width")
+
+
+def test_a_missing_run_at_a_size_shows_that_size_before_that_seed(fake_cells):
+    explorer = Explorer(fake_cells)
+    selection = explorer.select("synthetic", "cross_entropy", 0, 1, "8/16", "1200")
+    assert not selection.exact
+    assert selection.shown.key == RunKey.of("synthetic", "cross_entropy", 0, 0, "8/16", "1200")
+    assert "seed 1 (synthetic n=1200 8/16); showing the nearest" in selection.message
+
+
+def test_the_control_is_of_the_shown_runs_size_before_its_seed(fake_cells):
+    fake_run(fake_cells, "scale-grid", loss="mse", seed=0, embedding_dim=8, lstm_units=16, max_sequences=1200)
+    fake_run(fake_cells, "scale-grid", loss="mse", seed=1, embedding_dim=4, lstm_units=8, max_sequences=300)
+    explorer = Explorer(fake_cells)
+    selection = explorer.select("synthetic", "cross_entropy", 0, 0, "4/8", "300")
+    assert selection.control.key == RunKey.of("synthetic", "mse", 0, 1, "4/8", "300")
+    assert explorer.select("synthetic", "cross_entropy", 0, 0, "8/16", "1200").control.key.seed == 0
+
+
+def test_train_plan_at_a_size_takes_that_cells_settings(fake_cells):
+    explorer = Explorer(fake_cells)
+    # no label-smoothing run and no control: the cell's own run is the template (its dropout with it)
+    config, run_dir = explorer.train_plan(explorer.select("synthetic", "label_smoothing", 0.1, 0, "8/16", "1200"))
+    assert (config.embedding_dim, config.lstm_units, config.max_sequences, config.dropout) == (8, 16, 1200, 0.0)
+    assert (config.loss, config.weight) == ("label_smoothing", 0.1)
+    assert run_dir == fake_cells / "runs" / "scale-grid" / config.run_name
+    # a cell with no run at all: the nearest run's settings at the requested sizes
+    selection = explorer.select("synthetic", "cross_entropy", 0, 0, "4/8", "1200")
+    assert selection.shown.config["max_sequences"] == 300
+    config, _ = explorer.train_plan(selection)
+    assert (config.embedding_dim, config.lstm_units, config.max_sequences, config.dropout) == (4, 8, 1200, 0.2)
+    config, _ = explorer.train_plan(explorer.select("synthetic", "cross_entropy", 0, 0, "4/8", "all"))
+    assert config.max_sequences is None
 
 
 # ---- with real (tiny) trained runs ---------------------------------------------------------------------
@@ -412,3 +487,131 @@ def test_decoder_controls_change_the_words_and_name_their_parameter(trained_outp
     for name in DECODERS:  # every decoder runs on the shown run
         widget.decoder.value = name
         assert widget.error.value == "", (name, widget.error.value)
+
+
+# ---- a scale study's runs: several model and data sizes of one objective ---------------------------------
+
+HIDDEN_STATE = {"n_headlines": 300, "n_words": 60, "n_states": 4, "support": 20, "max_words": 8, "seed": 3}
+SMALL, LARGE = ("4/8", "200"), ("8/16", "all")  # (model size E/U, data size) of two of the four cells
+SMOOTHING = {SMALL: 0.03}  # label smoothing of each cell's runs (0.1 elsewhere): the parameter follows the sizes
+
+
+def scale_config(dataset: str, loss: str, weight: float, seed: int, model: str, data: str) -> RunConfig:
+    embedding_dim, lstm_units = (int(x) for x in model.split("/"))
+    return RunConfig(dataset=dataset, loss=loss, weight=weight, seed=seed, epochs=1, embedding_dim=embedding_dim,
+                     lstm_units=lstm_units, max_sequences=None if data == "all" else int(data), jit_compile=False,
+                     synthetic=dict(HIDDEN_STATE if dataset == "hidden_state" else SYNTHETIC))
+
+
+def cell_label(seed: int, model: str, data: str) -> str:
+    """The label of the hidden-state label-smoothing run of one seed and cell."""
+    weight = SMOOTHING.get((model, data), 0.1)
+    return f"scale/{scale_config('hidden_state', 'label_smoothing', weight, seed, model, data).run_name}"
+
+
+def synthetic_label(data: str) -> str:
+    return f"scale/{scale_config('synthetic', 'mse', 0.0, 0, '4/8', data).run_name}"
+
+
+@pytest.fixture(scope="module")
+def scale_outputs(tmp_path_factory) -> Path:
+    """Label smoothing (seed 0) in the four cells of two model sizes x two data sizes of the hidden-state source,
+    at 0.03 in the small cell and 0.1 in the others, seed 1 in the large cell; and the control on the synthetic
+    corpus at one model size and two data sizes."""
+    from entropylab.training import run
+
+    root = tmp_path_factory.mktemp("scale")
+    cells = [(model, data) for model in ("4/8", "8/16") for data in ("200", "all")]
+    runs_to_train = [("hidden_state", "label_smoothing", SMOOTHING.get(cell, 0.1), 0, *cell) for cell in cells]
+    runs_to_train += [("hidden_state", "label_smoothing", 0.1, 1, *LARGE),
+                      ("synthetic", "mse", 0.0, 0, "4/8", "200"), ("synthetic", "mse", 0.0, 0, "4/8", "all")]
+    for args in runs_to_train:
+        config = scale_config(*args)
+        assert run(config, root / "runs" / "scale" / config.run_name).status == "complete"
+    return root
+
+
+def test_the_index_keeps_the_cells_apart(scale_outputs):
+    explorer = Explorer(scale_outputs)
+    assert explorer.datasets() == ["hidden_state", "synthetic"]
+    assert explorer.varying_sizes("hidden_state") == ("model", "data")
+    assert explorer.varying_sizes("synthetic") == ("data",)
+    assert explorer.sizes("hidden_state", "model") == ["4/8", "8/16"]
+    assert explorer.sizes("hidden_state", "data") == ["200", "all"]
+    for model in ("4/8", "8/16"):
+        for data in ("200", "all"):
+            weight = SMOOTHING.get((model, data), 0.1)
+            selection = explorer.select("hidden_state", "label_smoothing", weight, 0, model, data)
+            assert selection.exact and selection.shown.label == cell_label(0, model, data)
+    assert explorer.seeds("hidden_state", "label_smoothing", *SMALL) == [0]
+    assert explorer.seeds("hidden_state", "label_smoothing", *LARGE) == [0, 1]
+    assert explorer.weights("hidden_state", "label_smoothing", *SMALL) == [0.03]
+    assert explorer.weights("hidden_state", "label_smoothing") == [0.03, 0.1]
+
+
+def test_the_hidden_state_runs_continue_seed_texts_of_their_own_corpus(scale_outputs):
+    from entropylab.data import load_corpus
+    from entropylab.decoding import continue_text
+    from entropylab.training import load_trained
+
+    explorer = Explorer(scale_outputs)
+    corpus = load_corpus("hidden_state", **HIDDEN_STATE)
+    texts = explorer.seed_texts("hidden_state")
+    assert texts and all(text == " ".join(text.split()[:2]) for text in texts)
+    assert texts[0] == " ".join(corpus.headlines[0].split()[:2])  # from the run's source, with its options
+    shown = explorer.select("hidden_state", "label_smoothing", 0.03, 0, *SMALL).shown
+    words, note = explorer.continuation(shown, texts[1])
+    model, stored_corpus, config = load_trained(shown.run_dir)
+    assert words == continue_text(model, stored_corpus, texts[1], 10, head=config.head).words and note == ""
+
+
+def test_the_widget_offers_a_control_for_each_size_that_varies(scale_outputs):
+    widget = ExplorerWidget(Explorer(scale_outputs))
+    assert widget.error.value == "", widget.error.value
+    assert widget.dataset.value == "hidden_state" and widget.objective.value == "label_smoothing"
+    assert widget.model_size.layout.display is None and widget.data_size.layout.display is None
+    assert widget.model_size.options == ("4/8", "8/16") and widget.data_size.options == ("200", "all")
+    assert widget.chosen_sizes() == LARGE  # the most data and the largest model first
+    assert "data-exact='true'" in widget.header.value and cell_label(0, *LARGE) in widget.header.value
+    assert "(hidden_state n=all 8/16)" in widget.words.value
+
+    widget.model_size.value = "4/8"
+    assert cell_label(0, "4/8", "all") in widget.header.value
+    widget.data_size.value = "200"  # the small cell has 0.03 only: the parameter moves there
+    assert widget.parameter.value == 0.03
+    assert cell_label(0, *SMALL) in widget.header.value and "data-exact='true'" in widget.header.value
+    assert widget.error.value == "", widget.error.value
+
+    # the seed follows the sizes too: seed 1 exists only in the large cell
+    widget.model_size.value, widget.data_size.value = LARGE
+    assert widget.parameter.value == 0.1
+    widget.seed.value = 1
+    assert cell_label(1, *LARGE) in widget.header.value
+    widget.model_size.value, widget.data_size.value = SMALL
+    assert widget.seed.value == 0 and widget.parameter.value == 0.03
+    assert cell_label(0, *SMALL) in widget.header.value
+
+    # a seed with no run offers Train at the chosen sizes
+    widget.seed.value = 2
+    description = widget.train_button.description
+    assert description == "Train label_smoothing smoothing=0.03 seed 2 (hidden_state n=200 4/8)", description
+    config, _ = widget.explorer.train_plan(widget.selection)
+    assert (config.dataset, config.embedding_dim, config.lstm_units, config.max_sequences) == ("hidden_state", 4, 8,
+                                                                                               200)
+
+    # one model size on the synthetic corpus: no model-size control, the data-size control stays
+    widget.dataset.value = "synthetic"
+    assert widget.model_size.layout.display == "none" and widget.data_size.layout.display is None
+    assert widget.data_size.options == ("200", "all") and widget.data_size.value == "all"
+    assert widget.current_key().model is None and widget.current_key().data == "all"
+    assert synthetic_label("all") in widget.header.value
+    widget.data_size.value = "200"
+    assert synthetic_label("200") in widget.header.value
+    assert "(synthetic n=200)" in widget.header.value and widget.error.value == ""
+
+
+def test_runs_of_one_size_show_no_size_controls(trained_outputs):
+    widget = ExplorerWidget(Explorer(trained_outputs))
+    assert widget.model_size.layout.display == "none" and widget.data_size.layout.display == "none"
+    assert widget.chosen_sizes() == (None, None)
+    assert f"seed 0 (synthetic): {tiny_label('kl_regularized', 1.0, 0)}" in widget.header.value

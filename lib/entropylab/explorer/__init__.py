@@ -1,8 +1,11 @@
-"""The explorer: finished runs by objective, parameter and seed, in a notebook widget (``explore()``)."""
+"""The explorer: finished runs by objective, parameter, seed and size (model, data), in a notebook widget
+(``explore()``)."""
 
 from .index import (
+    ALL_DATA,
     EXPLORER_EXPERIMENT,
     N_WORDS,
+    SIZES,
     Explorer,
     FinishedRun,
     RunKey,
@@ -24,10 +27,12 @@ from .view import (
 )
 
 __all__ = [
+    "ALL_DATA",
     "CURVES",
     "EXPLORER_EXPERIMENT",
     "EXPONENT_STEP",
     "N_WORDS",
+    "SIZES",
     "SMOOTHING_STEP",
     "WEIGHT_EXPONENTS",
     "WEIGHT_STEP",

@@ -112,7 +112,7 @@ def curves_png(data: pd.DataFrame, selected: str, control: str, dpi: int = 80) -
 
 class FigureCache:
     """The curves of a selection as PNG bytes (:func:`curve_data`, :func:`curves_png`), the last ``size`` kept per
-    shown run, control and resolution; safe to call from several threads."""
+    shown run, control, their names (:meth:`Selection.name`) and resolution; safe to call from several threads."""
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
@@ -121,13 +121,13 @@ class FigureCache:
 
     def png(self, selection: Selection, dpi: int = 80) -> bytes:
         shown, control = selection.shown, selection.control
-        key = (str(shown.run_dir) if shown else None, str(control.run_dir) if control else None, dpi)
+        names = (selection.name(shown) if shown else "", selection.name(control) if control else "")
+        key = (str(shown.run_dir) if shown else None, str(control.run_dir) if control else None, names, dpi)
         with self._lock:
             if key in self._pngs:
                 self._pngs.move_to_end(key)
                 return self._pngs[key]
-        png = curves_png(curve_data(selection), shown.key.describe() if shown else "",
-                         control.key.describe() if control else "", dpi=dpi)
+        png = curves_png(curve_data(selection), *names, dpi=dpi)
         with self._lock:
             self._pngs[key] = png
             while len(self._pngs) > self.size:

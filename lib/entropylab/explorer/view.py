@@ -13,7 +13,7 @@ from typing import Any
 from .. import objectives
 from ..decoding import DECODERS, get_decoder
 from . import render
-from .index import Explorer, RunKey, Selection
+from .index import SIZES, Explorer, RunKey, Selection, canonical_weight
 
 WEIGHT_EXPONENTS = (-9.0, 3.0)  # a weight slider covers at least 1e-9 .. 1e3 (both sweep grids)
 WEIGHT_STEP = 0.5  # weight slider step, in powers of ten
@@ -82,8 +82,10 @@ class ExplorerWidget(_widgets().VBox):
 
     Every change re-renders in place (an ``Image`` and ``HTML`` widgets whose values are replaced); errors show
     in the widget. The objective's parameter has one slider named for it (``weight``, ``exponent``: log scale;
-    ``smoothing``: linear; disabled without one). A selection without a finished run says so, shows the
-    nearest, and offers **Train**, which trains it in a background thread with a progress bar.
+    ``smoothing``: linear; disabled without one). Where the chosen dataset's runs differ in model size (``E/U``)
+    or data size (``max_sequences``, ``all``), a dropdown of each such size shows (hidden otherwise), and the
+    parameter and seed move onto values that exist at the chosen sizes. A selection without a finished run says
+    so, shows the nearest, and offers **Train**, which trains it in a background thread with a progress bar.
     """
 
     def __init__(self, explorer: Explorer | None = None, output_root: str | os.PathLike | None = None,
@@ -97,6 +99,11 @@ class ExplorerWidget(_widgets().VBox):
         self.slider = slider_range(PREFERRED_OBJECTIVE)
 
         self.dataset = w.Dropdown(description="dataset", layout=w.Layout(width="220px"))
+        # model and data size: shown only where the dataset's runs have more than one (a scale study's)
+        self.model_size = w.Dropdown(description="model (E/U)", style={"description_width": "initial"},
+                                     layout=w.Layout(width="180px", display="none"))
+        self.data_size = w.Dropdown(description="data (sequences)", style={"description_width": "initial"},
+                                    layout=w.Layout(width="220px", display="none"))
         self.objective = w.ToggleButtons(description="objective", style={"button_width": "160px"})
         low, high = WEIGHT_EXPONENTS
         self.log_slider = w.FloatLogSlider(value=10.0, base=10, min=low, max=high, step=WEIGHT_STEP,
@@ -134,10 +141,11 @@ class ExplorerWidget(_widgets().VBox):
                              (self.log_slider, "parameter"), (self.linear_slider, "parameter"),
                              (self.seed, "seed"), (self.seed_text, "seed-text"), (self.decoder, "decoder"),
                              (self.decoder_value, "decoder-value"), (self.sampling_seed, "sampling-seed"),
-                             (self.objective, "objective"), (self.dataset, "dataset")):
+                             (self.objective, "objective"), (self.dataset, "dataset"),
+                             (self.model_size, "model-size"), (self.data_size, "data-size")):
             widget.add_class(f"entropylab-{name}")
         controls = w.VBox([self.objective, w.HBox([self.log_slider, self.linear_slider, self.seed]),
-                           w.HBox([self.seed_text, self.dataset]),
+                           w.HBox([self.seed_text, self.dataset, self.model_size, self.data_size]),
                            w.HBox([self.decoder, self.decoder_value, self.sampling_seed])])
         train_row = w.HBox([self.train_button, self.progress, self.progress_label])
         style = w.HTML(f"<style>{render.CSS}</style>")
@@ -153,7 +161,20 @@ class ExplorerWidget(_widgets().VBox):
         for control in (self.decoder_value, self.sampling_seed):
             control.observe(lambda change: self._guard(self._refresh_words), names="value")
         self.dataset.observe(lambda change: self._guard(self._on_dataset, change), names="value")
+        for control in (self.model_size, self.data_size):
+            control.observe(lambda change: self._guard(self._on_size, change), names="value")
         self._guard(self._initialise)
+
+    def size_controls(self) -> dict[str, Any]:
+        """The dropdown of each size of :data:`entropylab.explorer.index.SIZES`."""
+        return {"model": self.model_size, "data": self.data_size}
+
+    def chosen_sizes(self) -> tuple[str | None, str | None]:
+        """``(model size, data size)`` as the controls stand; ``None`` for a size whose control is hidden (the
+        dataset's runs have one value of it, or none)."""
+        controls = self.size_controls()
+        chosen = [controls[size].value if controls[size].layout.display != "none" else None for size in SIZES]
+        return chosen[0], chosen[1]
 
     @property
     def parameter(self) -> Any:
@@ -204,12 +225,28 @@ class ExplorerWidget(_widgets().VBox):
         texts = self.explorer.seed_texts(dataset)
         self.seed_text.options = texts
         self.seed_text.value = "New York" if "New York" in texts else texts[0]
+        self._configure_sizes(dataset, preferred)
         self._configure_for_objective(dataset, preferred)
+
+    def _configure_sizes(self, dataset: str, loss: str) -> None:
+        """Offer the dataset's model and data sizes, each only where there is more than one, starting on the
+        sizes of the run shown for ``loss`` with the sizes left open (:meth:`Explorer.get`: the most data, then
+        the largest model)."""
+        varying = self.explorer.varying_sizes(dataset)
+        default = self.explorer.select(dataset, loss, objectives.get(loss).default, int(self.seed.value)).shown
+        for size, control in self.size_controls().items():
+            values = self.explorer.sizes(dataset, size)
+            control.options = values
+            if values:
+                start = getattr(default.key, size) if default is not None else None
+                control.value = start if start in values else values[-1]
+            control.layout.display = None if size in varying else "none"
 
     def _configure_for_objective(self, dataset: str, loss: str) -> None:
         objective = objectives.get(loss)
-        finished = self.explorer.weights(dataset, loss)
-        self.slider = slider_range(loss, finished)
+        model, data = self.chosen_sizes()
+        self.slider = slider_range(loss, self.explorer.weights(dataset, loss))  # the same range at every size
+        finished = self.explorer.weights(dataset, loss, model, data)
         active, hidden = (self.log_slider, self.linear_slider) if self.slider.log \
             else (self.linear_slider, self.log_slider)
         hidden.layout.display = "none"
@@ -232,13 +269,34 @@ class ExplorerWidget(_widgets().VBox):
             active.value = default
         seeds = self.explorer.seeds(dataset)
         self.seed.max = max([9, *[s + 1 for s in seeds]])
-        seeds_of_loss = self.explorer.seeds(dataset, loss)
+        seeds_of_loss = self.explorer.seeds(dataset, loss, model, data)
         if seeds_of_loss and self.seed.value not in seeds_of_loss:
             self.seed.value = seeds_of_loss[0]
+
+    def _follow_sizes(self) -> None:
+        """After a size changed: move the parameter onto the nearest value with a run at the chosen sizes, and
+        the seed onto the first seed with one, unless they already have one there."""
+        dataset, loss = self.dataset.value, self.objective.value
+        model, data = self.chosen_sizes()
+        finished = self.explorer.weights(dataset, loss, model, data)
+        if objectives.get(loss).takes_parameter and finished:
+            value = float(self.parameter.value)
+            low, high = self.slider.values()
+            on_slider = [x for x in finished if low <= x <= high and (x > 0 or not self.slider.log)]
+            if on_slider and canonical_weight(value) not in on_slider:
+                self.parameter.value = min(on_slider, key=lambda x: self.slider.distance(x, value))
+        seeds = self.explorer.seeds(dataset, loss, model, data)
+        if seeds and self.seed.value not in seeds:
+            self.seed.value = seeds[0]
 
     def _on_dataset(self, change: dict) -> None:
         if not self._quiet:
             self._quietly(self._configure_for_dataset, change["new"])
+            self.update()
+
+    def _on_size(self, change: dict) -> None:
+        if not self._quiet:
+            self._quietly(self._follow_sizes)
             self.update()
 
     def _on_objective(self, change: dict) -> None:
@@ -256,7 +314,7 @@ class ExplorerWidget(_widgets().VBox):
     def _snap_parameter(self) -> None:
         """Move the slider onto a finished run's value when one lies within half a slider step."""
         value = float(self.parameter.value)
-        finished = self.explorer.weights(self.dataset.value, self.objective.value)
+        finished = self.explorer.weights(self.dataset.value, self.objective.value, *self.chosen_sizes())
         near = [x for x in finished if self.slider.distance(x, value) <= 0.5 + 1e-9]
         if near:
             nearest = min(near, key=lambda x: self.slider.distance(x, value))
@@ -266,7 +324,9 @@ class ExplorerWidget(_widgets().VBox):
     # -- showing -----------------------------------------------------------------------------------------
 
     def current_key(self) -> RunKey:
-        return RunKey.of(self.dataset.value, self.objective.value, float(self.parameter.value), int(self.seed.value))
+        """The key the controls ask for (a size whose control is hidden left open: ``None``)."""
+        return RunKey.of(self.dataset.value, self.objective.value, float(self.parameter.value), int(self.seed.value),
+                         *self.chosen_sizes())
 
     def update(self) -> None:
         """Recompute the selection and replace the shown curves, numbers, words and header in place.
@@ -276,7 +336,7 @@ class ExplorerWidget(_widgets().VBox):
         """
         self.error.value = ""
         key = self.current_key()
-        selection = self.explorer.select(key.dataset, key.loss, key.weight, key.seed)
+        selection = self.explorer.select(key.dataset, key.loss, key.weight, key.seed, key.model, key.data)
         self.selection = selection
         if selection.shown is None:
             self.curves.layout.display = "none"
@@ -332,7 +392,7 @@ class ExplorerWidget(_widgets().VBox):
                                                      sampling_seed=sampling_seed)
             if note and note not in notes:
                 notes.append(note)
-            rows.append((role, run.key.describe(), words))
+            rows.append((role, selection.name(run), words))
         described = get_decoder(decoder).describe(value)
         if not get_decoder(decoder).deterministic:
             described += f", sampling seed {sampling_seed}"
@@ -360,7 +420,8 @@ class ExplorerWidget(_widgets().VBox):
             self.progress_label.value = "a run is already training; wait for it to finish"
             return None
         key = self.current_key()
-        selection = self.selection or self.explorer.select(key.dataset, key.loss, key.weight, key.seed)
+        selection = self.selection or self.explorer.select(key.dataset, key.loss, key.weight, key.seed, key.model,
+                                                           key.data)
         if selection.exact:
             return None
         config, run_dir = self.explorer.train_plan(selection)
