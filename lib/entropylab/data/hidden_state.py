@@ -53,8 +53,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .corpus import Corpus, build_vocabulary, clean_headline, prefix_sequences, tokenize
-from .synthetic import _made_up_words
+from .corpus import Corpus, prefix_sequences
+from .synthetic import _made_up_words, encode_sampled
 
 #: Padding of a source-id context (``next_word_law``): no word.
 NO_WORD = -1
@@ -191,14 +191,7 @@ def make_hidden_state_corpus(n_headlines: int = 8000, n_words: int = 1000, n_sta
     64, 256 units, batch 128, Adam 0.002, 6 epochs) reaches 3.95 nats on dev against Kneser-Ney's 4.34.
     """
     source = HiddenStateSource(n_words, n_states, support, stay_probability, zipf_exponent, end_probability, seed)
-    sampled = source.sample(n_headlines, max_words, seed=seed + 1)
-    headlines = [" ".join(source.words[i] for i in ids) for ids in sampled]
-    token_lists = [tokenize(clean_headline(h)) for h in headlines]
-    word_index = build_vocabulary(token_lists)
-    for w in source.words:
-        if w not in word_index:
-            word_index[w] = len(word_index) + 1
-    encoded = [[word_index[w] for w in tokens] for tokens in token_lists]
+    headlines, word_index, encoded = encode_sampled(source.words, source.sample(n_headlines, max_words, seed=seed + 1))
     max_len = max(len(ids) for ids in encoded)
     if max_len < 2:
         raise ValueError("every sampled headline has one word; raise n_headlines, max_words or lower end_probability")

@@ -85,6 +85,19 @@ class MarkovSource:
         return out
 
 
+def encode_sampled(words: list[str], sampled: list[list[int]]) -> tuple[list[str], dict[str, int], list[list[int]]]:
+    """A synthetic source's sampled headlines (lists of source word ids) as text, the vocabulary built like the NYT
+    one (frequency order, first occurrence on ties) with the source's never-sampled words after it (so every word
+    its law can emit has an index), and each headline's vocabulary ids."""
+    headlines = [" ".join(words[i] for i in ids) for ids in sampled]
+    token_lists = [tokenize(clean_headline(h)) for h in headlines]
+    word_index = build_vocabulary(token_lists)
+    for w in words:
+        if w not in word_index:
+            word_index[w] = len(word_index) + 1
+    return headlines, word_index, [[word_index[w] for w in tokens] for tokens in token_lists]
+
+
 def make_synthetic_corpus(n_headlines: int = 3000, n_words: int = 400, branching: int = 12,
                           max_words: int = 16, end_probability: float = 0.12, seed: int = 0) -> Corpus:
     """The bigram world: a :class:`~entropylab.data.corpus.Corpus` (name ``synthetic``) sampled from
@@ -94,14 +107,7 @@ def make_synthetic_corpus(n_headlines: int = 3000, n_words: int = 400, branching
     source that were never sampled follow at the end, so every word the true law can emit has an index.
     """
     source = MarkovSource(n_words, branching, end_probability=end_probability, seed=seed)
-    sampled = source.sample(n_headlines, max_words, seed=seed + 1)
-    headlines = [" ".join(source.words[i] for i in ids) for ids in sampled]
-    token_lists = [tokenize(clean_headline(h)) for h in headlines]
-    word_index = build_vocabulary(token_lists)
-    for w in source.words:
-        if w not in word_index:
-            word_index[w] = len(word_index) + 1
-    encoded = [[word_index[w] for w in tokens] for tokens in token_lists]
+    headlines, word_index, encoded = encode_sampled(source.words, source.sample(n_headlines, max_words, seed=seed + 1))
     max_len = max(len(ids) for ids in encoded)
     X, y, owner = prefix_sequences(encoded, max_len)
 

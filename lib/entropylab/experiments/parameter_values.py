@@ -92,7 +92,7 @@ def check_value(name: str, value: Any) -> Any:
         return number
     if name == "split_seed" and value == SPLIT_SEED_FROM_SEED:
         return value
-    if name == "test_fraction":
+    if name in ("test_fraction", "dropout"):  # shares in [0, 1)
         try:
             number = _number(value)
         except (TypeError, ValueError):
@@ -104,14 +104,6 @@ def check_value(name: str, value: Any) -> Any:
         if not _is_int(value) or not 0 <= value < 2**32:
             raise bad
         return value
-    if name == "dropout":
-        try:
-            number = _number(value)
-        except (TypeError, ValueError):
-            raise bad from None
-        if not (math.isfinite(number) and 0 <= number < 1):
-            raise bad
-        return number
     if name == "synthetic":
         if value is not None and not isinstance(value, dict):
             raise bad
