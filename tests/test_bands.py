@@ -5,16 +5,13 @@ evaluator (JAX); the band table of the objectives study on a planted case."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
+from jax_script import run_jax_script
 from test_calibration import table_model
 
 from entropylab.bench.pipelines import backend_available
@@ -179,12 +176,7 @@ GROUP_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.skipif(not backend_available("jax"), reason="JAX not installed (pip install -e '.[jax]')")
 def test_the_fused_groups_evaluator_gives_the_one_run_evaluators_bands():
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "ENTROPYLAB_THREADS": "1",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", GROUP_SCRIPT], capture_output=True, text=True, timeout=300,
-                          check=False, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT="))[len("RESULT="):])
+    result = run_jax_script(GROUP_SCRIPT)
     for head, sides in result.items():
         alone = sides["alone"]
         assert all(np.isfinite(alone[f"val_ce_{b}"]) and alone[f"val_share_{b}"] > 0 for b in BANDS), head

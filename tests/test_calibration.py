@@ -7,14 +7,12 @@ one-run evaluator."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
+from jax_script import run_jax_script
 
 from entropylab.bench.pipelines import backend_available
 from entropylab.metrics import ADAPTIVE_BIN_KEYS, BIN_KEYS, CALIBRATION_BINS, ValidationEvaluator, adaptive_bins
@@ -237,12 +235,7 @@ GROUP_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.skipif(not backend_available("jax"), reason="JAX not installed (pip install -e '.[jax]')")
 def test_the_fused_groups_evaluator_gives_the_one_run_evaluators_calibration():
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "ENTROPYLAB_THREADS": "1",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", GROUP_SCRIPT], capture_output=True, text=True, timeout=300,
-                          check=False, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT="))[len("RESULT="):])
+    result = run_jax_script(GROUP_SCRIPT)
     for head, sides in result.items():
         means, bins = sides["alone"]
         assert means["val_ece_adaptive"] > 0
