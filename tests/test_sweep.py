@@ -68,8 +68,10 @@ def test_collect_writes_a_tidy_table_of_complete_runs_only(tmp_path):
     assert csv.is_file() and not list(csv.parent.glob("*.tmp"))
     on_disk = pd.read_csv(csv)
     n_head = 2 + len(IDENTITY_COLUMNS)
-    # history, then the 4 reference columns and the run's best epoch (its last one without early stopping)
-    assert on_disk.shape == table.shape == (3 + 2, n_head + 6 + 4 + 1)
+    # history, then the 4 reference columns, the run's best epoch (its last one without early stopping) and the size
+    # of its training side (NaN here: these fake runs record no split sizes)
+    assert on_disk.shape == table.shape == (3 + 2, n_head + 6 + 4 + 1 + 1)
+    assert on_disk.columns[-1] == "train_sequences"
     assert on_disk.groupby("run")["best_epoch"].first().to_dict() == {a.run_name: 3, b.run_name: 2}
     assert list(on_disk.columns[:n_head]) == ["experiment", "run", *IDENTITY_COLUMNS]
     assert list(on_disk.columns[n_head:n_head + 6]) == ["epoch", "loss", "val_loss", "paper_entropy", "paper_kl",
