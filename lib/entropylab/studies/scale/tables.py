@@ -82,11 +82,10 @@ def load_grid(experiment: str = "scale", output_root: str | os.PathLike | None =
     if not choices_file.is_file() or not grid_file.is_file():
         raise FileNotFoundError(f"no {choices_file}: the scale study has not finished; run `make scale`")
     choices = store.read_csv(choices_file, fix=results_fix(grid))
-    settings = load_params(grid_file).settings
-    defaults = load_params(grid_file).defaults
+    grid_params = load_params(grid_file)
     names = {}
-    for number, setting in enumerate(settings):
-        p = {**defaults, **setting}
+    for number, setting in enumerate(grid_params.settings):
+        p = {**grid_params.defaults, **setting}
         names[number] = cell_name(p["dataset"], p.get("max_sequences"), p["embedding_dim"], p["lstm_units"])
     choices = choices.assign(setting=[names[int(s)] for s in choices["setting"]])
     rule = load_rule(grid, output_root) if rule_path(grid, output_root).is_file() else VerdictRule()
