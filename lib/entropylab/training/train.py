@@ -205,8 +205,7 @@ def load_run_corpus(config: RunConfig) -> Corpus:
         return load_corpus(config.dataset, config.data_dir, **options)
     except TypeError as exc:  # an option the source does not have
         raise ValueError(f"synthetic: {exc}; use the options of the {config.dataset!r} source "
-                         f"(entropylab.data.{'hidden_state' if config.dataset == 'hidden_state' else 'synthetic'})"
-                         ) from None
+                         f"(entropylab.data.{config.dataset})") from None
 
 
 def run(config: RunConfig | dict[str, Any], run_dir: str | os.PathLike | None = None, *,

@@ -45,12 +45,9 @@ def _write_grid_file(plan: Any, spec: ScaleSpec, dropouts: dict[int, float], pat
     import yaml
 
     document = grid_document(plan.params, spec, dropouts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = ("# Written by the scale study's stage (entropylab.studies.scale.study) from params/scale.yaml and the "
-            "dropouts chosen on dev.\n" + yaml.safe_dump(document, sort_keys=False, width=118))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    store.atomic_write_text(path, "# Written by the scale study's stage (entropylab.studies.scale.study) from "
+                            "params/scale.yaml and the dropouts chosen on dev.\n"
+                            + yaml.safe_dump(document, sort_keys=False, width=118))
     return path
 
 
