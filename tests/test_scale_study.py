@@ -38,7 +38,7 @@ def test_each_cell_takes_the_dropout_of_lowest_dev_cross_entropy_and_trains_its_
         assert float(row.grid.split()[int(np.argmin(scores))]) == row.chosen
     chosen = {(r.max_sequences, r.embedding_dim, r.lstm_units): r.chosen for r in dropouts.itertuples()}
     results = pd.read_csv(root / "results" / "scale-smoke-grid.csv")
-    assert len(pd.read_csv(root / "results" / "scale-smoke-grid-plan.csv")) == 16  # 4 cells x (2 CE + 2 chosen)
+    assert len(pd.read_csv(root / "results" / "scale-smoke-grid-plan.csv")) == 24  # 4 cells x 2 seeds x 3 objectives
     for row in results.drop_duplicates("run").itertuples():
         assert row.dropout == chosen[(row.max_sequences, row.embedding_dim, row.lstm_units)]
         assert row.test_fraction == 0.2 and not row.tuning
@@ -54,17 +54,19 @@ def test_the_report_gives_every_cell_its_verdicts_the_answers_and_the_fit(study)
     folder = root / "tables" / "scale-smoke"
     overview = pd.read_csv(folder / "overview.csv")
     assert len(overview) == 4
+    assert list(overview["data"]) == [300, 300, 1200, 1200] and list(overview["model"]) == ["4/8", "8/16"] * 2
     assert (overview["floor"] < overview["cross_entropy_model"]).all()
     assert np.allclose(overview["distance"], overview["cross_entropy_model"] - overview["floor"], atol=1e-9)
     cells = pd.read_csv(folder / "cells_numbers.csv")
-    judged = cells[cells["objective"] == "label_smoothing"]
-    assert len(judged) == 4 and judged["verdict_cross_entropy"].notna().all()
+    for objective in ("label_smoothing", "emo"):  # a tuned objective at its chosen value, an untuned one as run
+        judged = cells[cells["objective"] == objective]
+        assert len(judged) == 4 and judged["verdict_cross_entropy"].notna().all() and (judged["seeds"] == 2).all()
     answers = pd.read_csv(folder / "answers.csv")
-    assert list(answers["objective"]) == ["label_smoothing"] and answers["cells"].iloc[0] == 4
+    assert list(answers["objective"]) == ["label_smoothing", "emo"] and (answers["cells"] == 4).all()
     fits = pd.read_csv(folder / "scaling_fits.csv")
-    assert set(fits["objective"]) == {"cross_entropy", "label_smoothing"}
+    assert set(fits["objective"]) == {"cross_entropy", "label_smoothing", "emo"}
     bands = pd.read_csv(folder / "bands.csv")  # every cell's label-smoothing runs against cross-entropy, per band
-    assert set(bands["setting"]) == set(overview["cell"]) and set(bands["objective"]) == {"label_smoothing"}
+    assert set(bands["setting"]) == set(overview["cell"]) and set(bands["objective"]) == {"label_smoothing", "emo"}
     assert set(bands["band"]) <= {"frequent", "middle", "rare", "unseen"} and (bands["side"] == "test").all()
     assert (root / "figures" / "scale-smoke" / "differences_vs_distance.png").stat().st_size > 10_000
     notebook = json.loads((root / "notebooks" / "scale-smoke" / "09_scale.ipynb").read_text())
@@ -153,3 +155,22 @@ def test_the_scaling_law_fit_recovers_planted_exponents():
     assert fits.loc["cross_entropy", "beta"] == pytest.approx(0.40, abs=0.05)
     assert fits.loc["steeper", "versus_cross_entropy"].startswith("changes alpha")
     assert fits.loc["cross_entropy", "rmse_log"] < 0.05
+
+
+def test_an_exponent_the_grid_cannot_pin_down_is_named_not_identified():
+    rng = np.random.default_rng(1)
+    rows = []
+    for objective in ("cross_entropy", "other"):
+        for e, u in ((10, 100), (32, 128), (64, 256)):
+            for d in (1_000.0, 4_000.0, 16_000.0):
+                for seed in range(3):  # the excess falls with data only: no term in N to fit
+                    excess = 0.6 * (d / 4_000.0) ** -0.25
+                    rows.append({"objective": objective, "embedding_dim": e, "lstm_units": u, "train_sequences": d,
+                                 "setting": f"{e}/{u} {d}", "seed": seed, "test_entropy_floor": 3.0,
+                                 "test_cross_entropy": 3.0 + excess * math.exp(rng.normal(0, 0.05))})
+    fits = tables.scaling_fits(pd.DataFrame(rows)).set_index("objective")
+    assert fits.loc["cross_entropy", "beta"] == pytest.approx(0.25, abs=0.05)
+    assert fits.loc["cross_entropy", "identified"] == "beta"
+    assert fits.loc["other", "versus_cross_entropy"] == \
+        "only a constant (beta within error); alpha not identified on this grid"
+

@@ -179,3 +179,22 @@ def test_a_report_refuses_two_runs_of_one_configuration_and_seed():
     with pytest.raises(ValueError, match="two runs of one configuration and seed: a, b"):
         chosen_runs(results, choices)
     assert list(chosen_runs(results.iloc[1:], choices)["run"]) == ["b", "c"]
+
+
+def test_a_report_keeps_an_objective_run_untuned_at_one_value_and_only_the_chosen_value_of_a_tuned_one():
+    import pandas as pd
+
+    from entropylab.studies.objectives.tables import chosen_runs
+
+    results = pd.DataFrame({
+        "setting": ["s"] * 9 + ["t"] * 2,
+        "objective": ["cross_entropy", "emo", "emo", "label_smoothing", "label_smoothing", "beta_divergence",
+                      "beta_divergence", "cross_entropy", "emo", "emo", "emo"],
+        "weight": [0.0, 0.0, 0.0, 0.1, 0.03, 1.2, 1.5, 0.0, 0.0, 0.0, 0.5],
+        "seed": [0, 0, 1, 0, 0, 0, 0, 1, 2, 0, 0],
+        "run": list("abcdefghijk")})
+    choices = pd.DataFrame({"setting": ["s"], "objective": ["label_smoothing"], "chosen": [0.1]})
+    kept = chosen_runs(results, choices)
+    # EMO at one value in s is kept with every seed; in t it ran at two values and has no chosen one; beta was
+    # neither tuned nor run at one value; label smoothing keeps its chosen value only
+    assert sorted(kept["run"]) == ["a", "b", "c", "d", "h", "i"]

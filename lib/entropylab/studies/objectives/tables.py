@@ -140,12 +140,17 @@ def load_study(experiment: str, output_root: str | os.PathLike | None = None) ->
 
 
 def chosen_runs(results: pd.DataFrame, choices: pd.DataFrame) -> pd.DataFrame:
-    """The runs of each objective's chosen value (every seed), and cross-entropy's, per setting; two runs of one
-    configuration and seed are refused (the table would mix them)."""
+    """The runs of each objective's chosen value (every seed), cross-entropy's, and those of an objective run
+    untuned at one value (EMO, say), per setting; an untuned objective at several values has no chosen one and is
+    left out. Two runs of one configuration and seed are refused (the table would mix them)."""
     keep = results["objective"] == BASELINE
     for row in choices.itertuples():
         keep |= ((results["setting"] == row.setting) & (results["objective"] == row.objective)
                  & np.isclose(results["weight"], float(row.chosen), rtol=1e-9, atol=0.0))
+    tuned = set(zip(choices["setting"], choices["objective"], strict=True)) if len(choices) else set()
+    for (setting, objective), runs in results.groupby(["setting", "objective"], sort=False):
+        if objective != BASELINE and (setting, objective) not in tuned and runs["weight"].nunique() == 1:
+            keep |= (results["setting"] == setting) & (results["objective"] == objective)
     runs = results[keep].reset_index(drop=True)
     twice = runs[runs.duplicated(["setting", "objective", "weight", "seed"], keep=False)]
     if len(twice):

@@ -26,7 +26,10 @@ gives the slope ``b`` with a 95 % interval (t with ``cells - 2`` degrees of free
 papers; ``D``: training tokens, the training side's labels), fitted by least squares on ``log(L - floor)`` with
 ``scipy.optimize.curve_fit``; each parameter with its standard error and the fit's root-mean-square error in log
 space (:func:`scaling_fits`). An objective "changes an exponent" when its ``alpha`` or ``beta`` differs from
-cross-entropy's by more than twice their standard errors combined, else "only a constant".
+cross-entropy's by more than twice their standard errors combined, else "only a constant". An exponent whose
+standard error is not below its own size (or is not finite), in the objective's fit or in cross-entropy's, is
+"not identified" on the grid: it is named as such and takes no part in that comparison (when the excess loss does
+not fall with ``N`` over the grid, the fit sends ``A / N^alpha`` to zero with any large ``alpha``).
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ def cell_tables(results: pd.DataFrame, choices: pd.DataFrame, rule: VerdictRule 
     """Every cell's objectives table (:func:`~entropylab.studies.objectives.tables.setting_table`), one after the
     other, each row with its cell's data size, model, ``N``, ``D`` and the cell's ``distance`` (module docstring)."""
     tables = []
-    for cell, runs in results.groupby("setting", sort=False):
+    for cell, runs in sorted(results.groupby("setting", sort=False), key=lambda item: cell_order(item[1])):
         table = setting_table(results, choices, str(cell), rule)
         baseline = runs[runs["objective"] == BASELINE]
         side = str(table["side"].iloc[0])
@@ -111,6 +114,15 @@ def cell_tables(results: pd.DataFrame, choices: pd.DataFrame, rule: VerdictRule 
         table["distance"] = distance
         tables.append(table)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def cell_order(runs: pd.DataFrame) -> tuple[Any, ...]:
+    """Where a cell's rows go in every table: by dataset, then data size (a cell of all the data last), then model
+    size."""
+    first = runs.iloc[0]
+    data = float(first["max_sequences"]) if pd.notna(first["max_sequences"]) else math.inf
+    return (str(first["dataset"]), data,
+            lstm_parameters(first["embedding_dim"], first["lstm_units"]))
 
 
 def differences(tables: pd.DataFrame, metrics: tuple[str, ...] = FIGURE_METRICS) -> pd.DataFrame:
@@ -216,9 +228,25 @@ def scaling_fits(results: pd.DataFrame, side: str = "test") -> pd.DataFrame:
             if r.objective == BASELINE or not np.isfinite(getattr(r, "alpha", np.nan)):
                 changes.append("")
                 continue
-            moved = [name for name in ("alpha", "beta")
+            known = [name for name in ("alpha", "beta")
+                     if identified(getattr(r, name), getattr(r, f"{name}_se"))
+                     and identified(base[name], base[f"{name}_se"])]
+            unknown = [name for name in ("alpha", "beta") if name not in known]
+            moved = [name for name in known
                      if abs(getattr(r, name) - base[name]) > 2 * math.hypot(getattr(r, f"{name}_se"),
                                                                            base[f"{name}_se"])]
-            changes.append(f"changes {' and '.join(moved)}" if moved else "only a constant (exponents within error)")
+            text = (f"changes {' and '.join(moved)}" if moved else
+                    f"only a constant ({' and '.join(known)} within error)" if known else "cannot tell")
+            if unknown:
+                text += f"; {' and '.join(unknown)} not identified on this grid"
+            changes.append(text)
         table["versus_cross_entropy"] = changes
+        table["identified"] = [" ".join(name for name in ("alpha", "beta")
+                                        if identified(getattr(r, name, np.nan), getattr(r, f"{name}_se", np.nan)))
+                               for r in table.itertuples()]
     return table
+
+
+def identified(value: float, se: float) -> bool:
+    """Whether a fitted exponent is identified: its standard error finite and below its own size."""
+    return bool(np.isfinite(value) and np.isfinite(se) and se < abs(value))
